@@ -1,0 +1,217 @@
+//! The file schema, exactly as written by an operator.
+//!
+//! Every table denies unknown keys, every duration and size must carry a unit, and numbers that
+//! have an invalid range (weights, counts) are read as signed integers so that validation can
+//! say "must be at least 1" instead of a type error. Nothing here has defaults filled in:
+//! that is [`crate::validate`]'s job.
+
+use ballast_core::{Duration, Ratio, Size};
+use serde::Deserialize;
+
+use crate::error::{ConfigError, Problem};
+use crate::locate::line_col;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub admin: Option<Admin>,
+    pub log: Option<Log>,
+    pub runtime: Option<Runtime>,
+    #[serde(default)]
+    pub listener: Vec<Listener>,
+    #[serde(default)]
+    pub route: Vec<Route>,
+    #[serde(default)]
+    pub upstream: Vec<Upstream>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `"stdout"`, `"off"` or a file path.
+    pub access: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    pub threads: Option<i64>,
+    pub grace: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub name: String,
+    pub listen: String,
+    pub protocol: Option<String>,
+    pub tls: Option<Tls>,
+    pub upstream: Option<String>,
+    pub max_header_size: Option<Size>,
+    pub max_headers: Option<i64>,
+    pub timeout: Option<ListenerTimeout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTimeout {
+    pub header_read: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: Option<String>,
+    pub listener: Option<String>,
+    #[serde(rename = "match")]
+    pub matcher: Option<Match>,
+    pub upstream: String,
+    pub timeout: Option<RouteTimeout>,
+    pub retry: Option<Retry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub method: Option<OneOrMany>,
+    pub header: Option<HeaderMatch>,
+}
+
+/// `"GET"` or `["GET", "HEAD"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTimeout {
+    pub connect: Option<Duration>,
+    pub response: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    pub attempts: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub name: String,
+    pub balance: Option<String>,
+    pub hash: Option<Hash>,
+    pub sticky: Option<Sticky>,
+    pub health: Option<Health>,
+    pub passive: Option<Passive>,
+    pub slow_start: Option<Duration>,
+    pub pool: Option<Pool>,
+    #[serde(default)]
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hash {
+    pub on: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sticky {
+    pub cookie: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub kind: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    pub expect: Option<String>,
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passive {
+    pub enabled: Option<bool>,
+    pub consecutive_failures: Option<i64>,
+    pub ejection: Option<Duration>,
+    pub max_ejection: Option<Duration>,
+    pub max_ejected: Option<Ratio>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub max_idle: Option<i64>,
+    pub idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub addr: String,
+    pub weight: Option<i64>,
+    pub backup: Option<bool>,
+}
+
+/// Parses the TOML text into the raw schema, locating the first syntax or type error.
+pub fn parse(src: &str, file: &str) -> Result<File, ConfigError> {
+    let de = toml::Deserializer::new(src);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = match inner.span() {
+            Some(s) => {
+                let (l, c) = line_col(src, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError::Invalid {
+            file: file.to_string(),
+            problems: vec![Problem {
+                path: if path == "." { String::new() } else { path },
+                line,
+                column,
+                message: inner.message().trim().to_string(),
+            }],
+        }
+    })
+}

@@ -1,0 +1,564 @@
+//! Turns the raw file into a [`Config`]: fills defaults, converts units, resolves names and
+//! refuses impossible values. All problems are collected, not just the first, so one run of
+//! `ballast check` shows everything to fix.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{ConfigError, Problem};
+use crate::locate::locate;
+use crate::model::*;
+use crate::raw;
+
+/// Defaults, in one place so `docs/configuration.md` can quote them.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9900";
+    pub const GRACE: Duration = Duration::from_secs(30);
+    pub const MAX_HEADER_SIZE: usize = 64 * 1024;
+    pub const MAX_HEADERS: usize = 100;
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const ATTEMPTS: u32 = 3;
+    pub const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+    pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const RISE: u32 = 2;
+    pub const FALL: u32 = 3;
+    pub const PASSIVE_FAILURES: u32 = 5;
+    pub const EJECTION: Duration = Duration::from_secs(10);
+    pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+    pub const MAX_EJECTED: f64 = 0.5;
+    pub const POOL_MAX_IDLE: usize = 256;
+    pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+}
+
+struct Checker<'a> {
+    src: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let (line, column) = match locate(self.src, &path) {
+            Some((l, c)) => (Some(l), Some(c)),
+            None => (None, None),
+        };
+        self.problems.push(Problem {
+            path,
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    /// A count that must lie in `min..=max`.
+    fn count(&mut self, path: String, v: Option<i64>, default: u32, min: i64, max: i64) -> u32 {
+        match v {
+            None => default,
+            Some(n) if n < min || n > max => {
+                self.fail(path, format!("must be between {min} and {max}, got {n}"));
+                default
+            }
+            Some(n) => n as u32,
+        }
+    }
+
+    fn positive(&mut self, path: String, d: Option<ballast_core::Duration>, default: Duration) -> Duration {
+        match d {
+            None => default,
+            Some(d) if d.is_zero() => {
+                self.fail(path, "must be longer than zero, e.g. \"1s\"");
+                default
+            }
+            Some(d) => d.get(),
+        }
+    }
+
+    fn socket_addr(&mut self, path: String, text: &str) -> Option<SocketAddr> {
+        if let Ok(a) = text.parse::<SocketAddr>() {
+            return Some(a);
+        }
+        if let Some(port) = text.strip_prefix("localhost:") {
+            if let Ok(p) = port.parse::<u16>() {
+                return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p));
+            }
+        }
+        self.fail(
+            path,
+            format!("`{text}` is not an address; write an IP and port, e.g. \"10.0.0.1:8000\" or \"[::1]:8000\""),
+        );
+        None
+    }
+}
+
+/// Validates `raw` (read from `src`, named `file`).
+pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigError> {
+    let mut c = Checker {
+        src,
+        problems: Vec::new(),
+    };
+
+    let admin = admin(&mut c, raw.admin);
+    let access_log = match raw.log.and_then(|l| l.access).as_deref() {
+        None | Some("stdout") => AccessLog::Stdout,
+        Some("off") => AccessLog::Off,
+        Some("") => {
+            c.fail("log.access", "write \"stdout\", \"off\" or a file path");
+            AccessLog::Off
+        }
+        Some(path) => AccessLog::File(PathBuf::from(path)),
+    };
+    let runtime = match raw.runtime {
+        None => Runtime {
+            threads: 0,
+            grace: defaults::GRACE,
+        },
+        Some(r) => Runtime {
+            threads: c.count("runtime.threads".into(), r.threads, 0, 0, 1024) as usize,
+            grace: r.grace.map_or(defaults::GRACE, |d| d.get()),
+        },
+    };
+
+    let upstreams: Vec<Upstream> = raw
+        .upstream
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| upstream(&mut c, i, u))
+        .collect();
+    let upstream_names = unique_names(&mut c, "upstream", upstreams.iter().map(|u| u.name.as_str()));
+
+    let listeners: Vec<Listener> = raw
+        .listener
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, l)| listener(&mut c, i, l, &upstream_names))
+        .collect();
+    let listener_names = unique_names(&mut c, "listener", listeners.iter().map(|l| l.name.as_str()));
+    let mut addrs = HashSet::new();
+    for (i, l) in listeners.iter().enumerate() {
+        if !addrs.insert(l.listen) || l.listen == admin.listen {
+            c.fail(
+                format!("listener[{i}].listen"),
+                format!("{} is already used by another listener or the admin API", l.listen),
+            );
+        }
+    }
+
+    let routes: Vec<Route> = raw
+        .route
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| route(&mut c, i, r, &listeners, &upstream_names))
+        .collect();
+    unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
+    let _ = listener_names;
+
+    for (i, l) in listeners.iter().enumerate() {
+        if l.protocol != Protocol::Tcp && !routes.iter().any(|r| r.listener.as_deref().is_none_or(|n| n == l.name)) {
+            c.fail(
+                format!("listener[{i}].name"),
+                format!("no [[route]] serves listener `{}`; add one with `listener = \"{}\"` or without `listener`", l.name, l.name),
+            );
+        }
+    }
+
+    if c.problems.is_empty() {
+        Ok(Config {
+            admin,
+            access_log,
+            runtime,
+            listeners,
+            routes,
+            upstreams,
+        })
+    } else {
+        Err(ConfigError::Invalid {
+            file: file.to_string(),
+            problems: c.problems,
+        })
+    }
+}
+
+fn unique_names<'a>(c: &mut Checker, table: &str, names: impl Iterator<Item = &'a str>) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    for (i, n) in names.enumerate() {
+        if n.is_empty() {
+            c.fail(format!("{table}[{i}].name"), "must not be empty");
+        } else if !seen.insert(n.to_string()) {
+            c.fail(format!("{table}[{i}].name"), format!("`{n}` is used by an earlier [[{table}]]; names must be unique"));
+        }
+    }
+    seen
+}
+
+fn admin(c: &mut Checker, raw: Option<raw::Admin>) -> Admin {
+    let (listen_text, token) = match raw {
+        None => (None, None),
+        Some(a) => (a.listen, a.token),
+    };
+    let listen = listen_text
+        .as_deref()
+        .and_then(|t| c.socket_addr("admin.listen".into(), t))
+        .unwrap_or_else(|| defaults::ADMIN_LISTEN.parse().expect("valid default"));
+    if token.as_deref() == Some("") {
+        c.fail("admin.token", "must not be empty");
+    }
+    if !listen.ip().is_loopback() && token.is_none() {
+        c.fail(
+            "admin.listen",
+            format!("{listen} is not a loopback address: set admin.token to a secret bearer token, or listen on 127.0.0.1"),
+        );
+    }
+    Admin { listen, token }
+}
+
+fn listener(c: &mut Checker, i: usize, l: raw::Listener, upstreams: &HashSet<String>) -> Option<Listener> {
+    let p = |f: &str| format!("listener[{i}].{f}");
+    let protocol = match l.protocol.as_deref().unwrap_or("http") {
+        "http" => Protocol::Http,
+        "https" => Protocol::Https,
+        "tcp" => Protocol::Tcp,
+        other => {
+            c.fail(p("protocol"), format!("`{other}` is not a protocol; write \"http\", \"https\" or \"tcp\""));
+            Protocol::Http
+        }
+    };
+    let listen = c.socket_addr(p("listen"), &l.listen);
+    let tls = l.tls.map(|t| Tls {
+        cert: PathBuf::from(t.cert),
+        key: PathBuf::from(t.key),
+    });
+    match (protocol, &tls) {
+        (Protocol::Https, None) => c.fail(p("protocol"), "an https listener needs `tls = { cert = \"...\", key = \"...\" }`"),
+        (Protocol::Http | Protocol::Tcp, Some(_)) => c.fail(p("tls"), "tls is only for protocol = \"https\""),
+        _ => {}
+    }
+    match (protocol, &l.upstream) {
+        (Protocol::Tcp, None) => c.fail(p("protocol"), "a tcp listener needs `upstream = \"name\"`"),
+        (Protocol::Tcp, Some(u)) if !upstreams.contains(u) => {
+            c.fail(p("upstream"), format!("no [[upstream]] is named `{u}`"))
+        }
+        (Protocol::Http | Protocol::Https, Some(_)) => {
+            c.fail(p("upstream"), "only tcp listeners name an upstream; http listeners use [[route]]")
+        }
+        _ => {}
+    }
+    let max_header_size = match l.max_header_size {
+        None => defaults::MAX_HEADER_SIZE,
+        Some(s) if s.get() < 1024 || s.get() > 1 << 20 => {
+            c.fail(p("max_header_size"), "must be between \"1KiB\" and \"1MiB\"");
+            defaults::MAX_HEADER_SIZE
+        }
+        Some(s) => s.get() as usize,
+    };
+    let max_headers = c.count(p("max_headers"), l.max_headers, defaults::MAX_HEADERS as u32, 1, 1000) as usize;
+    let (header_read, idle) = match l.timeout {
+        None => (None, None),
+        Some(t) => (t.header_read, t.idle),
+    };
+    Some(Listener {
+        name: l.name,
+        listen: listen?,
+        protocol,
+        tls,
+        upstream: l.upstream,
+        max_header_size,
+        max_headers,
+        header_read_timeout: c.positive(p("timeout.header_read"), header_read, defaults::HEADER_READ_TIMEOUT),
+        idle_timeout: c.positive(p("timeout.idle"), idle, defaults::IDLE_TIMEOUT),
+    })
+}
+
+fn route(
+    c: &mut Checker,
+    i: usize,
+    r: raw::Route,
+    listeners: &[Listener],
+    upstreams: &HashSet<String>,
+) -> Option<Route> {
+    let p = |f: &str| format!("route[{i}].{f}");
+    if !upstreams.contains(&r.upstream) {
+        c.fail(p("upstream"), format!("no [[upstream]] is named `{}`", r.upstream));
+    }
+    if let Some(l) = &r.listener {
+        match listeners.iter().find(|x| &x.name == l) {
+            None => c.fail(p("listener"), format!("no [[listener]] is named `{l}`")),
+            Some(x) if x.protocol == Protocol::Tcp => c.fail(
+                p("listener"),
+                format!("`{l}` is a tcp listener; it names its upstream itself"),
+            ),
+            _ => {}
+        }
+    }
+    let matcher = match r.matcher {
+        None => Match::default(),
+        Some(m) => {
+            let methods = match m.method {
+                None => vec![],
+                Some(raw::OneOrMany::One(s)) => vec![s],
+                Some(raw::OneOrMany::Many(v)) => v,
+            };
+            let methods = methods
+                .into_iter()
+                .enumerate()
+                .filter_map(|(j, s)| match http::Method::from_bytes(s.to_ascii_uppercase().as_bytes()) {
+                    Ok(m) => Some(m),
+                    Err(_) => {
+                        c.fail(format!("route[{i}].match.method[{j}]"), format!("`{s}` is not an HTTP method"));
+                        None
+                    }
+                })
+                .collect();
+            let header = m.header.and_then(|h| match http::HeaderName::from_bytes(h.name.as_bytes()) {
+                Ok(name) => Some(HeaderMatch { name, value: h.value }),
+                Err(_) => {
+                    c.fail(p("match.header.name"), format!("`{}` is not a valid header name", h.name));
+                    None
+                }
+            });
+            if let Some(pp) = &m.path_prefix {
+                if !pp.starts_with('/') {
+                    c.fail(p("match.path_prefix"), format!("must start with '/', e.g. \"/{pp}\""));
+                }
+            }
+            Match {
+                host: m.host.map(|h| h.to_ascii_lowercase()),
+                path_prefix: m.path_prefix,
+                methods,
+                header,
+            }
+        }
+    };
+    let (connect, response) = match r.timeout {
+        None => (None, None),
+        Some(t) => (t.connect, t.response),
+    };
+    let attempts = c.count(p("retry.attempts"), r.retry.and_then(|r| r.attempts), defaults::ATTEMPTS, 1, 10);
+    Some(Route {
+        name: r.name.unwrap_or_else(|| format!("route-{i}")),
+        listener: r.listener,
+        matcher,
+        upstream: r.upstream,
+        connect_timeout: c.positive(p("timeout.connect"), connect, defaults::CONNECT_TIMEOUT),
+        response_timeout: c.positive(p("timeout.response"), response, defaults::RESPONSE_TIMEOUT),
+        attempts,
+    })
+}
+
+fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
+    let p = |f: &str| format!("upstream[{i}].{f}");
+    let balance = match u.balance.as_deref().unwrap_or("round-robin") {
+        "round-robin" => Balance::RoundRobin,
+        "weighted-round-robin" => Balance::WeightedRoundRobin,
+        "least-connections" => Balance::LeastConnections,
+        "weighted-least-connections" => Balance::WeightedLeastConnections,
+        "fastest-response" => Balance::FastestResponse,
+        "peak-ewma" | "p2c" => Balance::PeakEwma,
+        "hash" => match &u.hash {
+            None => {
+                c.fail(p("balance"), "balance = \"hash\" needs `hash = { on = \"client-ip\" }` (or header, cookie, path)");
+                Balance::RoundRobin
+            }
+            Some(h) => Balance::Hash(hash_key(c, i, h)),
+        },
+        other => {
+            c.fail(
+                p("balance"),
+                format!("`{other}` is not an algorithm; write one of round-robin, weighted-round-robin, least-connections, weighted-least-connections, fastest-response, peak-ewma, hash"),
+            );
+            Balance::RoundRobin
+        }
+    };
+    if u.hash.is_some() && !matches!(balance, Balance::Hash(_)) {
+        c.fail(p("hash"), "`hash` only applies with balance = \"hash\"");
+    }
+    let sticky = u.sticky.map(|s| {
+        if s.cookie.is_empty() || !s.cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            c.fail(p("sticky.cookie"), "a cookie name of letters, digits, '_' or '-', e.g. \"BALLAST_SRV\"");
+        }
+        Sticky { cookie: s.cookie }
+    });
+    let health = u.health.map(|h| health(c, i, h));
+    let passive = match u.passive {
+        None => Some(Passive {
+            consecutive_failures: defaults::PASSIVE_FAILURES,
+            ejection: defaults::EJECTION,
+            max_ejection: defaults::MAX_EJECTION,
+            max_ejected: defaults::MAX_EJECTED,
+        }),
+        Some(ps) if ps.enabled == Some(false) => None,
+        Some(ps) => {
+            let ejection = c.positive(p("passive.ejection"), ps.ejection, defaults::EJECTION);
+            let max_ejection = c.positive(p("passive.max_ejection"), ps.max_ejection, defaults::MAX_EJECTION);
+            if max_ejection < ejection {
+                c.fail(p("passive.max_ejection"), "must not be shorter than passive.ejection");
+            }
+            Some(Passive {
+                consecutive_failures: c.count(p("passive.consecutive_failures"), ps.consecutive_failures, defaults::PASSIVE_FAILURES, 1, 1000),
+                ejection,
+                max_ejection,
+                max_ejected: ps.max_ejected.map_or(defaults::MAX_EJECTED, |r| r.get()),
+            })
+        }
+    };
+    let pool = match u.pool {
+        None => Pool {
+            max_idle: defaults::POOL_MAX_IDLE,
+            idle_timeout: defaults::POOL_IDLE_TIMEOUT,
+        },
+        Some(pl) => Pool {
+            max_idle: c.count(p("pool.max_idle"), pl.max_idle, defaults::POOL_MAX_IDLE as u32, 0, 100_000) as usize,
+            idle_timeout: c.positive(p("pool.idle_timeout"), pl.idle_timeout, defaults::POOL_IDLE_TIMEOUT),
+        },
+    };
+    if u.servers.is_empty() {
+        c.fail(p("servers"), "an upstream needs at least one server, e.g. servers = [{ addr = \"127.0.0.1:8000\" }]");
+    }
+    let mut seen = HashSet::new();
+    let servers = u
+        .servers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, s)| {
+            let sp = |f: &str| format!("upstream[{i}].servers[{j}].{f}");
+            let addr = c.socket_addr(sp("addr"), &s.addr)?;
+            if !seen.insert(addr) {
+                c.fail(sp("addr"), format!("{addr} is listed twice in this upstream"));
+            }
+            let weight = match s.weight {
+                None => 1,
+                Some(w) if w < 1 => {
+                    c.fail(sp("weight"), format!("must be at least 1, got {w}; to take a server out, drain it instead"));
+                    1
+                }
+                Some(w) if w > 1000 => {
+                    c.fail(sp("weight"), format!("must be at most 1000, got {w}"));
+                    1
+                }
+                Some(w) => w as u32,
+            };
+            Some(Server {
+                addr,
+                weight,
+                backup: s.backup.unwrap_or(false),
+            })
+        })
+        .collect::<Vec<_>>();
+    if !servers.is_empty() && servers.iter().all(|s| s.backup) {
+        c.fail(p("servers"), "every server is a backup; at least one must be a primary");
+    }
+    Upstream {
+        name: u.name,
+        balance,
+        sticky,
+        health,
+        passive,
+        slow_start: u.slow_start.map(|d| d.get()).filter(|d| !d.is_zero()),
+        pool,
+        servers,
+    }
+}
+
+fn hash_key(c: &mut Checker, i: usize, h: &raw::Hash) -> HashKey {
+    let p = format!("upstream[{i}].hash");
+    let named = |c: &mut Checker| match &h.name {
+        Some(n) if !n.is_empty() => Some(n.clone()),
+        _ => {
+            c.fail(format!("{p}.on"), format!("hash on `{}` needs `name = \"...\"`", h.on));
+            None
+        }
+    };
+    match h.on.as_str() {
+        "client-ip" => HashKey::ClientIp,
+        "path" => HashKey::Path,
+        "cookie" => named(c).map_or(HashKey::ClientIp, HashKey::Cookie),
+        "header" => match named(c).map(|n| http::HeaderName::from_bytes(n.as_bytes())) {
+            Some(Ok(name)) => HashKey::Header(name),
+            Some(Err(_)) => {
+                c.fail(format!("{p}.name"), "not a valid header name");
+                HashKey::ClientIp
+            }
+            None => HashKey::ClientIp,
+        },
+        other => {
+            c.fail(format!("{p}.on"), format!("`{other}` is not a hash key; write client-ip, header, cookie or path"));
+            HashKey::ClientIp
+        }
+    }
+}
+
+fn health(c: &mut Checker, i: usize, h: raw::Health) -> Health {
+    let p = |f: &str| format!("upstream[{i}].health.{f}");
+    let kind = h.kind.clone().unwrap_or_else(|| if h.path.is_some() { "http".into() } else { "tcp".into() });
+    let check = match kind.as_str() {
+        "tcp" => {
+            if h.path.is_some() || h.expect.is_some() || h.body.is_some() || h.method.is_some() {
+                c.fail(p("kind"), "path, method, expect and body need kind = \"http\"");
+            }
+            Check::Tcp
+        }
+        "http" => {
+            let method = match http::Method::from_bytes(h.method.as_deref().unwrap_or("GET").as_bytes()) {
+                Ok(m) => m,
+                Err(_) => {
+                    c.fail(p("method"), "not an HTTP method");
+                    http::Method::GET
+                }
+            };
+            let path = h.path.clone().unwrap_or_else(|| "/".into());
+            if !path.starts_with('/') {
+                c.fail(p("path"), format!("must start with '/', e.g. \"/{path}\""));
+            }
+            let expect = match h.expect.as_deref() {
+                None => 200..=399,
+                Some(e) => match parse_status_range(e) {
+                    Some(r) => r,
+                    None => {
+                        c.fail(p("expect"), format!("`{e}` is not a status range; write e.g. \"200-399\" or \"204\""));
+                        200..=399
+                    }
+                },
+            };
+            Check::Http {
+                method,
+                path,
+                host: h.host.clone(),
+                expect,
+                body: h.body.clone(),
+            }
+        }
+        other => {
+            c.fail(p("kind"), format!("`{other}` is not a check; write \"http\" or \"tcp\""));
+            Check::Tcp
+        }
+    };
+    let interval = c.positive(p("interval"), h.interval, defaults::HEALTH_INTERVAL);
+    let timeout = c.positive(p("timeout"), h.timeout, defaults::HEALTH_TIMEOUT);
+    if timeout > interval {
+        c.fail(p("timeout"), "must not be longer than health.interval");
+    }
+    Health {
+        check,
+        interval,
+        timeout,
+        rise: c.count(p("rise"), h.rise, defaults::RISE, 1, 100),
+        fall: c.count(p("fall"), h.fall, defaults::FALL, 1, 100),
+    }
+}
+
+fn parse_status_range(s: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let v: u16 = s.trim().parse().ok()?;
+            (v, v)
+        }
+    };
+    ((100..=599).contains(&a) && (100..=599).contains(&b) && a <= b).then_some(a..=b)
+}

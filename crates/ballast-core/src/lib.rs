@@ -1,0 +1,14 @@
+//! Shared domain values for every Ballast engine.
+//!
+//! This crate has no I/O. It exists so that the data plane, the control plane and the
+//! configuration agree on the meaning of a duration, a size or a percentage without depending on
+//! each other. Durations and sizes always carry an explicit unit: a bare number in an operator's
+//! file is the classic unit-confusion outage, so the parsers here refuse it and say what to write.
+
+pub mod duration;
+pub mod ratio;
+pub mod size;
+
+pub use duration::{Duration, DurationError};
+pub use ratio::{Ratio, RatioError};
+pub use size::{Size, SizeError};

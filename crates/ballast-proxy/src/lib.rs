@@ -1,0 +1,2 @@
+//! Ballast data plane (under construction).
+pub mod balancer;

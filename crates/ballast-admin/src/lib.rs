@@ -1,1 +1,220 @@
-//! placeholder
+//! The admin listener: Prometheus metrics, the JSON status API, runtime drain/enable and reload.
+//!
+//! The router talks to the gateway only through the [`Control`] trait, so this crate knows
+//! nothing about proxy internals and is tested without sockets via `tower::ServiceExt::oneshot`.
+//! When a bearer token is configured every endpoint requires it (Prometheus sends it with
+//! `authorization` in its scrape config); Ballast refuses to start with a non-loopback admin
+//! address and no token (see `ballast-config`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// A boxed future, for the async method of [`Control`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a drain/enable request failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFound(pub String);
+
+/// What the admin API can ask of the running gateway.
+pub trait Control: Send + Sync + 'static {
+    /// Listeners, routes, upstreams and servers as JSON.
+    fn status(&self) -> Value;
+    /// OpenMetrics text.
+    fn metrics(&self) -> String;
+    /// Drains (`true`) or enables (`false`) one server.
+    fn set_drain(&self, upstream: &str, addr: &str, drained: bool) -> Result<(), NotFound>;
+    /// Re-reads and applies the config file; `Err` carries the reason it was refused.
+    fn reload(&self) -> BoxFuture<'_, Result<Value, String>>;
+}
+
+/// Shared state of the admin router.
+#[derive(Clone)]
+pub struct AdminState {
+    pub control: Arc<dyn Control>,
+    pub token: Option<Arc<str>>,
+}
+
+/// Builds the admin router.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/servers/{upstream}/{addr}/drain", post(drain))
+        .route("/api/v1/servers/{upstream}/{addr}/enable", post(enable))
+        .route("/api/v1/reload", post(reload))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+/// Serves the admin API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            let mut resp = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    next.run(req).await
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.control.metrics(),
+    )
+        .into_response()
+}
+
+async fn status(State(state): State<AdminState>) -> Json<Value> {
+    Json(state.control.status())
+}
+
+fn set_drain(state: &AdminState, upstream: &str, addr: &str, drained: bool) -> Response {
+    match state.control.set_drain(upstream, addr, drained) {
+        Ok(()) => Json(json!({ "upstream": upstream, "server": addr, "drained": drained })).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, &e.0),
+    }
+}
+
+async fn drain(State(state): State<AdminState>, Path((upstream, addr)): Path<(String, String)>) -> Response {
+    set_drain(&state, &upstream, &addr, true)
+}
+
+async fn enable(State(state): State<AdminState>, Path((upstream, addr)): Path<(String, String)>) -> Response {
+    set_drain(&state, &upstream, &addr, false)
+}
+
+async fn reload(State(state): State<AdminState>) -> Response {
+    match state.control.reload().await {
+        Ok(report) => Json(json!({ "result": "ok", "report": report })).into_response(),
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use std::sync::Mutex;
+    use tower::ServiceExt;
+
+    /// A recording stand-in for the gateway: the router's own behaviour is under test here;
+    /// the real gateway is exercised through sockets in the binary's integration tests.
+    #[derive(Default)]
+    struct Recorder {
+        drained: Mutex<Vec<(String, String, bool)>>,
+        reload_ok: bool,
+    }
+
+    impl Control for Recorder {
+        fn status(&self) -> Value {
+            json!({ "upstreams": [] })
+        }
+        fn metrics(&self) -> String {
+            "# EOF\n".into()
+        }
+        fn set_drain(&self, upstream: &str, addr: &str, drained: bool) -> Result<(), NotFound> {
+            if upstream != "app" {
+                return Err(NotFound(format!("no upstream named `{upstream}`")));
+            }
+            self.drained.lock().unwrap().push((upstream.into(), addr.into(), drained));
+            Ok(())
+        }
+        fn reload(&self) -> BoxFuture<'_, Result<Value, String>> {
+            let ok = self.reload_ok;
+            Box::pin(async move { if ok { Ok(json!({})) } else { Err("bad.toml:3:1: nope".into()) } })
+        }
+    }
+
+    fn app(token: Option<&str>, reload_ok: bool) -> (Router, Arc<Recorder>) {
+        let rec = Arc::new(Recorder { reload_ok, ..Default::default() });
+        let r = router(AdminState {
+            control: rec.clone(),
+            token: token.map(Arc::from),
+        });
+        (r, rec)
+    }
+
+    async fn call(r: Router, method: &str, uri: &str, bearer: Option<&str>) -> (StatusCode, String) {
+        let mut b = Request::builder().method(method).uri(uri);
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = r.oneshot(b.body(Body::empty()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn drain_and_enable_reach_the_gateway() {
+        let (r, rec) = app(None, true);
+        assert_eq!(call(r.clone(), "POST", "/api/v1/servers/app/127.0.0.1:1/drain", None).await.0, StatusCode::OK);
+        assert_eq!(call(r.clone(), "POST", "/api/v1/servers/app/127.0.0.1:1/enable", None).await.0, StatusCode::OK);
+        let (s, body) = call(r, "POST", "/api/v1/servers/nope/127.0.0.1:1/drain", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert!(body.contains("nope"));
+        assert_eq!(
+            *rec.drained.lock().unwrap(),
+            vec![("app".into(), "127.0.0.1:1".into(), true), ("app".into(), "127.0.0.1:1".into(), false)]
+        );
+    }
+
+    #[tokio::test]
+    async fn token_is_enforced() {
+        let (r, _) = app(Some("s3cret"), true);
+        assert_eq!(call(r.clone(), "GET", "/api/v1/status", None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(r.clone(), "GET", "/metrics", Some("wrong")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(r, "GET", "/api/v1/status", Some("s3cret")).await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn refused_reload_is_422_with_reason() {
+        let (r, _) = app(None, false);
+        let (s, body) = call(r, "POST", "/api/v1/reload", None).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("bad.toml:3:1"), "{body}");
+        let (r, _) = app(None, true);
+        assert_eq!(call(r, "POST", "/api/v1/reload", None).await.0, StatusCode::OK);
+    }
+}

@@ -1,1 +1,139 @@
-fn main() {}
+//! `ballast`: the command line. Kept thin: parse arguments, set up logging, load the config
+//! (exit 64 on a bad one), hand over to [`app`], and turn errors into exit codes.
+
+mod admin_client;
+mod app;
+mod backend;
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a configuration that was refused (EX_USAGE... EX_CONFIG is 78; 64 is the
+/// conventional "usage/config error" operators script against).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "ballast", version, about = "A gateway and operations brain that keeps a web service up.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a configuration file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a self-contained demo: three demo backends, the gateway on 127.0.0.1:8080, the admin API on 127.0.0.1:9900.
+    Demo,
+    /// Validate a configuration file without starting anything.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Ask a running gateway to reload its configuration file.
+    Reload {
+        /// The running gateway's config (used to find its admin address and token).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Admin address, if not taken from the config.
+        #[arg(long)]
+        admin: Option<String>,
+    },
+    /// Show listeners, routes, upstreams and servers of a running gateway.
+    Status {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        admin: Option<String>,
+    },
+    /// Drain a server (no new requests; in-flight ones finish), or re-enable it with --enable.
+    Drain {
+        upstream: String,
+        server: String,
+        #[arg(long)]
+        enable: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        admin: Option<String>,
+    },
+    /// Run a demo backend (used by `demo` and the tests).
+    #[command(hide = true)]
+    Backend {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BALLAST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match ballast_config::load(&config) {
+            Ok(_) => {
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EXIT_BAD_CONFIG)
+            }
+        },
+        Command::Run { config } => {
+            init_tracing();
+            let cfg = match ballast_config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            };
+            exit(app::run(cfg, app::Source::File(config)))
+        }
+        Command::Demo => {
+            init_tracing();
+            exit(demo::run())
+        }
+        Command::Backend { listen, name } => exit(backend::run(&listen, &name)),
+        Command::Reload { config, admin } => exit(admin_client::call(config, admin, "POST", "/api/v1/reload")),
+        Command::Status { config, admin } => exit(admin_client::call(config, admin, "GET", "/api/v1/status")),
+        Command::Drain {
+            upstream,
+            server,
+            enable,
+            config,
+            admin,
+        } => {
+            let action = if enable { "enable" } else { "drain" };
+            let path = format!("/api/v1/servers/{upstream}/{server}/{action}");
+            exit(admin_client::call(config, admin, "POST", &path))
+        }
+    }
+}
+
+fn exit(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ballast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The record of one request, completed when its response body ends (or the client goes away):
+//! load accounting for the balancer, request counters, the latency histogram and the
+//! access-log line all happen in one place, once.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Method};
+
+use super::body::BodySlot;
+use crate::access_log::{unix_now, Entry};
+use crate::router::RouteRt;
+use crate::shared::Shared;
+
+/// How many request body bytes were forwarded.
+pub enum BytesIn {
+    None,
+    Counted(Arc<BodySlot>),
+}
+
+pub struct Exchange {
+    pub shared: Arc<Shared>,
+    pub start: Instant,
+    pub request_id: HeaderValue,
+    pub client: SocketAddr,
+    pub listener: Arc<str>,
+    pub method: Method,
+    pub host: String,
+    pub path: String,
+    pub route: Option<Arc<RouteRt>>,
+    /// Member index of the server that answered, if any.
+    pub server: Option<usize>,
+    /// The server's load was begun and must be ended.
+    pub load_begun: bool,
+    pub status: u16,
+    pub bytes_in: BytesIn,
+    pub upstream_time: Option<Duration>,
+    pub attempts: u32,
+    pub error: Option<&'static str>,
+}
+
+impl Exchange {
+    /// Completes the record; `clean` is false when the body did not reach its end.
+    pub fn finish(self: Box<Self>, bytes_out: u64, clean: bool) {
+        let total = self.start.elapsed();
+        let mut server_addr = None;
+        if let Some(route) = &self.route {
+            if let Some(m) = self.server.and_then(|i| route.upstream.members.get(i)) {
+                server_addr = Some(m.state.addr);
+                if self.load_begun {
+                    match self.upstream_time {
+                        Some(t) => m.state.load.end(t),
+                        None => m.state.load.end_without_sample(),
+                    }
+                }
+            }
+            route.counters_for(self.server).record(self.status);
+            route.latency.observe(total.as_secs_f64());
+        }
+        let log = self.shared.access_log.load();
+        if !log.enabled() {
+            return;
+        }
+        let bytes_in = match &self.bytes_in {
+            BytesIn::None => 0,
+            BytesIn::Counted(slot) => slot.bytes.load(Relaxed),
+        };
+        log.log(&Entry {
+            time: unix_now(),
+            request_id: self.request_id.to_str().unwrap_or("-"),
+            client: self.client.ip().to_string(),
+            listener: &self.listener,
+            method: self.method.as_str(),
+            host: &self.host,
+            path: &self.path,
+            route: self.route.as_ref().map_or("-", |r| r.cfg.name.as_str()),
+            upstream: self.route.as_ref().map_or("-", |r| r.upstream.name.as_str()),
+            server: server_addr.map(|a| a.to_string()),
+            status: self.status,
+            bytes_in,
+            bytes_out,
+            duration_ms: total.as_secs_f64() * 1e3,
+            upstream_ms: self.upstream_time.map(|t| t.as_secs_f64() * 1e3),
+            attempts: self.attempts,
+            error: self.error,
+            aborted: !clean,
+        });
+    }
+}

@@ -1,0 +1,271 @@
+//! Proxies one HTTP request: validate, route, pick a server, send, stream the answer back.
+//!
+//! Minimum safe failover lives here. An attempt that failed before anything reached the
+//! upstream (connect refused or timed out, or a pooled connection that turned out closed before
+//! the request was written) is always sent to another server. An idempotent request with no
+//! body whose connection closed before any response byte arrived is also sent again, to another
+//! server. Nothing else is retried: a request that may have had effects is never repeated.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+
+use super::body::{BodySlot, ProxyBody, UpstreamBody};
+use super::exchange::{BytesIn, Exchange};
+use super::headers;
+use super::upgrade;
+use crate::balancer::PickContext;
+use crate::error::ProxyError;
+use crate::listener::ListenerShared;
+use crate::upstream::pool::Sender;
+use crate::upstream::{Outcome, ServerState, Tried};
+
+/// The service function of every HTTP connection.
+pub async fn handle(
+    req: Request<Incoming>,
+    listener: Arc<ListenerShared>,
+    client: SocketAddr,
+) -> Result<Response<ProxyBody>, Infallible> {
+    Ok(proxy(req, &listener, client).await)
+}
+
+/// The parts of the request sent upstream, kept so an attempt can be repeated.
+struct Head {
+    method: http::Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+}
+
+impl Head {
+    fn request(&self, body: UpstreamBody) -> Request<UpstreamBody> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+async fn proxy(mut req: Request<Incoming>, l: &ListenerShared, client: SocketAddr) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let wants_upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+    let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let host = headers::host(&parts);
+    let request_id = headers::ensure_request_id(&mut parts.headers);
+    let mut ex = Box::new(Exchange {
+        shared: l.shared.clone(),
+        start,
+        request_id: request_id.clone(),
+        client,
+        listener: l.name.clone(),
+        method: parts.method.clone(),
+        host,
+        path: parts.uri.path().to_string(),
+        route: None,
+        server: None,
+        load_begun: false,
+        status: 0,
+        bytes_in: BytesIn::None,
+        upstream_time: None,
+        attempts: 0,
+        error: None,
+    });
+
+    if let Err(e) = headers::check_framing(&parts.headers) {
+        l.shared
+            .global
+            .bad_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return gateway_error(ex, e);
+    }
+    let table = l.table.load();
+    let Some(route) = table.find(&parts.method, &ex.host, parts.uri.path(), &parts.headers).cloned() else {
+        return gateway_error(ex, ProxyError::NoRoute);
+    };
+    drop(table);
+    ex.route = Some(route.clone());
+
+    let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    headers::strip_hop_by_hop(&mut parts.headers, wants_upgrade);
+    headers::add_forwarded(&mut parts.headers, client.ip(), l.tls, host_header.clone());
+    if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), host_header) {
+        parts.headers.insert(header::HOST, h);
+    }
+    let head = Head {
+        uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone())),
+        method: parts.method,
+        headers: parts.headers,
+    };
+    let slot = (!http_body::Body::is_end_stream(&body)).then(|| BodySlot::new(body));
+    if let Some(s) = &slot {
+        ex.bytes_in = BytesIn::Counted(s.clone());
+    }
+    let resend_after_send = headers::is_idempotent(&head.method) && slot.is_none();
+
+    let upstream = &route.upstream;
+    let sticky_name = upstream.config.sticky.as_ref().map(|s| s.cookie.as_str());
+    let pinned = sticky_name.and_then(|n| headers::cookie(&head.headers, n)).map(str::to_owned);
+    let mut tried = Tried::new();
+    let mut last_err = ProxyError::NoServer;
+    while ex.attempts < route.cfg.attempts {
+        let ctx = PickContext {
+            client_ip: client.ip(),
+            headers: Some(&head.headers),
+            path: head.uri.path(),
+        };
+        let Some(idx) = upstream.select(&ctx, &tried, pinned.as_deref()) else {
+            break;
+        };
+        tried.push(idx);
+        ex.attempts += 1;
+        let state = &upstream.members[idx].state;
+        let body = match &slot {
+            None => UpstreamBody::Empty,
+            Some(s) if s.untouched() => UpstreamBody::from_slot(s),
+            Some(_) => break,
+        };
+        match attempt(state, &head, body, route.cfg.connect_timeout, route.cfg.response_timeout).await {
+            Ok((mut resp, sender, took)) => {
+                let status = resp.status();
+                upstream.record(idx, if status.is_server_error() { Outcome::Failure } else { Outcome::Success });
+                ex.server = Some(idx);
+                ex.load_begun = true;
+                ex.upstream_time = Some(took);
+                ex.status = status.as_u16();
+                let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && wants_upgrade;
+                if upgraded {
+                    if let Some(client_side) = client_upgrade {
+                        upgrade::tunnel(client_side, hyper::upgrade::on(&mut resp), l.shared.clone());
+                    }
+                }
+                let (mut rparts, rbody) = resp.into_parts();
+                headers::strip_hop_by_hop(&mut rparts.headers, upgraded);
+                if let Some(name) = sticky_name {
+                    if pinned.as_deref() != Some(state.cookie_id.as_str()) {
+                        let c = format!("{name}={}; Path=/; HttpOnly; SameSite=Lax", state.cookie_id);
+                        if let Ok(v) = HeaderValue::from_str(&c) {
+                            rparts.headers.append(header::SET_COOKIE, v);
+                        }
+                    }
+                }
+                rparts
+                    .headers
+                    .entry(&headers::X_REQUEST_ID)
+                    .or_insert(request_id);
+                let body = if upgraded {
+                    drop(sender);
+                    ProxyBody::empty()
+                } else {
+                    ProxyBody::upstream(rbody, sender, state.clone())
+                };
+                return Response::from_parts(rparts, body.with_exchange(ex));
+            }
+            Err(e) => {
+                upstream.record(idx, Outcome::Failure);
+                let again = e.nothing_sent() || (resend_after_send && e.retryable_if_idempotent());
+                tracing::debug!(server = %state.addr, error = %e, again, "attempt failed");
+                last_err = e;
+                if !again {
+                    break;
+                }
+            }
+        }
+    }
+    gateway_error(ex, last_err)
+}
+
+/// One attempt on one server: a pooled connection if one is free (falling back to a fresh one
+/// when the pooled connection proves closed before the request left), else a new connection.
+async fn attempt(
+    state: &ServerState,
+    head: &Head,
+    body: UpstreamBody,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+) -> Result<(Response<Incoming>, Sender, Duration), ProxyError> {
+    let mut req = head.request(body);
+    let mut pooled = true;
+    loop {
+        let mut sender = match pooled.then(|| state.pool.take()).flatten() {
+            Some(s) => s,
+            None => {
+                pooled = false;
+                state.pool.connect(state.addr, connect_timeout).await?
+            }
+        };
+        if sender.ready().await.is_err() {
+            if pooled {
+                continue;
+            }
+            return Err(ProxyError::Connect(std::io::ErrorKind::ConnectionAborted));
+        }
+        state.load.begin();
+        let t0 = Instant::now();
+        let sent = tokio::time::timeout(response_timeout, sender.try_send_request(req)).await;
+        match sent {
+            Ok(Ok(resp)) => return Ok((resp, sender, t0.elapsed())),
+            Err(_) => {
+                state.load.end_without_sample();
+                return Err(ProxyError::ResponseTimeout);
+            }
+            Ok(Err(mut e)) => {
+                state.load.end_without_sample();
+                match e.take_message() {
+                    // The connection died before the request was written: nothing left.
+                    Some(back) if pooled => {
+                        req = back;
+                        continue;
+                    }
+                    Some(_) => return Err(ProxyError::Connect(std::io::ErrorKind::ConnectionAborted)),
+                    None => {
+                        let err = e.error();
+                        return Err(if err.is_parse() || err.is_parse_status() {
+                            ProxyError::UpstreamProtocol
+                        } else if err.is_user() {
+                            ProxyError::ClientBody
+                        } else {
+                            ProxyError::ClosedBeforeResponse
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A response produced by the gateway itself.
+fn gateway_error(mut ex: Box<Exchange>, e: ProxyError) -> Response<ProxyBody> {
+    let status = e.status();
+    ex.status = status.as_u16();
+    ex.error = Some(e.kind());
+    let request_id = ex.request_id.clone();
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let mut resp = Response::new(ProxyBody::full(text).with_exchange(ex));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(headers::X_REQUEST_ID.clone(), request_id);
+    if matches!(e, ProxyError::BadFraming | ProxyError::ClientBody) {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}

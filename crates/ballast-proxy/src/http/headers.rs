@@ -1,0 +1,227 @@
+//! Header work a correct reverse proxy must do: refuse ambiguous framing, strip hop-by-hop
+//! headers, add `X-Forwarded-*` and `X-Request-Id`, and read cookies.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+
+use crate::error::ProxyError;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Requests with both Content-Length and Transfer-Encoding, or a transfer coding other than
+/// a final `chunked`, are refused: they are the raw material of request smuggling.
+pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
+    let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    if te.is_empty() {
+        let mut cl = headers.get_all(header::CONTENT_LENGTH).iter();
+        if let Some(first) = cl.next() {
+            let valid = |v: &HeaderValue| v.to_str().ok().is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+            if !valid(first) || cl.any(|v| v != first) {
+                return Err(ProxyError::BadFraming);
+            }
+        }
+        return Ok(());
+    }
+    if headers.contains_key(header::CONTENT_LENGTH) {
+        return Err(ProxyError::BadFraming);
+    }
+    let joined: Vec<String> = te
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    if joined.len() == 1 && joined[0] == "chunked" {
+        Ok(())
+    } else {
+        Err(ProxyError::BadFraming)
+    }
+}
+
+/// Whether the request asks for a protocol upgrade (WebSocket and others).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Removes hop-by-hop headers (and those named in `Connection`). With `keep_upgrade`, the
+/// `Upgrade` header and a `Connection: upgrade` survive so the upgrade can pass through.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for h in [
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(h);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// The request's host, lower-case, without port: URI authority (HTTP/2) or `Host`.
+pub fn host(parts: &Parts) -> String {
+    let raw = parts
+        .uri
+        .host()
+        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    let without_port = match raw.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => raw.split(':').next().unwrap_or(raw),
+    };
+    without_port.to_ascii_lowercase()
+}
+
+/// Adds `X-Forwarded-For` (appending to a client-supplied chain), `-Proto` and `-Host`.
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host_header: Option<HeaderValue>) {
+    let ip = client.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    if let Some(h) = host_header {
+        headers.insert(X_FORWARDED_HOST.clone(), h);
+    }
+}
+
+/// Returns the request's id, adding one when absent.
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        if !v.is_empty() && v.len() <= 200 {
+            return v.clone();
+        }
+    }
+    let v = new_request_id();
+    headers.insert(X_REQUEST_ID.clone(), v.clone());
+    v
+}
+
+/// A process-unique id: a random per-process prefix and a counter (no syscalls, no locks).
+fn new_request_id() -> HeaderValue {
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let prefix = *PREFIX.get_or_init(|| fastrand::u32(..));
+    let n = COUNTER.fetch_add(1, Relaxed);
+    HeaderValue::from_str(&format!("{prefix:08x}{n:012x}")).expect("hex is a valid header value")
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// True for methods a client expects to be safe to repeat.
+pub fn is_idempotent(m: &http::Method) -> bool {
+    matches!(
+        *m,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE | http::Method::PUT | http::Method::DELETE
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn framing() {
+        assert!(check_framing(&h(&[("content-length", "5")])).is_ok());
+        assert!(check_framing(&h(&[("transfer-encoding", "chunked")])).is_ok());
+        assert!(check_framing(&h(&[("content-length", "5"), ("transfer-encoding", "chunked")])).is_err());
+        assert!(check_framing(&h(&[("transfer-encoding", "gzip")])).is_err());
+        assert!(check_framing(&h(&[("transfer-encoding", "chunked, chunked")])).is_err());
+        assert!(check_framing(&h(&[("content-length", "5"), ("content-length", "6")])).is_err());
+        assert!(check_framing(&h(&[("content-length", "-1")])).is_err());
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        let mut m = h(&[("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("keep-alive", "5"), ("te", "trailers"), ("x-keep", "1")]);
+        strip_hop_by_hop(&mut m, false);
+        assert!(m.get("x-secret").is_none() && m.get("keep-alive").is_none() && m.get("te").is_none());
+        assert!(m.get("connection").is_none());
+        assert_eq!(m.get("x-keep").unwrap(), "1");
+
+        let mut u = h(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        assert!(is_upgrade(&u));
+        strip_hop_by_hop(&mut u, true);
+        assert_eq!(u.get("upgrade").unwrap(), "websocket");
+        assert_eq!(u.get("connection").unwrap(), "upgrade");
+    }
+
+    #[test]
+    fn cookies_and_ids() {
+        let m = h(&[("cookie", "a=1; BALLAST_SRV=abc; b=2")]);
+        assert_eq!(cookie(&m, "BALLAST_SRV"), Some("abc"));
+        assert_eq!(cookie(&m, "c"), None);
+        let mut m = HeaderMap::new();
+        let id = ensure_request_id(&mut m);
+        assert_eq!(m.get("x-request-id"), Some(&id));
+        assert_ne!(ensure_request_id(&mut HeaderMap::new()), id);
+    }
+
+    #[test]
+    fn forwarded_appends() {
+        let mut m = h(&[("x-forwarded-for", "10.0.0.1")]);
+        add_forwarded(&mut m, "127.0.0.2".parse().unwrap(), false, Some("a.b".parse().unwrap()));
+        assert_eq!(m.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.2");
+        assert_eq!(m.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(m.get("x-forwarded-host").unwrap(), "a.b");
+    }
+}

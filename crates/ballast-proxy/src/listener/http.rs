@@ -1,0 +1,106 @@
+//! HTTP/1.1 and HTTP/2 connections (cleartext prior-knowledge h2c, or TLS with ALPN), served by
+//! hyper with header size, header count and header read time limits.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballast_config::Listener;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use super::{ConnTracker, ListenerShared};
+use crate::http::forward;
+
+/// hyper refuses read buffers below this size.
+const MIN_BUF: usize = 8192;
+
+fn builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(cfg.header_read_timeout)
+        .max_buf_size(cfg.max_header_size.max(MIN_BUF))
+        .max_headers(cfg.max_headers);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(cfg.max_header_size as u32)
+        .keep_alive_interval(Some(cfg.idle_timeout / 2));
+    b
+}
+
+/// Starts the accept loop.
+pub fn spawn(
+    listener: TcpListener,
+    cfg: &Listener,
+    shared: Arc<ListenerShared>,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+    conns: Arc<ConnTracker>,
+) -> JoinHandle<()> {
+    let builder = Arc::new(builder(cfg));
+    let handshake_timeout = cfg.header_read_timeout;
+    tokio::spawn(async move {
+        loop {
+            let (stream, client) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                _ = super::stopped(&mut stop) => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let guard = conns.track();
+            let shared = shared.clone();
+            let builder = builder.clone();
+            let stop = stop.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let _guard = guard;
+                match tls {
+                    None => serve(stream, client, shared, &builder, stop).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => serve(s, client, shared, &builder, stop).await,
+                            Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+async fn serve<I>(
+    io: I,
+    client: SocketAddr,
+    shared: Arc<ListenerShared>,
+    builder: &auto::Builder<TokioExecutor>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| forward::handle(req, shared.clone(), client));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let res = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = super::stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%client, error = %e, "client connection ended with an error");
+    }
+}

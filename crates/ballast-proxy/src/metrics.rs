@@ -1,0 +1,158 @@
+//! Prometheus/OpenMetrics exposition. Values live in atomics on the hot path (see [`crate::stats`]
+//! and `ServerState`); this collector reads them only when `/metrics` is scraped.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::clock::now_ms;
+use crate::gateway::{Gateway, Inner};
+use crate::stats::BUCKETS;
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+struct Collector(Arc<Inner>);
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayCollector")
+    }
+}
+
+fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str, String)>, u64)]) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?.encode_counter::<NoLabelSet, _, u64>(v, None)?;
+    }
+    Ok(())
+}
+
+fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str, String)>, i64)]) -> std::fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in rows {
+        m.encode_family(labels)?.encode_gauge(v)?;
+    }
+    Ok(())
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        let inner = &self.0;
+        let shared = &inner.shared;
+
+        let mut reqs = Vec::new();
+        let mut rows = shared.registry.all_requests();
+        rows.sort_by(|a, b| (&a.0.route, &a.0.upstream, &a.0.server).cmp(&(&b.0.route, &b.0.upstream, &b.0.server)));
+        for (k, c) in rows {
+            for (i, class) in CLASSES.iter().enumerate() {
+                let v = c.by_class[i].load(Relaxed);
+                if v > 0 {
+                    let labels = vec![
+                        ("route", k.route.clone()),
+                        ("upstream", k.upstream.clone()),
+                        ("server", k.server.clone()),
+                        ("class", class.to_string()),
+                    ];
+                    reqs.push((labels, v));
+                }
+            }
+        }
+        counter(&mut enc, "ballast_requests", "Requests answered, by route, upstream, server and status class.", &reqs)?;
+
+        {
+            let mut m = enc.encode_descriptor(
+                "ballast_request_duration_seconds",
+                "Time from request received to response body sent, by route.",
+                None,
+                MetricType::Histogram,
+            )?;
+            let mut hs = shared.registry.all_latency();
+            hs.sort_by(|a, b| a.0.cmp(&b.0));
+            for (route, h) in hs {
+                // The encoder makes the counts cumulative itself: pass them per bucket.
+                let buckets: Vec<(f64, u64)> = BUCKETS
+                    .iter()
+                    .chain(std::iter::once(&f64::INFINITY))
+                    .enumerate()
+                    .map(|(i, b)| (*b, h.buckets[i].load(Relaxed)))
+                    .collect();
+                let total = buckets.iter().map(|(_, c)| c).sum();
+                let labels = vec![("route", route)];
+                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                    h.sum_micros.load(Relaxed) as f64 / 1e6,
+                    total,
+                    &buckets,
+                    None,
+                )?;
+            }
+        }
+
+        let ups = inner.upstreams.load();
+        let mut names: Vec<&String> = ups.keys().collect();
+        names.sort();
+        let now = now_ms();
+        let (mut inflight, mut health, mut avail, mut drained, mut ejected) = (vec![], vec![], vec![], vec![], vec![]);
+        let (mut ejections, mut check_fail, mut connects, mut connect_fail) = (vec![], vec![], vec![], vec![]);
+        for name in names {
+            for m in &ups[name].members {
+                let s = &m.state;
+                let l = || vec![("upstream", name.clone()), ("server", s.addr.to_string())];
+                inflight.push((l(), i64::from(s.load.inflight())));
+                health.push((l(), i64::from(s.is_up())));
+                avail.push((l(), i64::from(s.is_available(now))));
+                drained.push((l(), i64::from(s.is_drained())));
+                ejected.push((l(), i64::from(s.is_ejected(now))));
+                ejections.push((l(), s.ejections_total.load(Relaxed)));
+                check_fail.push((l(), s.checks_failed_total.load(Relaxed)));
+                connects.push((l(), s.pool.connects_total.load(Relaxed)));
+                connect_fail.push((l(), s.pool.connect_failures_total.load(Relaxed)));
+            }
+        }
+        gauge(&mut enc, "ballast_upstream_inflight", "Requests in flight to a server.", &inflight)?;
+        gauge(&mut enc, "ballast_server_health_up", "1 when active health checks consider the server up.", &health)?;
+        gauge(&mut enc, "ballast_server_available", "1 when the server may take new requests (up, not drained, not ejected).", &avail)?;
+        gauge(&mut enc, "ballast_server_drained", "1 when the server is drained.", &drained)?;
+        gauge(&mut enc, "ballast_server_ejected", "1 while passive health has the server ejected.", &ejected)?;
+        counter(&mut enc, "ballast_server_ejections", "Passive ejections of a server.", &ejections)?;
+        counter(&mut enc, "ballast_health_check_failures", "Failed active health checks.", &check_fail)?;
+        counter(&mut enc, "ballast_upstream_connects", "New connections opened to a server.", &connects)?;
+        counter(&mut enc, "ballast_upstream_connect_failures", "Failed connection attempts to a server.", &connect_fail)?;
+
+        let g = &shared.global;
+        counter(
+            &mut enc,
+            "ballast_reloads",
+            "Configuration reloads, by result.",
+            &[
+                (vec![("result", "ok".to_string())], g.reloads_ok.load(Relaxed)),
+                (vec![("result", "error".to_string())], g.reloads_failed.load(Relaxed)),
+            ],
+        )?;
+        counter(&mut enc, "ballast_access_log_dropped", "Access log lines dropped because the writer fell behind.", &[(vec![], g.access_log_dropped.load(Relaxed))])?;
+        counter(&mut enc, "ballast_bad_requests", "Requests refused for invalid framing.", &[(vec![], g.bad_requests.load(Relaxed))])?;
+        counter(&mut enc, "ballast_tcp_connections", "TCP passthrough connections accepted.", &[(vec![], g.tcp_connections.load(Relaxed))])?;
+        counter(&mut enc, "ballast_upgrades", "Upgraded (e.g. WebSocket) connections.", &[(vec![], g.upgrades.load(Relaxed))])?;
+        gauge(&mut enc, "ballast_open_connections", "Open client connections.", &[(vec![], inner_open(inner))])?;
+        Ok(())
+    }
+}
+
+fn inner_open(inner: &Inner) -> i64 {
+    inner.conns_open() as i64
+}
+
+impl Gateway {
+    /// The metrics in OpenMetrics text format.
+    pub fn encode_metrics(&self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Collector(self.inner.clone())));
+        let mut out = String::with_capacity(16 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,15 @@
+//! State shared by every listener and request for the life of the process (it survives
+//! reloads): the access log, the statistics registry and gateway-wide counters.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::access_log::AccessLog;
+use crate::stats::{GlobalStats, StatsRegistry};
+
+pub struct Shared {
+    pub access_log: ArcSwap<AccessLog>,
+    pub global: Arc<GlobalStats>,
+    pub registry: StatsRegistry,
+}

@@ -1,0 +1,97 @@
+//! Request counters and latency histograms kept in atomics on the hot path and read only when
+//! `/metrics` is scraped.
+//!
+//! Counters are registered once per (route, upstream, server) when a config is applied and the
+//! same `Arc`s are handed out again after a reload, so a reload never resets a counter.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// Requests by status class: index 0 = 1xx … 4 = 5xx.
+#[derive(Default)]
+pub struct ClassCounters {
+    pub by_class: [AtomicU64; 5],
+}
+
+impl ClassCounters {
+    pub fn record(&self, status: u16) {
+        let i = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[i].fetch_add(1, Relaxed);
+    }
+}
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A fixed-bucket latency histogram in atomics.
+#[derive(Default)]
+pub struct Histogram {
+    /// Non-cumulative counts per bucket; the last slot is +Inf.
+    pub buckets: [AtomicU64; BUCKETS.len() + 1],
+    pub count: AtomicU64,
+    pub sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, secs: f64) {
+        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add((secs * 1e6) as u64, Relaxed);
+    }
+}
+
+/// Label set of a request counter.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestKey {
+    pub route: String,
+    pub upstream: String,
+    /// Server address, or `none` when no server was reached.
+    pub server: String,
+}
+
+/// Registry of every counter ever handed out, so they survive reloads.
+#[derive(Default)]
+pub struct StatsRegistry {
+    requests: Mutex<HashMap<RequestKey, Arc<ClassCounters>>>,
+    latency: Mutex<HashMap<String, Arc<Histogram>>>,
+}
+
+impl StatsRegistry {
+    pub fn requests(&self, key: RequestKey) -> Arc<ClassCounters> {
+        let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key).or_default().clone()
+    }
+
+    pub fn latency(&self, route: &str) -> Arc<Histogram> {
+        let mut m = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(route.to_string()).or_default().clone()
+    }
+
+    /// Snapshot of all request counters.
+    pub fn all_requests(&self) -> Vec<(RequestKey, Arc<ClassCounters>)> {
+        let m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Snapshot of all latency histograms.
+    pub fn all_latency(&self) -> Vec<(String, Arc<Histogram>)> {
+        let m = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Gateway-wide counters.
+#[derive(Default)]
+pub struct GlobalStats {
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
+    pub access_log_dropped: AtomicU64,
+    pub bad_requests: AtomicU64,
+    pub tcp_connections: AtomicU64,
+    pub tcp_connect_failures: AtomicU64,
+    pub upgrades: AtomicU64,
+}

@@ -1,0 +1,138 @@
+//! A point-in-time view of the gateway for `GET /api/v1/status`.
+
+use serde::Serialize;
+
+use crate::clock::now_ms;
+use crate::gateway::Gateway;
+
+#[derive(Serialize)]
+pub struct Status {
+    pub listeners: Vec<ListenerStatus>,
+    pub routes: Vec<RouteStatus>,
+    pub upstreams: Vec<UpstreamStatus>,
+    pub open_connections: usize,
+}
+
+#[derive(Serialize)]
+pub struct ListenerStatus {
+    pub name: String,
+    pub listen: String,
+    pub protocol: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct RouteStatus {
+    pub name: String,
+    pub listener: Option<String>,
+    pub upstream: String,
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    pub methods: Vec<String>,
+    pub header: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct UpstreamStatus {
+    pub name: String,
+    pub balance: &'static str,
+    pub sticky_cookie: Option<String>,
+    pub primaries_available: bool,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Serialize)]
+pub struct ServerStatus {
+    pub addr: String,
+    pub weight: u32,
+    pub effective_weight: f64,
+    pub backup: bool,
+    /// `up`, `down`, `ejected`, `draining`.
+    pub state: &'static str,
+    pub health_up: bool,
+    pub drained: bool,
+    pub ejected_for_ms: u64,
+    pub inflight: u32,
+    pub latency_ewma_ms: f64,
+    pub idle_connections: usize,
+    pub ejections: u64,
+}
+
+impl Gateway {
+    /// The current status snapshot.
+    pub fn status(&self) -> Status {
+        let cfg = self.config();
+        let ups = self.inner.upstreams.load();
+        let now = now_ms();
+        let upstreams = cfg
+            .upstreams
+            .iter()
+            .filter_map(|u| ups.get(&u.name))
+            .map(|up| UpstreamStatus {
+                name: up.name.clone(),
+                balance: up.config.balance.name(),
+                sticky_cookie: up.config.sticky.as_ref().map(|s| s.cookie.clone()),
+                primaries_available: up.primaries_available(),
+                servers: up
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let s = &m.state;
+                        let state = if s.is_drained() {
+                            "draining"
+                        } else if !s.is_up() {
+                            "down"
+                        } else if s.is_ejected(now) {
+                            "ejected"
+                        } else {
+                            "up"
+                        };
+                        ServerStatus {
+                            addr: s.addr.to_string(),
+                            weight: m.weight,
+                            effective_weight: s.effective_weight(m.weight, up.slow_start(), now),
+                            backup: m.backup,
+                            state,
+                            health_up: s.is_up(),
+                            drained: s.is_drained(),
+                            ejected_for_ms: s.ejected_for_ms(now),
+                            inflight: s.load.inflight(),
+                            latency_ewma_ms: s.load.ewma_secs() * 1e3,
+                            idle_connections: s.pool.idle_len(),
+                            ejections: s.ejections_total.load(std::sync::atomic::Ordering::Relaxed),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Status {
+            listeners: cfg
+                .listeners
+                .iter()
+                .map(|l| ListenerStatus {
+                    name: l.name.clone(),
+                    listen: l.listen.to_string(),
+                    protocol: match l.protocol {
+                        ballast_config::Protocol::Http => "http",
+                        ballast_config::Protocol::Https => "https",
+                        ballast_config::Protocol::Tcp => "tcp",
+                    },
+                })
+                .collect(),
+            routes: cfg
+                .routes
+                .iter()
+                .map(|r| RouteStatus {
+                    name: r.name.clone(),
+                    listener: r.listener.clone(),
+                    upstream: r.upstream.clone(),
+                    host: r.matcher.host.clone(),
+                    path_prefix: r.matcher.path_prefix.clone(),
+                    methods: r.matcher.methods.iter().map(|m| m.to_string()).collect(),
+                    header: r.matcher.header.as_ref().map(|h| h.name.to_string()),
+                })
+                .collect(),
+            upstreams,
+            open_connections: self.open_connections(),
+        }
+    }
+}

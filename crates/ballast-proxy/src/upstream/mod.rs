@@ -1,0 +1,123 @@
+//! An upstream pool at run time: its servers (with their persistent state), its balancer, and
+//! the rules for who may take a request.
+//!
+//! Eligibility is decided here so every algorithm gets failover for free: available primaries
+//! first; backups only when no primary is available (or every available primary has already
+//! failed this very request: then a backup is the last resort before an error); servers already tried by this request are
+//! skipped; a sticky client goes to its pinned server while that server is available.
+
+pub mod pool;
+pub mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballast_config::{Health, Passive, Upstream as UpstreamConfig};
+use smallvec::SmallVec;
+
+use crate::balancer::{self, Balancer, Candidate, PickContext};
+use crate::clock::now_ms;
+pub use server::{Outcome, ServerState};
+
+/// One server as configured, with its live state.
+pub struct Member {
+    pub weight: u32,
+    pub backup: bool,
+    pub state: Arc<ServerState>,
+}
+
+/// A pool of servers behind one balancer.
+pub struct Upstream {
+    pub name: String,
+    pub config: UpstreamConfig,
+    pub members: Vec<Member>,
+    balancer: Box<dyn Balancer>,
+}
+
+/// Indexes of members already tried by one request.
+pub type Tried = SmallVec<[usize; 4]>;
+
+impl Upstream {
+    /// Builds the runtime pool; `state_for` returns the (possibly carried-over) state of a server.
+    pub fn new(config: &UpstreamConfig, mut state_for: impl FnMut(&str, std::net::SocketAddr) -> Arc<ServerState>) -> Self {
+        let members: Vec<Member> = config
+            .servers
+            .iter()
+            .map(|s| {
+                let state = state_for(&config.name, s.addr);
+                state.pool.configure(config.pool.max_idle, config.pool.idle_timeout);
+                Member {
+                    weight: s.weight,
+                    backup: s.backup,
+                    state,
+                }
+            })
+            .collect();
+        let specs: Vec<_> = config.servers.iter().map(|s| (s.addr, s.weight)).collect();
+        Self {
+            name: config.name.clone(),
+            balancer: balancer::build(&config.balance, &specs),
+            config: config.clone(),
+            members,
+        }
+    }
+
+    pub fn passive(&self) -> Option<&Passive> {
+        self.config.passive.as_ref()
+    }
+
+    pub fn health(&self) -> Option<&Health> {
+        self.config.health.as_ref()
+    }
+
+    pub fn slow_start(&self) -> Option<Duration> {
+        self.config.slow_start
+    }
+
+    /// Chooses a member for a request, or `None` when no server may take it.
+    pub fn select(&self, ctx: &PickContext<'_>, tried: &[usize], sticky: Option<&str>) -> Option<usize> {
+        let now = now_ms();
+        if let Some(id) = sticky {
+            if let Some(i) = self.members.iter().position(|m| m.state.cookie_id == id) {
+                if !tried.contains(&i) && self.members[i].state.is_available(now) {
+                    return Some(i);
+                }
+            }
+        }
+        for backup in [false, true] {
+            let candidates: SmallVec<[Candidate<'_>; 8]> = self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(i, m)| m.backup == backup && !tried.contains(i) && m.state.is_available(now))
+                .map(|(i, m)| Candidate {
+                    index: i,
+                    weight: m.state.effective_weight(m.weight, self.slow_start(), now),
+                    load: &m.state.load,
+                })
+                .collect();
+            if !candidates.is_empty() {
+                let k = self.balancer.pick(&candidates, ctx);
+                return Some(candidates[k.min(candidates.len() - 1)].index);
+            }
+        }
+        None
+    }
+
+    /// Records an attempt's outcome for passive health, honouring the ejection cap.
+    pub fn record(&self, index: usize, outcome: Outcome) -> bool {
+        let Some(m) = self.members.get(index) else { return false };
+        m.state.record_outcome(outcome, self.passive(), || {
+            let cap = self.passive().map_or(0.0, |p| p.max_ejected);
+            let now = now_ms();
+            let ejected = self.members.iter().filter(|m| m.state.is_ejected(now)).count();
+            ((ejected + 1) as f64) <= cap * self.members.len() as f64
+        })
+    }
+
+    /// Whether any primary is available (backups are idle).
+    pub fn primaries_available(&self) -> bool {
+        let now = now_ms();
+        self.members.iter().any(|m| !m.backup && m.state.is_available(now))
+    }
+}

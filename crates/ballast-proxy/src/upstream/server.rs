@@ -1,0 +1,250 @@
+//! Everything Ballast knows about one server of one upstream, shared lock-free between the
+//! request path, the health checkers and the admin API.
+//!
+//! A `ServerState` outlives reloads: when a new config keeps a server (same upstream, same
+//! address) the new pool reuses the same `Arc<ServerState>`, so health verdicts, ejections,
+//! drain flags, pooled connections and counters carry over.
+//!
+//! Availability = active health says up ∧ not drained ∧ not passively ejected.
+//!
+//! Active health state machine (transitions written here, driven by `health::active`):
+//! ```text
+//!   Up   --(fall consecutive failed checks)-->  Down
+//!   Down --(rise consecutive good checks)---->  Up   (up_since = now: slow start begins)
+//! ```
+//! Passive ejection state machine (driven by request outcomes, see `record_outcome`):
+//! ```text
+//!   In  --(N consecutive connect failures/5xx, pool cap allows)--> Ejected(until = now + base·2^k)
+//!   Ejected --(deadline passes)--> In (up_since = deadline: slow start); a success resets k
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use ballast_config::Passive;
+
+use super::pool::ConnPool;
+use crate::balancer::Load;
+use crate::clock::{after_ms, now_ms};
+
+/// Live state of one server.
+pub struct ServerState {
+    pub addr: SocketAddr,
+    /// Opaque id used as the sticky-cookie value (does not reveal the address).
+    pub cookie_id: String,
+    pub load: Load,
+    pub pool: ConnPool,
+    up: AtomicBool,
+    check_ok_streak: AtomicU32,
+    check_fail_streak: AtomicU32,
+    /// When the server last became available again (0 = since start: no slow start).
+    up_since_ms: AtomicU64,
+    drained: AtomicBool,
+    fail_streak: AtomicU32,
+    ejected_until_ms: AtomicU64,
+    ejection_level: AtomicU32,
+    pub ejections_total: AtomicU64,
+    pub checks_failed_total: AtomicU64,
+    pub transitions_total: AtomicU64,
+}
+
+/// What a request attempt did, as passive health sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Connect failure, connection lost before a response, or a 5xx.
+    Failure,
+}
+
+impl ServerState {
+    /// A server that starts up (as at process start).
+    pub fn new(upstream: &str, addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            cookie_id: cookie_id(upstream, addr),
+            load: Load::new(),
+            pool: ConnPool::new(),
+            up: AtomicBool::new(true),
+            check_ok_streak: AtomicU32::new(0),
+            check_fail_streak: AtomicU32::new(0),
+            up_since_ms: AtomicU64::new(0),
+            drained: AtomicBool::new(false),
+            fail_streak: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+            ejection_level: AtomicU32::new(0),
+            ejections_total: AtomicU64::new(0),
+            checks_failed_total: AtomicU64::new(0),
+            transitions_total: AtomicU64::new(0),
+        }
+    }
+
+    /// A server added by a reload: it ramps up under slow start.
+    pub fn new_added(upstream: &str, addr: SocketAddr) -> Self {
+        let s = Self::new(upstream, addr);
+        s.up_since_ms.store(now_ms(), Relaxed);
+        s
+    }
+
+    /// Whether active health checks consider the server up.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Relaxed)
+    }
+
+    /// Drain (no new requests; in-flight ones finish) or enable.
+    pub fn set_drained(&self, drained: bool) {
+        let was = self.drained.swap(drained, Relaxed);
+        if was && !drained {
+            self.up_since_ms.store(now_ms(), Relaxed);
+        }
+    }
+
+    /// Whether passive health has the server ejected right now.
+    pub fn is_ejected(&self, now: u64) -> bool {
+        self.ejected_until_ms.load(Relaxed) > now
+    }
+
+    /// May the server take a new request?
+    pub fn is_available(&self, now: u64) -> bool {
+        self.is_up() && !self.is_drained() && !self.is_ejected(now)
+    }
+
+    /// Weight scaled by slow start: ramps linearly from 10% to 100% over `window`.
+    pub fn effective_weight(&self, weight: u32, window: Option<std::time::Duration>, now: u64) -> f64 {
+        let w = f64::from(weight.max(1));
+        let Some(window) = window else { return w };
+        let since = self.up_since_ms.load(Relaxed).max(self.ejected_until_ms.load(Relaxed));
+        if since == 0 || now <= since {
+            return if since == 0 { w } else { w * 0.1 };
+        }
+        let frac = (now - since) as f64 / window.as_millis().max(1) as f64;
+        w * frac.clamp(0.1, 1.0)
+    }
+
+    /// Feeds one active check result; returns `Some(new_up)` on a transition.
+    pub fn record_check(&self, ok: bool, rise: u32, fall: u32) -> Option<bool> {
+        if ok {
+            self.check_fail_streak.store(0, Relaxed);
+            let streak = self.check_ok_streak.fetch_add(1, Relaxed).saturating_add(1);
+            if !self.is_up() && streak >= rise {
+                self.up.store(true, Relaxed);
+                self.up_since_ms.store(now_ms(), Relaxed);
+                self.transitions_total.fetch_add(1, Relaxed);
+                return Some(true);
+            }
+        } else {
+            self.checks_failed_total.fetch_add(1, Relaxed);
+            self.check_ok_streak.store(0, Relaxed);
+            let streak = self.check_fail_streak.fetch_add(1, Relaxed).saturating_add(1);
+            if self.is_up() && streak >= fall {
+                self.up.store(false, Relaxed);
+                self.transitions_total.fetch_add(1, Relaxed);
+                self.pool.clear();
+                return Some(false);
+            }
+        }
+        None
+    }
+
+    /// Feeds one request outcome to passive health. `may_eject` is asked only when the
+    /// threshold is reached, and says whether the pool's ejection cap allows one more.
+    /// Returns true when this call ejected the server.
+    pub fn record_outcome(&self, outcome: Outcome, cfg: Option<&Passive>, may_eject: impl FnOnce() -> bool) -> bool {
+        let Some(cfg) = cfg else { return false };
+        match outcome {
+            Outcome::Success => {
+                self.fail_streak.store(0, Relaxed);
+                if self.ejection_level.load(Relaxed) != 0 && !self.is_ejected(now_ms()) {
+                    self.ejection_level.store(0, Relaxed);
+                }
+                false
+            }
+            Outcome::Failure => {
+                let streak = self.fail_streak.fetch_add(1, Relaxed).saturating_add(1);
+                if streak < cfg.consecutive_failures || self.is_ejected(now_ms()) || !may_eject() {
+                    return false;
+                }
+                self.fail_streak.store(0, Relaxed);
+                let level = self.ejection_level.fetch_add(1, Relaxed).min(16);
+                let d = cfg.ejection.saturating_mul(1u32 << level).min(cfg.max_ejection);
+                self.ejected_until_ms.store(after_ms(d), Relaxed);
+                self.ejections_total.fetch_add(1, Relaxed);
+                self.pool.clear();
+                true
+            }
+        }
+    }
+
+    /// Milliseconds of ejection left (0 when not ejected).
+    pub fn ejected_for_ms(&self, now: u64) -> u64 {
+        self.ejected_until_ms.load(Relaxed).saturating_sub(now)
+    }
+}
+
+/// Stable, non-revealing id for a server: hex of a 64-bit FNV-1a over upstream and address.
+fn cookie_id(upstream: &str, addr: SocketAddr) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in upstream.bytes().chain([0]).chain(addr.to_string().bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn rise_and_fall_need_streaks() {
+        let s = ServerState::new("u", addr());
+        assert_eq!(s.record_check(false, 2, 3), None);
+        assert_eq!(s.record_check(false, 2, 3), None);
+        assert_eq!(s.record_check(true, 2, 3), None, "a success resets the fail streak");
+        assert_eq!(s.record_check(false, 2, 3), None);
+        assert_eq!(s.record_check(false, 2, 3), None);
+        assert_eq!(s.record_check(false, 2, 3), Some(false));
+        assert!(!s.is_up());
+        assert_eq!(s.record_check(true, 2, 3), None);
+        assert_eq!(s.record_check(true, 2, 3), Some(true));
+        assert!(s.is_up());
+    }
+
+    #[test]
+    fn passive_ejection_respects_cap_and_backs_off() {
+        let cfg = Passive {
+            consecutive_failures: 2,
+            ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(15),
+            max_ejected: 0.5,
+        };
+        let s = ServerState::new("u", addr());
+        assert!(!s.record_outcome(Outcome::Failure, Some(&cfg), || true));
+        assert!(!s.record_outcome(Outcome::Failure, Some(&cfg), || false), "cap refuses");
+        assert!(s.record_outcome(Outcome::Failure, Some(&cfg), || true));
+        let now = now_ms();
+        assert!(s.is_ejected(now));
+        assert!(!s.is_available(now));
+        assert!(s.ejected_for_ms(now) <= 10_000 && s.ejected_for_ms(now) > 9_000);
+    }
+
+    #[test]
+    fn slow_start_ramps() {
+        let s = ServerState::new_added("u", addr());
+        let now = now_ms();
+        let w = s.effective_weight(10, Some(Duration::from_secs(10)), now);
+        assert!(w <= 1.0 + 1e-9, "{w}");
+        let later = s.effective_weight(10, Some(Duration::from_secs(10)), now + 5_000);
+        assert!((later - 5.0).abs() < 0.1, "{later}");
+        assert_eq!(s.effective_weight(10, Some(Duration::from_secs(10)), now + 20_000), 10.0);
+        assert_eq!(ServerState::new("u", addr()).effective_weight(10, Some(Duration::from_secs(10)), now), 10.0);
+    }
+}

@@ -1,0 +1,120 @@
+//! The demo backend: a small HTTP server run as its own process by `ballast demo` and by the
+//! tests, so it can really be killed. Every answer carries `x-backend: NAME`.
+//!
+//! - `/healthz`: 200 `ok`, or 503 after `POST /_ctl/health/fail` (until `/_ctl/health/ok`)
+//! - `/status/N`: answers status N
+//! - `/slow/MS`: answers after MS milliseconds
+//! - `/headers`: the request headers as JSON
+//! - `/echo`: streams the request body back
+//! - `/_ctl/count`: requests served so far
+//! - an `Upgrade` request: `101`, then echoes bytes on the upgraded connection
+//! - anything else: `hello from NAME`
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+
+struct State {
+    name: String,
+    healthy: AtomicBool,
+    served: AtomicU64,
+}
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+fn text(status: StatusCode, s: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(s.into()).map_err(|n: Infallible| match n {}).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    r
+}
+
+async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
+    st.served.fetch_add(1, Relaxed);
+    let path = req.uri().path().to_string();
+    let mut resp = if req.headers().contains_key(header::UPGRADE) {
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(up) = on.await {
+                let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let mut r = text(StatusCode::SWITCHING_PROTOCOLS, "");
+        r.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+        let proto = req.headers()[header::UPGRADE].clone();
+        r.headers_mut().insert(header::UPGRADE, proto);
+        r
+    } else if path == "/healthz" {
+        if st.healthy.load(Relaxed) {
+            text(StatusCode::OK, "ok\n")
+        } else {
+            text(StatusCode::SERVICE_UNAVAILABLE, "failing\n")
+        }
+    } else if path == "/_ctl/health/fail" || path == "/_ctl/health/ok" {
+        st.healthy.store(path.ends_with("/ok"), Relaxed);
+        text(StatusCode::OK, "done\n")
+    } else if path == "/_ctl/count" {
+        text(StatusCode::OK, st.served.load(Relaxed).to_string())
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        let status = code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::BAD_REQUEST);
+        text(status, format!("status {}\n", status.as_u16()))
+    } else if let Some(ms) = path.strip_prefix("/slow/") {
+        tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(100))).await;
+        text(StatusCode::OK, format!("slow hello from {}\n", st.name))
+    } else if path == "/headers" {
+        let map: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
+            .collect();
+        text(StatusCode::OK, serde_json::Value::Object(map).to_string())
+    } else if path == "/echo" {
+        let mut r = Response::new(req.into_body().boxed());
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/octet-stream"));
+        r
+    } else {
+        text(StatusCode::OK, format!("hello from {}\n", st.name))
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&st.name) {
+        resp.headers_mut().insert("x-backend", v);
+    }
+    Ok(resp)
+}
+
+/// Serves until killed.
+pub fn run(listen: &str, name: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let state = Arc::new(State {
+        name: name.to_string(),
+        healthy: AtomicBool::new(true),
+        served: AtomicU64::new(0),
+    });
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("backend {name}: cannot listen on {listen}"))?;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let st = state.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(req, st.clone()));
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    })
+}

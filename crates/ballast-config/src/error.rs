@@ -23,7 +23,10 @@ pub enum ConfigError {
     Io { file: String, message: String },
     /// The file was read but is invalid; every problem found is listed.
     #[error("{}", render(file, problems))]
-    Invalid { file: String, problems: Vec<Problem> },
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
 }
 
 impl ConfigError {

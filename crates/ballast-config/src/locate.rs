@@ -26,7 +26,9 @@ pub fn segments(path: &str) -> Vec<Segment> {
             }
             rest = &rest[open..];
             while let Some(stripped) = rest.strip_prefix('[') {
-                let Some(close) = stripped.find(']') else { break };
+                let Some(close) = stripped.find(']') else {
+                    break;
+                };
                 if let Ok(i) = stripped[..close].parse() {
                     out.push(Segment::Index(i));
                 }
@@ -62,9 +64,7 @@ impl<'a> Node<'a> {
 
     fn index(self, i: usize) -> Option<(Option<Range<usize>>, Node<'a>)> {
         match self {
-            Node::Item(Item::ArrayOfTables(aot)) => {
-                aot.get(i).map(|t| (t.span(), Node::Table(t)))
-            }
+            Node::Item(Item::ArrayOfTables(aot)) => aot.get(i).map(|t| (t.span(), Node::Table(t))),
             Node::Item(Item::Value(v)) | Node::Value(v) => {
                 v.as_array()?.get(i).map(|v| (v.span(), Node::Value(v)))
             }
@@ -116,7 +116,11 @@ mod tests {
     fn splits_paths() {
         assert_eq!(
             segments("a[1].b"),
-            vec![Segment::Key("a".into()), Segment::Index(1), Segment::Key("b".into())]
+            vec![
+                Segment::Key("a".into()),
+                Segment::Index(1),
+                Segment::Key("b".into())
+            ]
         );
     }
 }

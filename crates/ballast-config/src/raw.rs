@@ -5,8 +5,11 @@
 //! say "must be at least 1" instead of a type error. Nothing here has defaults filled in:
 //! that is [`crate::validate`]'s job.
 
+use std::fmt;
+
 use ballast_core::{Duration, Ratio, Size};
-use serde::Deserialize;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{ConfigError, Problem};
 use crate::locate::line_col;
@@ -43,6 +46,7 @@ pub struct Log {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
+    #[serde(default, deserialize_with = "whole")]
     pub threads: Option<i64>,
     pub grace: Option<Duration>,
 }
@@ -56,6 +60,7 @@ pub struct Listener {
     pub tls: Option<Tls>,
     pub upstream: Option<String>,
     pub max_header_size: Option<Size>,
+    #[serde(default, deserialize_with = "whole")]
     pub max_headers: Option<i64>,
     pub timeout: Option<ListenerTimeout>,
 }
@@ -97,7 +102,10 @@ pub struct Match {
 
 /// `"GET"` or `["GET", "HEAD"]`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "must be a method or a list of methods, e.g. \"GET\" or [\"GET\", \"HEAD\"]"
+)]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
@@ -120,6 +128,7 @@ pub struct RouteTimeout {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
+    #[serde(default, deserialize_with = "whole")]
     pub attempts: Option<i64>,
 }
 
@@ -160,7 +169,9 @@ pub struct Health {
     pub host: Option<String>,
     pub interval: Option<Duration>,
     pub timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "whole")]
     pub rise: Option<i64>,
+    #[serde(default, deserialize_with = "whole")]
     pub fall: Option<i64>,
     pub expect: Option<String>,
     pub body: Option<String>,
@@ -170,15 +181,18 @@ pub struct Health {
 #[serde(deny_unknown_fields)]
 pub struct Passive {
     pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "whole")]
     pub consecutive_failures: Option<i64>,
     pub ejection: Option<Duration>,
     pub max_ejection: Option<Duration>,
+    #[serde(default, deserialize_with = "percent")]
     pub max_ejected: Option<Ratio>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
+    #[serde(default, deserialize_with = "whole")]
     pub max_idle: Option<i64>,
     pub idle_timeout: Option<Duration>,
 }
@@ -187,8 +201,56 @@ pub struct Pool {
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub addr: String,
+    #[serde(default, deserialize_with = "whole")]
     pub weight: Option<i64>,
     pub backup: Option<bool>,
+}
+
+/// A whole number written without quotes; read as `i64` so validation can name the allowed range.
+fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = i64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number without quotes, e.g. 3")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::custom(format!("{v} is far too large")))
+        }
+    }
+    d.deserialize_any(V).map(Some)
+}
+
+/// A share such as `"50%"`; a bare number gets a message that says to add the `%`.
+fn percent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ratio>, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Ratio;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a percentage, e.g. \"50%\"")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Ratio, E> {
+            v.parse().map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ratio, E> {
+            Err(bare_share(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ratio, E> {
+            Err(bare_share(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Ratio, E> {
+            Err(bare_share(v))
+        }
+    }
+    fn bare_share<E: de::Error>(v: impl fmt::Display) -> E {
+        E::custom(format!(
+            "a share needs a `%` sign: write a string such as \"50%\", not the bare number {v}"
+        ))
+    }
+    d.deserialize_any(V).map(Some)
 }
 
 /// Parses the TOML text into the raw schema, locating the first syntax or type error.
@@ -210,8 +272,18 @@ pub fn parse(src: &str, file: &str) -> Result<File, ConfigError> {
                 path: if path == "." { String::new() } else { path },
                 line,
                 column,
-                message: inner.message().trim().to_string(),
+                message: one_line(inner.message()),
             }],
         }
     })
+}
+
+/// TOML syntax messages span several lines; a located error is one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -69,7 +69,12 @@ impl Checker<'_> {
         }
     }
 
-    fn positive(&mut self, path: String, d: Option<ballast_core::Duration>, default: Duration) -> Duration {
+    fn positive(
+        &mut self,
+        path: String,
+        d: Option<ballast_core::Duration>,
+        default: Duration,
+    ) -> Duration {
         match d {
             None => default,
             Some(d) if d.is_zero() => {
@@ -131,36 +136,74 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         .enumerate()
         .map(|(i, u)| upstream(&mut c, i, u))
         .collect();
-    let upstream_names = unique_names(&mut c, "upstream", upstreams.iter().map(|u| u.name.as_str()));
+    let upstream_names = unique_names(
+        &mut c,
+        "upstream",
+        upstreams.iter().map(|u| u.name.as_str()),
+    );
 
-    let listeners: Vec<Listener> = raw
+    // Every listener is kept, even one with a bad address, so that indices in later messages
+    // match the file and routes naming it do not get a second, misleading error.
+    let (listeners, addr_ok): (Vec<Listener>, Vec<bool>) = raw
         .listener
         .into_iter()
         .enumerate()
-        .filter_map(|(i, l)| listener(&mut c, i, l, &upstream_names))
-        .collect();
-    let listener_names = unique_names(&mut c, "listener", listeners.iter().map(|l| l.name.as_str()));
-    let mut addrs = HashSet::new();
+        .map(|(i, l)| listener(&mut c, i, l, &upstream_names))
+        .unzip();
+    unique_names(
+        &mut c,
+        "listener",
+        listeners.iter().map(|l| l.name.as_str()),
+    );
+    let mut bound: Vec<(String, SocketAddr)> = vec![("admin.listen".into(), admin.listen)];
     for (i, l) in listeners.iter().enumerate() {
-        if !addrs.insert(l.listen) || l.listen == admin.listen {
+        if !addr_ok[i] {
+            continue;
+        }
+        if let Some((other, addr)) = bound.iter().find(|(_, a)| same_socket(*a, l.listen)) {
             c.fail(
                 format!("listener[{i}].listen"),
-                format!("{} is already used by another listener or the admin API", l.listen),
+                format!(
+                    "{} collides with {other} ({addr}); give each listener its own port",
+                    l.listen
+                ),
+            );
+        }
+        bound.push((format!("listener[{i}]"), l.listen));
+    }
+
+    let (routes, catch_all): (Vec<Route>, Vec<bool>) = raw
+        .route
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| route(&mut c, i, r, &listeners, &upstream_names))
+        .unzip();
+    unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
+    for (i, r) in routes.iter().enumerate() {
+        let shadow = (0..i).find(|&j| {
+            catch_all[j] && (routes[j].listener.is_none() || routes[j].listener == r.listener)
+        });
+        if let Some(j) = shadow {
+            c.fail(
+                format!("route[{i}]"),
+                format!("can never match: route[{j}] above it has no conditions and takes every request first; move catch-all routes to the end"),
             );
         }
     }
 
-    let routes: Vec<Route> = raw
-        .route
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, r)| route(&mut c, i, r, &listeners, &upstream_names))
-        .collect();
-    unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
-    let _ = listener_names;
-
+    // An empty or truncated file must not pass a reload and silently close every port.
+    if listeners.is_empty() {
+        c.fail(
+            "listener",
+            "no [[listener]] is defined, so nothing would be served; add one, e.g. [[listener]] name = \"web\" listen = \"0.0.0.0:8080\"",
+        );
+    }
     for (i, l) in listeners.iter().enumerate() {
-        if l.protocol != Protocol::Tcp && !routes.iter().any(|r| r.listener.as_deref().is_none_or(|n| n == l.name)) {
+        if l.protocol != Protocol::Tcp
+            && !routes
+                .iter()
+                .any(|r| r.listener.as_deref().is_none_or(|n| n == l.name))
+        {
             c.fail(
                 format!("listener[{i}].name"),
                 format!("no [[route]] serves listener `{}`; add one with `listener = \"{}\"` or without `listener`", l.name, l.name),
@@ -168,6 +211,10 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         }
     }
 
+    // Report in file order, which is how an operator walks through the fixes; problems that
+    // could not be located come last.
+    c.problems
+        .sort_by_key(|p| (p.line.is_none(), p.line, p.column));
     if c.problems.is_empty() {
         Ok(Config {
             admin,
@@ -185,13 +232,36 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
     }
 }
 
-fn unique_names<'a>(c: &mut Checker, table: &str, names: impl Iterator<Item = &'a str>) -> HashSet<String> {
+/// Two sockets that could not both listen: same port and same or wildcard address.
+/// Port 0 (any free port, used by tests) never collides.
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// A cookie name of letters, digits, '_' or '-'.
+fn cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn unique_names<'a>(
+    c: &mut Checker,
+    table: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> HashSet<String> {
     let mut seen = HashSet::new();
     for (i, n) in names.enumerate() {
         if n.is_empty() {
             c.fail(format!("{table}[{i}].name"), "must not be empty");
         } else if !seen.insert(n.to_string()) {
-            c.fail(format!("{table}[{i}].name"), format!("`{n}` is used by an earlier [[{table}]]; names must be unique"));
+            c.fail(
+                format!("{table}[{i}].name"),
+                format!("`{n}` is used by an earlier [[{table}]]; names must be unique"),
+            );
         }
     }
     seen
@@ -218,73 +288,122 @@ fn admin(c: &mut Checker, raw: Option<raw::Admin>) -> Admin {
     Admin { listen, token }
 }
 
-fn listener(c: &mut Checker, i: usize, l: raw::Listener, upstreams: &HashSet<String>) -> Option<Listener> {
+/// The listener, and whether its address was valid (if not, a placeholder stands in and a
+/// problem has been recorded).
+fn listener(
+    c: &mut Checker,
+    i: usize,
+    l: raw::Listener,
+    upstreams: &HashSet<String>,
+) -> (Listener, bool) {
     let p = |f: &str| format!("listener[{i}].{f}");
     let protocol = match l.protocol.as_deref().unwrap_or("http") {
-        "http" => Protocol::Http,
-        "https" => Protocol::Https,
-        "tcp" => Protocol::Tcp,
+        "http" => Some(Protocol::Http),
+        "https" => Some(Protocol::Https),
+        "tcp" => Some(Protocol::Tcp),
         other => {
-            c.fail(p("protocol"), format!("`{other}` is not a protocol; write \"http\", \"https\" or \"tcp\""));
-            Protocol::Http
+            c.fail(
+                p("protocol"),
+                format!("`{other}` is not a protocol; write \"http\", \"https\" or \"tcp\""),
+            );
+            None
         }
     };
     let listen = c.socket_addr(p("listen"), &l.listen);
-    let tls = l.tls.map(|t| Tls {
-        cert: PathBuf::from(t.cert),
-        key: PathBuf::from(t.key),
+    let tls = l.tls.map(|t| {
+        for (field, value) in [("cert", &t.cert), ("key", &t.key)] {
+            if value.is_empty() {
+                c.fail(
+                    p(&format!("tls.{field}")),
+                    "must not be empty; write the path of a PEM file",
+                );
+            }
+        }
+        Tls {
+            cert: PathBuf::from(t.cert),
+            key: PathBuf::from(t.key),
+        }
     });
-    match (protocol, &tls) {
-        (Protocol::Https, None) => c.fail(p("protocol"), "an https listener needs `tls = { cert = \"...\", key = \"...\" }`"),
-        (Protocol::Http | Protocol::Tcp, Some(_)) => c.fail(p("tls"), "tls is only for protocol = \"https\""),
-        _ => {}
-    }
-    match (protocol, &l.upstream) {
-        (Protocol::Tcp, None) => c.fail(p("protocol"), "a tcp listener needs `upstream = \"name\"`"),
-        (Protocol::Tcp, Some(u)) if !upstreams.contains(u) => {
-            c.fail(p("upstream"), format!("no [[upstream]] is named `{u}`"))
+    // With an unknown protocol the checks below would only add guesses to the real problem.
+    if let Some(protocol) = protocol {
+        match (protocol, &tls) {
+            (Protocol::Https, None) => c.fail(
+                p("protocol"),
+                "an https listener needs `tls = { cert = \"...\", key = \"...\" }`",
+            ),
+            (Protocol::Http | Protocol::Tcp, Some(_)) => {
+                c.fail(p("tls"), "tls is only for protocol = \"https\"")
+            }
+            _ => {}
         }
-        (Protocol::Http | Protocol::Https, Some(_)) => {
-            c.fail(p("upstream"), "only tcp listeners name an upstream; http listeners use [[route]]")
+        match (protocol, &l.upstream) {
+            (Protocol::Tcp, None) => {
+                c.fail(p("protocol"), "a tcp listener needs `upstream = \"name\"`")
+            }
+            (Protocol::Tcp, Some(u)) if !upstreams.contains(u) => {
+                c.fail(p("upstream"), format!("no [[upstream]] is named `{u}`"))
+            }
+            (Protocol::Http | Protocol::Https, Some(_)) => c.fail(
+                p("upstream"),
+                "only tcp listeners name an upstream; http listeners use [[route]]",
+            ),
+            _ => {}
         }
-        _ => {}
     }
     let max_header_size = match l.max_header_size {
         None => defaults::MAX_HEADER_SIZE,
         Some(s) if s.get() < 1024 || s.get() > 1 << 20 => {
-            c.fail(p("max_header_size"), "must be between \"1KiB\" and \"1MiB\"");
+            c.fail(
+                p("max_header_size"),
+                format!("must be between \"1KiB\" and \"1MiB\", got \"{s}\""),
+            );
             defaults::MAX_HEADER_SIZE
         }
         Some(s) => s.get() as usize,
     };
-    let max_headers = c.count(p("max_headers"), l.max_headers, defaults::MAX_HEADERS as u32, 1, 1000) as usize;
+    let max_headers = c.count(
+        p("max_headers"),
+        l.max_headers,
+        defaults::MAX_HEADERS as u32,
+        1,
+        1000,
+    ) as usize;
     let (header_read, idle) = match l.timeout {
         None => (None, None),
         Some(t) => (t.header_read, t.idle),
     };
-    Some(Listener {
+    let listener = Listener {
         name: l.name,
-        listen: listen?,
-        protocol,
+        listen: listen.unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)),
+        protocol: protocol.unwrap_or(Protocol::Http),
         tls,
         upstream: l.upstream,
         max_header_size,
         max_headers,
-        header_read_timeout: c.positive(p("timeout.header_read"), header_read, defaults::HEADER_READ_TIMEOUT),
+        header_read_timeout: c.positive(
+            p("timeout.header_read"),
+            header_read,
+            defaults::HEADER_READ_TIMEOUT,
+        ),
         idle_timeout: c.positive(p("timeout.idle"), idle, defaults::IDLE_TIMEOUT),
-    })
+    };
+    (listener, listen.is_some())
 }
 
+/// The route, and whether it is a catch-all (no conditions, so it takes every request).
 fn route(
     c: &mut Checker,
     i: usize,
     r: raw::Route,
     listeners: &[Listener],
     upstreams: &HashSet<String>,
-) -> Option<Route> {
+) -> (Route, bool) {
     let p = |f: &str| format!("route[{i}].{f}");
     if !upstreams.contains(&r.upstream) {
-        c.fail(p("upstream"), format!("no [[upstream]] is named `{}`", r.upstream));
+        c.fail(
+            p("upstream"),
+            format!("no [[upstream]] is named `{}`", r.upstream),
+        );
     }
     if let Some(l) = &r.listener {
         match listeners.iter().find(|x| &x.name == l) {
@@ -296,6 +415,7 @@ fn route(
             _ => {}
         }
     }
+    let problems_before = c.problems.len();
     let matcher = match r.matcher {
         None => Match::default(),
         Some(m) => {
@@ -307,25 +427,42 @@ fn route(
             let methods = methods
                 .into_iter()
                 .enumerate()
-                .filter_map(|(j, s)| match http::Method::from_bytes(s.to_ascii_uppercase().as_bytes()) {
-                    Ok(m) => Some(m),
-                    Err(_) => {
-                        c.fail(format!("route[{i}].match.method[{j}]"), format!("`{s}` is not an HTTP method"));
+                .filter_map(|(j, s)| match method(&s) {
+                    Some(m) => Some(m),
+                    None => {
+                        c.fail(
+                            format!("route[{i}].match.method[{j}]"),
+                            format!("`{s}` is not an HTTP method"),
+                        );
                         None
                     }
                 })
                 .collect();
-            let header = m.header.and_then(|h| match http::HeaderName::from_bytes(h.name.as_bytes()) {
-                Ok(name) => Some(HeaderMatch { name, value: h.value }),
-                Err(_) => {
-                    c.fail(p("match.header.name"), format!("`{}` is not a valid header name", h.name));
-                    None
-                }
-            });
+            let header =
+                m.header
+                    .and_then(|h| match http::HeaderName::from_bytes(h.name.as_bytes()) {
+                        Ok(name) => Some(HeaderMatch {
+                            name,
+                            value: h.value,
+                        }),
+                        Err(_) => {
+                            c.fail(
+                                p("match.header.name"),
+                                format!("`{}` is not a valid header name", h.name),
+                            );
+                            None
+                        }
+                    });
             if let Some(pp) = &m.path_prefix {
                 if !pp.starts_with('/') {
-                    c.fail(p("match.path_prefix"), format!("must start with '/', e.g. \"/{pp}\""));
+                    c.fail(
+                        p("match.path_prefix"),
+                        format!("must start with '/', e.g. \"/{pp}\""),
+                    );
                 }
+            }
+            if let Some(h) = &m.host {
+                check_host(c, p("match.host"), h);
             }
             Match {
                 host: m.host.map(|h| h.to_ascii_lowercase()),
@@ -335,12 +472,20 @@ fn route(
             }
         }
     };
+    // A match whose conditions were refused is not a catch-all: it would only add noise.
+    let catch_all = matcher == Match::default() && c.problems.len() == problems_before;
     let (connect, response) = match r.timeout {
         None => (None, None),
         Some(t) => (t.connect, t.response),
     };
-    let attempts = c.count(p("retry.attempts"), r.retry.and_then(|r| r.attempts), defaults::ATTEMPTS, 1, 10);
-    Some(Route {
+    let attempts = c.count(
+        p("retry.attempts"),
+        r.retry.and_then(|r| r.attempts),
+        defaults::ATTEMPTS,
+        1,
+        10,
+    );
+    let route = Route {
         name: r.name.unwrap_or_else(|| format!("route-{i}")),
         listener: r.listener,
         matcher,
@@ -348,7 +493,34 @@ fn route(
         connect_timeout: c.positive(p("timeout.connect"), connect, defaults::CONNECT_TIMEOUT),
         response_timeout: c.positive(p("timeout.response"), response, defaults::RESPONSE_TIMEOUT),
         attempts,
-    })
+    };
+    (route, catch_all)
+}
+
+/// An HTTP method, accepted in any case (`get` is `GET`).
+fn method(s: &str) -> Option<http::Method> {
+    http::Method::from_bytes(s.to_ascii_uppercase().as_bytes()).ok()
+}
+
+/// A host to match: a name or IP, without port, scheme or path.
+fn check_host(c: &mut Checker, path: String, h: &str) {
+    let ipv6 = |t: &str| t.parse::<std::net::Ipv6Addr>().is_ok();
+    let bracketed = h
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .is_some_and(ipv6);
+    if h.is_empty() || h.contains('/') || h.chars().any(char::is_whitespace) {
+        c.fail(
+            path,
+            format!("`{h}` is not a host name; write e.g. \"shop.example.com\""),
+        );
+    } else if h.contains(':') && !ipv6(h) && !bracketed {
+        let name = h.rsplit_once(':').map_or(h, |(n, _)| n);
+        c.fail(
+            path,
+            format!("write the host without a port: \"{name}\" (the port is the listener's)"),
+        );
+    }
 }
 
 fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
@@ -379,8 +551,11 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
         c.fail(p("hash"), "`hash` only applies with balance = \"hash\"");
     }
     let sticky = u.sticky.map(|s| {
-        if s.cookie.is_empty() || !s.cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            c.fail(p("sticky.cookie"), "a cookie name of letters, digits, '_' or '-', e.g. \"BALLAST_SRV\"");
+        if !cookie_name(&s.cookie) {
+            c.fail(
+                p("sticky.cookie"),
+                format!("`{}` is not a cookie name; use letters, digits, '_' or '-', e.g. \"BALLAST_SRV\"", s.cookie),
+            );
         }
         Sticky { cookie: s.cookie }
     });
@@ -395,12 +570,25 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
         Some(ps) if ps.enabled == Some(false) => None,
         Some(ps) => {
             let ejection = c.positive(p("passive.ejection"), ps.ejection, defaults::EJECTION);
-            let max_ejection = c.positive(p("passive.max_ejection"), ps.max_ejection, defaults::MAX_EJECTION);
+            let max_ejection = c.positive(
+                p("passive.max_ejection"),
+                ps.max_ejection,
+                defaults::MAX_EJECTION,
+            );
             if max_ejection < ejection {
-                c.fail(p("passive.max_ejection"), "must not be shorter than passive.ejection");
+                c.fail(
+                    p("passive.max_ejection"),
+                    "must not be shorter than passive.ejection",
+                );
             }
             Some(Passive {
-                consecutive_failures: c.count(p("passive.consecutive_failures"), ps.consecutive_failures, defaults::PASSIVE_FAILURES, 1, 1000),
+                consecutive_failures: c.count(
+                    p("passive.consecutive_failures"),
+                    ps.consecutive_failures,
+                    defaults::PASSIVE_FAILURES,
+                    1,
+                    1000,
+                ),
                 ejection,
                 max_ejection,
                 max_ejected: ps.max_ejected.map_or(defaults::MAX_EJECTED, |r| r.get()),
@@ -413,12 +601,25 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
             idle_timeout: defaults::POOL_IDLE_TIMEOUT,
         },
         Some(pl) => Pool {
-            max_idle: c.count(p("pool.max_idle"), pl.max_idle, defaults::POOL_MAX_IDLE as u32, 0, 100_000) as usize,
-            idle_timeout: c.positive(p("pool.idle_timeout"), pl.idle_timeout, defaults::POOL_IDLE_TIMEOUT),
+            max_idle: c.count(
+                p("pool.max_idle"),
+                pl.max_idle,
+                defaults::POOL_MAX_IDLE as u32,
+                0,
+                100_000,
+            ) as usize,
+            idle_timeout: c.positive(
+                p("pool.idle_timeout"),
+                pl.idle_timeout,
+                defaults::POOL_IDLE_TIMEOUT,
+            ),
         },
     };
     if u.servers.is_empty() {
-        c.fail(p("servers"), "an upstream needs at least one server, e.g. servers = [{ addr = \"127.0.0.1:8000\" }]");
+        c.fail(
+            p("servers"),
+            "an upstream needs at least one server, e.g. servers = [{ addr = \"127.0.0.1:8000\" }]",
+        );
     }
     let mut seen = HashSet::new();
     let servers = u
@@ -429,12 +630,20 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
             let sp = |f: &str| format!("upstream[{i}].servers[{j}].{f}");
             let addr = c.socket_addr(sp("addr"), &s.addr)?;
             if !seen.insert(addr) {
-                c.fail(sp("addr"), format!("{addr} is listed twice in this upstream"));
+                c.fail(
+                    sp("addr"),
+                    format!("{addr} is listed twice in this upstream"),
+                );
             }
             let weight = match s.weight {
                 None => 1,
                 Some(w) if w < 1 => {
-                    c.fail(sp("weight"), format!("must be at least 1, got {w}; to take a server out, drain it instead"));
+                    c.fail(
+                        sp("weight"),
+                        format!(
+                            "must be at least 1, got {w}; to take a server out, drain it instead"
+                        ),
+                    );
                     1
                 }
                 Some(w) if w > 1000 => {
@@ -451,7 +660,10 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
         })
         .collect::<Vec<_>>();
     if !servers.is_empty() && servers.iter().all(|s| s.backup) {
-        c.fail(p("servers"), "every server is a backup; at least one must be a primary");
+        c.fail(
+            p("servers"),
+            "every server is a backup; at least one must be a primary",
+        );
     }
     Upstream {
         name: u.name,
@@ -470,24 +682,57 @@ fn hash_key(c: &mut Checker, i: usize, h: &raw::Hash) -> HashKey {
     let named = |c: &mut Checker| match &h.name {
         Some(n) if !n.is_empty() => Some(n.clone()),
         _ => {
-            c.fail(format!("{p}.on"), format!("hash on `{}` needs `name = \"...\"`", h.on));
+            c.fail(
+                format!("{p}.on"),
+                format!("hash on `{}` needs `name = \"...\"`", h.on),
+            );
             None
         }
     };
     match h.on.as_str() {
-        "client-ip" => HashKey::ClientIp,
-        "path" => HashKey::Path,
-        "cookie" => named(c).map_or(HashKey::ClientIp, HashKey::Cookie),
-        "header" => match named(c).map(|n| http::HeaderName::from_bytes(n.as_bytes())) {
-            Some(Ok(name)) => HashKey::Header(name),
-            Some(Err(_)) => {
-                c.fail(format!("{p}.name"), "not a valid header name");
+        "client-ip" | "path" => {
+            if h.name.is_some() {
+                c.fail(
+                    format!("{p}.name"),
+                    format!(
+                        "hash on `{}` takes no name; only header and cookie do",
+                        h.on
+                    ),
+                );
+            }
+            if h.on == "path" {
+                HashKey::Path
+            } else {
+                HashKey::ClientIp
+            }
+        }
+        "cookie" => match named(c) {
+            Some(n) if cookie_name(&n) => HashKey::Cookie(n),
+            Some(n) => {
+                c.fail(
+                    format!("{p}.name"),
+                    format!("`{n}` is not a cookie name; use letters, digits, '_' or '-'"),
+                );
+                HashKey::ClientIp
+            }
+            None => HashKey::ClientIp,
+        },
+        "header" => match named(c).map(|n| (http::HeaderName::from_bytes(n.as_bytes()), n)) {
+            Some((Ok(name), _)) => HashKey::Header(name),
+            Some((Err(_), n)) => {
+                c.fail(
+                    format!("{p}.name"),
+                    format!("`{n}` is not a valid header name"),
+                );
                 HashKey::ClientIp
             }
             None => HashKey::ClientIp,
         },
         other => {
-            c.fail(format!("{p}.on"), format!("`{other}` is not a hash key; write client-ip, header, cookie or path"));
+            c.fail(
+                format!("{p}.on"),
+                format!("`{other}` is not a hash key; write \"client-ip\", \"header\", \"cookie\" or \"path\""),
+            );
             HashKey::ClientIp
         }
     }
@@ -495,21 +740,42 @@ fn hash_key(c: &mut Checker, i: usize, h: &raw::Hash) -> HashKey {
 
 fn health(c: &mut Checker, i: usize, h: raw::Health) -> Health {
     let p = |f: &str| format!("upstream[{i}].health.{f}");
-    let kind = h.kind.clone().unwrap_or_else(|| if h.path.is_some() { "http".into() } else { "tcp".into() });
+    let kind = h.kind.clone().unwrap_or_else(|| {
+        if h.path.is_some() {
+            "http".into()
+        } else {
+            "tcp".into()
+        }
+    });
     let check = match kind.as_str() {
         "tcp" => {
-            if h.path.is_some() || h.expect.is_some() || h.body.is_some() || h.method.is_some() {
-                c.fail(p("kind"), "path, method, expect and body need kind = \"http\"");
+            let http_only = [
+                ("path", h.path.is_some()),
+                ("method", h.method.is_some()),
+                ("host", h.host.is_some()),
+                ("expect", h.expect.is_some()),
+                ("body", h.body.is_some()),
+            ];
+            for (field, _) in http_only.iter().filter(|(_, set)| *set) {
+                let fix = if h.kind.is_some() {
+                    "a tcp check only connects; remove it or write kind = \"http\""
+                } else {
+                    "it belongs to HTTP checks; add path = \"/...\" (or kind = \"http\")"
+                };
+                c.fail(
+                    p(field),
+                    format!("`{field}` does not apply to a tcp check: {fix}"),
+                );
             }
             Check::Tcp
         }
         "http" => {
-            let method = match http::Method::from_bytes(h.method.as_deref().unwrap_or("GET").as_bytes()) {
-                Ok(m) => m,
-                Err(_) => {
-                    c.fail(p("method"), "not an HTTP method");
+            let method = match h.method.as_deref() {
+                None => http::Method::GET,
+                Some(m) => method(m).unwrap_or_else(|| {
+                    c.fail(p("method"), format!("`{m}` is not an HTTP method"));
                     http::Method::GET
-                }
+                }),
             };
             let path = h.path.clone().unwrap_or_else(|| "/".into());
             if !path.starts_with('/') {
@@ -517,13 +783,15 @@ fn health(c: &mut Checker, i: usize, h: raw::Health) -> Health {
             }
             let expect = match h.expect.as_deref() {
                 None => 200..=399,
-                Some(e) => match parse_status_range(e) {
-                    Some(r) => r,
-                    None => {
-                        c.fail(p("expect"), format!("`{e}` is not a status range; write e.g. \"200-399\" or \"204\""));
-                        200..=399
+                Some(e) => {
+                    match parse_status_range(e) {
+                        Some(r) => r,
+                        None => {
+                            c.fail(p("expect"), format!("`{e}` is not a status range; write e.g. \"200-399\" or \"204\""));
+                            200..=399
+                        }
                     }
-                },
+                }
             };
             Check::Http {
                 method,
@@ -534,7 +802,10 @@ fn health(c: &mut Checker, i: usize, h: raw::Health) -> Health {
             }
         }
         other => {
-            c.fail(p("kind"), format!("`{other}` is not a check; write \"http\" or \"tcp\""));
+            c.fail(
+                p("kind"),
+                format!("`{other}` is not a check; write \"http\" or \"tcp\""),
+            );
             Check::Tcp
         }
     };

@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# bench/compare.sh: baseline throughput and latency of Ballast, HAProxy and nginx.
+#
+# All three proxies run in front of the same three backends, one after another, each pinned to
+# CPU 0 with one worker. The load generator (wrk) and the backends (one nginx) share CPU 1. The
+# script runs everything on 127.0.0.1 and stops every process it started when it exits.
+# bench/README.md explains the method and how the three configurations correspond.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/compare.sh [options]
+
+  --duration D      measured run per proxy, wrk syntax: 10s, 1m (default 10s)
+  --connections N   concurrent client connections (default 64)
+  --rounds R        run the whole sequence R times, interleaved, report medians (default 3)
+  --warmup D        warm-up run before each measured run (default 2s)
+  --only LIST       comma-separated subset of ballast,haproxy,nginx (default: all three)
+  --out FILE        also write the Markdown report to FILE
+  --build           always run `cargo build --release -p ballast` first
+  --no-build        never build; fail if the Ballast binary is missing
+  --keep            keep the work directory (configs, logs, raw wrk output)
+  -h, --help        show this help
+
+environment:
+  BALLAST_BIN       Ballast binary (default: <repo>/target/release/ballast; never built if set)
+EOF
+}
+
+DURATION=10s
+CONNS=64
+ROUNDS=3
+WARMUP=2s
+ONLY=ballast,haproxy,nginx
+OUT=
+BUILD=auto
+KEEP=0
+
+need_arg() { [[ $# -ge 2 && -n $2 ]] || { echo "compare.sh: $1 needs a value" >&2; exit 2; }; }
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --duration) need_arg "$@"; DURATION=$2; shift 2 ;;
+        --connections) need_arg "$@"; CONNS=$2; shift 2 ;;
+        --rounds) need_arg "$@"; ROUNDS=$2; shift 2 ;;
+        --warmup) need_arg "$@"; WARMUP=$2; shift 2 ;;
+        --only) need_arg "$@"; ONLY=$2; shift 2 ;;
+        --out) need_arg "$@"; OUT=$2; shift 2 ;;
+        --build) BUILD=always; shift ;;
+        --no-build) BUILD=never; shift ;;
+        --keep) KEEP=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "compare.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '[compare] %s\n' "$*" >&2; }
+die() { printf '[compare] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Arguments and prerequisites
+
+# "10s" / "2m" / "1h" -> seconds; anything else is refused (wrk would read a bare number as s).
+to_seconds() {
+    [[ $1 =~ ^([0-9]+)([smh])$ ]] || return 1
+    local n=${BASH_REMATCH[1]}
+    case ${BASH_REMATCH[2]} in s) echo "$n" ;; m) echo $((n * 60)) ;; h) echo $((n * 3600)) ;; esac
+}
+DURATION_S=$(to_seconds "$DURATION") || die "--duration '$DURATION': write a number with a unit, e.g. 10s or 1m"
+WARMUP_S=$(to_seconds "$WARMUP") || die "--warmup '$WARMUP': write a number with a unit, e.g. 2s"
+[[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "--connections '$CONNS': expected a positive integer"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds '$ROUNDS': expected a positive integer"
+((DURATION_S > 0)) || die "--duration must be at least 1s"
+
+PROXIES=()
+IFS=, read -r -a _only <<<"$ONLY"
+for p in ballast haproxy nginx; do # fixed order, whatever the order in --only
+    for q in "${_only[@]}"; do [[ $q == "$p" ]] && PROXIES+=("$p") && break; done
+done
+for q in "${_only[@]}"; do
+    case $q in ballast | haproxy | nginx) ;; *) die "--only: unknown proxy '$q' (expected ballast, haproxy, nginx)" ;; esac
+done
+((${#PROXIES[@]} > 0)) || die "--only: no proxy selected"
+wants() { local p; for p in "${PROXIES[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+for tool in taskset wrk curl nginx; do
+    command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install -y haproxy nginx wrk)"
+done
+wants haproxy && { command -v haproxy >/dev/null || die "'haproxy' not found (apt-get install -y haproxy)"; }
+(($(nproc --all) >= 2)) || die "needs at least 2 CPUs (proxies on CPU 0, load generator and backends on CPU 1)"
+taskset -c 1 true 2>/dev/null || die "cannot pin to CPU 1 (taskset -c 1 failed; check the allowed CPU set)"
+
+if wants ballast; then
+    if [[ -n ${BALLAST_BIN:-} ]]; then
+        [[ -x $BALLAST_BIN ]] || die "BALLAST_BIN=$BALLAST_BIN is not an executable file"
+    else
+        BALLAST_BIN=$ROOT/target/release/ballast
+        if [[ $BUILD == always || ($BUILD == auto && ! -x $BALLAST_BIN) ]]; then
+            say "building Ballast: cargo build --release -p ballast (several minutes on a small machine)"
+            (cd "$ROOT" && cargo build --release -p ballast) || die "cargo build --release -p ballast failed"
+        fi
+        [[ -x $BALLAST_BIN ]] || die "Ballast binary not found at $BALLAST_BIN; build it with
+    cargo build --release -p ballast
+or run this script with --build (or --only haproxy,nginx to measure the peers alone)"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Ports, work directory, process bookkeeping and cleanup
+
+BACKEND_PORTS=(19101 19102 19103)
+ADMIN_PORT=19900
+declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082)
+
+W=$(mktemp -d /tmp/ballast-bench.XXXXXX)
+chmod 755 "$W" # nginx workers run as nobody and must reach their temp directories
+RESULTS=$W/results.txt
+: >"$RESULTS"
+
+declare -A PIDS=()
+
+# Stops one started process: SIGTERM, up to 10 s grace, then SIGKILL for it and its children.
+stop_proc() {
+    local name=$1 pid=${PIDS[$1]:-} i kids
+    [[ -n $pid ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kids=$(ps -o pid= --ppid "$pid" 2>/dev/null | tr -d ' ' || true)
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then
+            say "$name (pid $pid) ignored SIGTERM; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        for k in $kids; do kill -KILL "$k" 2>/dev/null || true; done
+    fi
+    wait "$pid" 2>/dev/null || true
+    unset "PIDS[$name]"
+}
+
+cleanup() {
+    local rc=$? name
+    trap - EXIT INT TERM
+    for name in "${!PIDS[@]}"; do stop_proc "$name"; done
+    if ((KEEP)) || ((rc != 0)); then
+        say "work directory kept: $W"
+    else
+        rm -rf "$W"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+for p in "${BACKEND_PORTS[@]}" "${PORT[ballast]}" "${PORT[haproxy]}" "${PORT[nginx]}" "$ADMIN_PORT"; do
+    port_busy "$p" && die "port 127.0.0.1:$p is already in use; stop whatever listens there first"
+done
+
+# start NAME CPU CMD...: runs CMD in the background pinned to CPU, output to $W/NAME.out.
+start() {
+    local name=$1 cpu=$2
+    shift 2
+    taskset -c "$cpu" "$@" >"$W/$name.out" 2>&1 &
+    PIDS[$name]=$!
+}
+
+show_log() {
+    local f shown=0
+    for f in "$W/$1.out" "$W/$1-error.log"; do
+        [[ -s $f ]] || continue
+        printf -- '----- %s (last 40 lines) -----\n' "$f" >&2
+        tail -n 40 "$f" >&2
+        shown=1
+    done
+    ((shown)) || say "$1 printed nothing (stdout and stderr: $W/$1.out)"
+}
+
+# wait_ready NAME URL: 200 six times in a row (covers all three servers twice) within 30 s.
+wait_ready() {
+    local name=$1 url=$2 ok=0 code deadline=$((SECONDS + 30))
+    while ((SECONDS < deadline)); do
+        if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+            show_log "$name"
+            die "$name exited during start-up (log above)"
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)
+        if [[ $code == 200 ]]; then
+            ((++ok >= 6)) && return 0
+        else
+            ok=0
+            sleep 0.2
+        fi
+    done
+    show_log "$name"
+    die "$name did not answer 200 on $url within 30 s (last status: ${code:-none}; log above)"
+}
+
+# CPU time (clock ticks) used so far by a process and its direct children (nginx workers).
+cpu_ticks() {
+    local pid=$1 total=0 p t
+    for p in "$pid" $(ps -o pid= --ppid "$pid" 2>/dev/null || true); do
+        # fields after the ")" of the command name: utime and stime are the 12th and 13th
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------------------------------------
+# Configurations
+
+BODY='ok\n'
+
+write_backend_conf() {
+    local port servers=
+    for port in "${BACKEND_PORTS[@]}"; do
+        servers+="
+    server {
+        listen 127.0.0.1:$port;
+        location = /healthz { return 200 \"healthy\\n\"; }
+        location / { return 200 \"$BODY\"; }
+    }"
+    done
+    cat >"$W/backend.conf" <<EOF
+worker_processes 1;
+pid $W/backend.pid;
+error_log $W/backend-error.log warn;
+events { worker_connections 4096; }
+http {
+    default_type text/plain;
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $W/backend-tmp/body;
+    proxy_temp_path $W/backend-tmp/proxy;
+    fastcgi_temp_path $W/backend-tmp/fastcgi;
+    uwsgi_temp_path $W/backend-tmp/uwsgi;
+    scgi_temp_path $W/backend-tmp/scgi;
+$servers
+}
+EOF
+    mkdir -p "$W/backend-tmp"
+}
+
+write_haproxy_conf() {
+    cat >"$W/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8192
+    pidfile $W/haproxy.pid
+    log stdout format raw local0
+
+defaults
+    mode http
+    log global
+    option httplog
+    option http-keep-alive
+    option forwardfor
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+    timeout check 1s
+    retries 3
+    option redispatch
+
+frontend web
+    bind 127.0.0.1:${PORT[haproxy]}
+    default_backend app
+
+backend app
+    balance roundrobin
+    http-reuse always
+    option httpchk GET /healthz
+    default-server check inter 2s rise 2 fall 3
+    server s1 127.0.0.1:${BACKEND_PORTS[0]}
+    server s2 127.0.0.1:${BACKEND_PORTS[1]}
+    server s3 127.0.0.1:${BACKEND_PORTS[2]}
+EOF
+}
+
+write_nginx_conf() {
+    cat >"$W/nginx.conf" <<EOF
+worker_processes 1;
+user nobody nogroup;
+pid $W/nginx.pid;
+error_log $W/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+    default_type text/plain;
+    access_log $W/nginx-access.log combined;
+    keepalive_requests 1000000;
+    keepalive_timeout 30s;
+    client_body_temp_path $W/nginx-tmp/body;
+    proxy_temp_path $W/nginx-tmp/proxy;
+    fastcgi_temp_path $W/nginx-tmp/fastcgi;
+    uwsgi_temp_path $W/nginx-tmp/uwsgi;
+    scgi_temp_path $W/nginx-tmp/scgi;
+
+    # Open-source nginx has passive health checks only: a server that fails 3 times is
+    # skipped for 2 s. There is no active probe of /healthz.
+    upstream app {
+        server 127.0.0.1:${BACKEND_PORTS[0]} max_fails=3 fail_timeout=2s;
+        server 127.0.0.1:${BACKEND_PORTS[1]} max_fails=3 fail_timeout=2s;
+        server 127.0.0.1:${BACKEND_PORTS[2]} max_fails=3 fail_timeout=2s;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:${PORT[nginx]};
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_connect_timeout 1s;
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 3;
+        }
+    }
+}
+EOF
+    mkdir -p "$W/nginx-tmp"
+}
+
+write_ballast_conf() {
+    cat >"$W/ballast.toml" <<EOF
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+
+[log]
+access = "$W/ballast-access.log"
+
+[runtime]
+threads = 1
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:${PORT[ballast]}"
+
+[[route]]
+upstream = "app"
+
+[[upstream]]
+name = "app"
+balance = "round-robin"
+health = { path = "/healthz", interval = "2s", timeout = "1s", rise = 2, fall = 3 }
+servers = [
+  { addr = "127.0.0.1:${BACKEND_PORTS[0]}" },
+  { addr = "127.0.0.1:${BACKEND_PORTS[1]}" },
+  { addr = "127.0.0.1:${BACKEND_PORTS[2]}" },
+]
+EOF
+}
+
+start_proxy() {
+    case $1 in
+        ballast) start ballast 0 "$BALLAST_BIN" run --config "$W/ballast.toml" ;;
+        haproxy) start haproxy 0 haproxy -db -f "$W/haproxy.cfg" ;;
+        nginx) start nginx 0 nginx -p "$W" -c "$W/nginx.conf" -e "$W/nginx-error.log" -g 'daemon off;' ;;
+    esac
+}
+
+access_log_of() {
+    case $1 in
+        ballast) echo "$W/ballast-access.log" ;;
+        haproxy) echo "$W/haproxy.out" ;; # stdout carries the httplog lines
+        nginx) echo "$W/nginx-access.log" ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# Load
+
+# Prints "rps p50_ms p99_ms errors" from wrk --latency output.
+parse_wrk() {
+    awk '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+            if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+            if (v ~ /h$/)  return substr(v, 1, length(v) - 1) * 3600000
+            return -1
+        }
+        /^Requests\/sec:/                  { rps = $2 }
+        /Latency Distribution/             { dist = 1; next }
+        dist && $1 == "50%"                { p50 = ms($2) }
+        dist && $1 == "99%"                { p99 = ms($2); dist = 0 }
+        /Non-2xx or 3xx responses:/        { err += $NF }
+        /Socket errors:/ {
+            for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { v = $i; sub(",", "", v); err += v }
+        }
+        END {
+            if (rps == "" || p50 == "" || p99 == "") exit 1
+            printf "%s %.3f %.3f %d\n", rps, p50, p99, err
+        }'
+}
+
+# measure ROUND NAME PORT PID: warm-up, then the measured run; appends a line to $RESULTS.
+measure() {
+    local round=$1 name=$2 pid=$4 url="http://127.0.0.1:$3/" raw c0 c1 t0 t1 cpu parsed rps p50 p99 err
+    raw=$W/wrk-$name-r$round.txt
+    taskset -c 1 timeout $((WARMUP_S + 30)) wrk -t1 -c"$CONNS" -d"$WARMUP" "$url" >/dev/null 2>&1 ||
+        die "wrk warm-up against $name ($url) failed"
+    c0=$(cpu_ticks "$pid")
+    t0=$(date +%s.%N)
+    taskset -c 1 timeout $((DURATION_S + 30)) wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$url" >"$raw" 2>&1 ||
+        { cat "$raw" >&2; die "wrk against $name ($url) failed"; }
+    t1=$(date +%s.%N)
+    c1=$(cpu_ticks "$pid")
+    cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" \
+        'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
+    parsed=$(parse_wrk <"$raw") || { cat "$raw" >&2; die "could not parse wrk output for $name"; }
+    echo "$round $name $parsed $cpu" >>"$RESULTS"
+    read -r rps p50 p99 err <<<"$parsed"
+    say "round $round  $(printf '%-8s' "$name") ${rps} req/s  p50 ${p50} ms  p99 ${p99} ms  errors ${err}  cpu ${cpu}%"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Run
+
+write_backend_conf
+wants haproxy && write_haproxy_conf
+wants nginx && write_nginx_conf
+wants ballast && write_ballast_conf
+
+say "work directory: $W"
+say "backends: one nginx worker on CPU 1, ports ${BACKEND_PORTS[*]}"
+start backend 1 nginx -p "$W" -c "$W/backend.conf" -e "$W/backend-error.log" -g 'daemon off;'
+for p in "${BACKEND_PORTS[@]}"; do wait_ready backend "http://127.0.0.1:$p/healthz"; done
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    measure "$r" direct "${PORT[direct]}" "${PIDS[backend]}"
+    for name in "${PROXIES[@]}"; do
+        log_file=$(access_log_of "$name")
+        start_proxy "$name"
+        wait_ready "$name" "http://127.0.0.1:${PORT[$name]}/"
+        measure "$r" "$name" "${PORT[$name]}" "${PIDS[$name]}"
+        if [[ $name == ballast && $r == 1 ]]; then
+            if curl -sf --max-time 2 -o "$W/ballast-metrics.txt" "http://127.0.0.1:$ADMIN_PORT/metrics"; then
+                if command -v promtool >/dev/null && ! promtool check metrics <"$W/ballast-metrics.txt" >"$W/promtool.txt" 2>&1; then
+                    say "warning: promtool check metrics found problems in Ballast's /metrics (see $W/promtool.txt)"
+                fi
+            else
+                say "warning: Ballast admin http://127.0.0.1:$ADMIN_PORT/metrics did not answer"
+            fi
+        fi
+        stop_proc "$name"
+        (($(wc -l <"$log_file" 2>/dev/null || echo 0) >= 100)) ||
+            say "warning: $name wrote (almost) no access log lines to $log_file"
+        # a fresh log for every run, so that the check above sees this run's lines only
+        if ((KEEP)); then mv "$log_file" "$W/$name-access-r$r.log"; else rm -f "$log_file"; fi
+    done
+done
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v n="$1" -v c="$2" '$2 == n { print $c }' "$RESULTS" | median; }
+total_errors() { awk -v n="$1" '$2 == n { s += $6 } END { print s + 0 }' "$RESULTS"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+
+declare -A LABEL=(
+    [direct]="direct to backend (reference)"
+    [ballast]="Ballast $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    [haproxy]="HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }')"
+    [nginx]="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')"
+)
+
+report() {
+    local name b_rps='' b_p99='' rps p50 p99 rr pr cpu
+    if wants ballast; then b_rps=$(col ballast 3); b_p99=$(col ballast 5); fi
+    echo "## Baseline: Ballast vs HAProxy vs nginx"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc --all) CPUs."
+    echo "wrk -t1 -c$CONNS -d$DURATION --latency (after a $WARMUP warm-up), median of $ROUNDS round(s)."
+    echo "Each proxy pinned to CPU 0 with one worker; wrk and the backends share CPU 1."
+    echo
+    echo "| target | req/s | p50 ms | p99 ms | errors | proxy CPU | Ballast req/s ÷ this | Ballast p99 ÷ this |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+    for name in direct "${PROXIES[@]}"; do
+        rps=$(col "$name" 3); p50=$(col "$name" 4); p99=$(col "$name" 5)
+        if [[ $name == direct || $name == ballast || -z $b_rps ]]; then
+            rr="—"; pr="—"
+        else
+            rr=$(ratio "$b_rps" "$rps"); pr=$(ratio "$b_p99" "$p99")
+        fi
+        cpu=$(printf '%.0f%%' "$(col "$name" 7)")
+        [[ $name == direct ]] && cpu="—"
+        printf '| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s |\n' \
+            "${LABEL[$name]}" "$rps" "$p50" "$p99" "$(total_errors "$name")" "$cpu" "$rr" "$pr"
+    done
+    echo
+    echo "req/s ratio above 1 and p99 ratio below 1 favour Ballast. Errors are non-2xx/3xx answers"
+    echo "plus socket errors, summed over all rounds. Proxy CPU is the share of one core the proxy"
+    echo "used while measured; well under 100% means the load generator, not the proxy, was the limit."
+    echo
+    echo "<details><summary>Per-round results</summary>"
+    echo
+    echo "| round | target | req/s | p50 ms | p99 ms | errors | proxy CPU |"
+    echo "|--:|---|--:|--:|--:|--:|--:|"
+    awk '{ printf "| %s | %s | %.0f | %.3f | %.3f | %d | %s%% |\n", $1, $2, $3, $4, $5, $6, $7 }' "$RESULTS"
+    echo
+    echo "</details>"
+}
+
+if [[ -n $OUT ]]; then
+    report | tee "$OUT"
+else
+    report
+fi

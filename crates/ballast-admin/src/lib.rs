@@ -110,16 +110,23 @@ async fn status(State(state): State<AdminState>) -> Json<Value> {
 
 fn set_drain(state: &AdminState, upstream: &str, addr: &str, drained: bool) -> Response {
     match state.control.set_drain(upstream, addr, drained) {
-        Ok(()) => Json(json!({ "upstream": upstream, "server": addr, "drained": drained })).into_response(),
+        Ok(()) => Json(json!({ "upstream": upstream, "server": addr, "drained": drained }))
+            .into_response(),
         Err(e) => error(StatusCode::NOT_FOUND, &e.0),
     }
 }
 
-async fn drain(State(state): State<AdminState>, Path((upstream, addr)): Path<(String, String)>) -> Response {
+async fn drain(
+    State(state): State<AdminState>,
+    Path((upstream, addr)): Path<(String, String)>,
+) -> Response {
     set_drain(&state, &upstream, &addr, true)
 }
 
-async fn enable(State(state): State<AdminState>, Path((upstream, addr)): Path<(String, String)>) -> Response {
+async fn enable(
+    State(state): State<AdminState>,
+    Path((upstream, addr)): Path<(String, String)>,
+) -> Response {
     set_drain(&state, &upstream, &addr, false)
 }
 
@@ -157,17 +164,29 @@ mod tests {
             if upstream != "app" {
                 return Err(NotFound(format!("no upstream named `{upstream}`")));
             }
-            self.drained.lock().unwrap().push((upstream.into(), addr.into(), drained));
+            self.drained
+                .lock()
+                .unwrap()
+                .push((upstream.into(), addr.into(), drained));
             Ok(())
         }
         fn reload(&self) -> BoxFuture<'_, Result<Value, String>> {
             let ok = self.reload_ok;
-            Box::pin(async move { if ok { Ok(json!({})) } else { Err("bad.toml:3:1: nope".into()) } })
+            Box::pin(async move {
+                if ok {
+                    Ok(json!({}))
+                } else {
+                    Err("bad.toml:3:1: nope".into())
+                }
+            })
         }
     }
 
     fn app(token: Option<&str>, reload_ok: bool) -> (Router, Arc<Recorder>) {
-        let rec = Arc::new(Recorder { reload_ok, ..Default::default() });
+        let rec = Arc::new(Recorder {
+            reload_ok,
+            ..Default::default()
+        });
         let r = router(AdminState {
             control: rec.clone(),
             token: token.map(Arc::from),
@@ -175,7 +194,12 @@ mod tests {
         (r, rec)
     }
 
-    async fn call(r: Router, method: &str, uri: &str, bearer: Option<&str>) -> (StatusCode, String) {
+    async fn call(
+        r: Router,
+        method: &str,
+        uri: &str,
+        bearer: Option<&str>,
+    ) -> (StatusCode, String) {
         let mut b = Request::builder().method(method).uri(uri);
         if let Some(t) = bearer {
             b = b.header("authorization", format!("Bearer {t}"));
@@ -189,23 +213,55 @@ mod tests {
     #[tokio::test]
     async fn drain_and_enable_reach_the_gateway() {
         let (r, rec) = app(None, true);
-        assert_eq!(call(r.clone(), "POST", "/api/v1/servers/app/127.0.0.1:1/drain", None).await.0, StatusCode::OK);
-        assert_eq!(call(r.clone(), "POST", "/api/v1/servers/app/127.0.0.1:1/enable", None).await.0, StatusCode::OK);
+        assert_eq!(
+            call(
+                r.clone(),
+                "POST",
+                "/api/v1/servers/app/127.0.0.1:1/drain",
+                None
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(
+                r.clone(),
+                "POST",
+                "/api/v1/servers/app/127.0.0.1:1/enable",
+                None
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
         let (s, body) = call(r, "POST", "/api/v1/servers/nope/127.0.0.1:1/drain", None).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert!(body.contains("nope"));
         assert_eq!(
             *rec.drained.lock().unwrap(),
-            vec![("app".into(), "127.0.0.1:1".into(), true), ("app".into(), "127.0.0.1:1".into(), false)]
+            vec![
+                ("app".into(), "127.0.0.1:1".into(), true),
+                ("app".into(), "127.0.0.1:1".into(), false)
+            ]
         );
     }
 
     #[tokio::test]
     async fn token_is_enforced() {
         let (r, _) = app(Some("s3cret"), true);
-        assert_eq!(call(r.clone(), "GET", "/api/v1/status", None).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(call(r.clone(), "GET", "/metrics", Some("wrong")).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(call(r, "GET", "/api/v1/status", Some("s3cret")).await.0, StatusCode::OK);
+        assert_eq!(
+            call(r.clone(), "GET", "/api/v1/status", None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(r.clone(), "GET", "/metrics", Some("wrong")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(r, "GET", "/api/v1/status", Some("s3cret")).await.0,
+            StatusCode::OK
+        );
     }
 
     #[tokio::test]
@@ -215,6 +271,9 @@ mod tests {
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(body.contains("bad.toml:3:1"), "{body}");
         let (r, _) = app(None, true);
-        assert_eq!(call(r, "POST", "/api/v1/reload", None).await.0, StatusCode::OK);
+        assert_eq!(
+            call(r, "POST", "/api/v1/reload", None).await.0,
+            StatusCode::OK
+        );
     }
 }

@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn parses_units() {
-        assert_eq!("250ms".parse::<Duration>().unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            "250ms".parse::<Duration>().unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!("10s".parse::<Duration>().unwrap(), Duration::from_secs(10));
         assert_eq!("5m".parse::<Duration>().unwrap(), Duration::from_secs(300));
     }

@@ -122,7 +122,10 @@ mod tests {
 
     #[test]
     fn bare_number_is_refused() {
-        assert!(matches!("64".parse::<Size>(), Err(SizeError::MissingUnit(_))));
+        assert!(matches!(
+            "64".parse::<Size>(),
+            Err(SizeError::MissingUnit(_))
+        ));
         assert!(matches!("64XB".parse::<Size>(), Err(SizeError::Invalid(_))));
     }
 }

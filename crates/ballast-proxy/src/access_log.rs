@@ -67,14 +67,19 @@ impl AccessLog {
                     .create(true)
                     .append(true)
                     .open(p)
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display())))?,
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display()))
+                    })?,
             ),
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("ballast-access-log".into())
             .spawn(move || writer(rx, out))?;
-        Ok(Self { tx: Some(tx), stats })
+        Ok(Self {
+            tx: Some(tx),
+            stats,
+        })
     }
 
     /// Whether lines are written at all.

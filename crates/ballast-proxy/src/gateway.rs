@@ -96,7 +96,8 @@ impl Gateway {
     /// Starts listeners and health checks for `config`. Must run inside a Tokio runtime.
     pub async fn start(config: Config) -> Result<Self, GatewayError> {
         let global = Arc::new(GlobalStats::default());
-        let access_log = AccessLog::start(&sink(&config.access_log), global.clone()).map_err(GatewayError::AccessLog)?;
+        let access_log = AccessLog::start(&sink(&config.access_log), global.clone())
+            .map_err(GatewayError::AccessLog)?;
         let shared = Arc::new(Shared {
             access_log: ArcSwap::from_pointee(access_log),
             global,
@@ -125,7 +126,12 @@ impl Gateway {
 
     /// Builds upstream runtimes, reusing the state of servers that already exist.
     fn build(&self, config: &Config, initial: bool) -> Built {
-        let old = self.inner.servers.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let old = self
+            .inner
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut servers = HashMap::new();
         let (mut kept, mut added) = (0, 0);
         let upstreams = config
@@ -159,13 +165,22 @@ impl Gateway {
         }
     }
 
-    fn route_table(&self, listener: &str, config: &Config, upstreams: &HashMap<String, Arc<Upstream>>) -> RouteTable {
+    fn route_table(
+        &self,
+        listener: &str,
+        config: &Config,
+        upstreams: &HashMap<String, Arc<Upstream>>,
+    ) -> RouteTable {
         RouteTable {
             routes: config
                 .routes_for(listener)
                 .filter_map(|r| {
                     let up = upstreams.get(&r.upstream)?.clone();
-                    Some(Arc::new(RouteRt::new(r.clone(), up, &self.inner.shared.registry)))
+                    Some(Arc::new(RouteRt::new(
+                        r.clone(),
+                        up,
+                        &self.inner.shared.registry,
+                    )))
                 })
                 .collect(),
         }
@@ -181,21 +196,31 @@ impl Gateway {
             name: Arc::from(l.name.as_str()),
             tls: l.protocol == Protocol::Https,
             table: ArcSwap::from_pointee(self.route_table(&l.name, config, upstreams)),
-            tcp_upstream: ArcSwapOption::new(l.upstream.as_ref().and_then(|u| upstreams.get(u).cloned())),
+            tcp_upstream: ArcSwapOption::new(
+                l.upstream.as_ref().and_then(|u| upstreams.get(u).cloned()),
+            ),
             shared: self.inner.shared.clone(),
         })
     }
 
     /// Publishes built state and restarts health checkers over it.
     fn commit(&self, config: &Config, built: Built) {
-        let mut tasks = self.inner.health_tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tasks = self
+            .inner
+            .health_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for t in tasks.drain(..) {
             t.abort();
         }
         for up in built.upstreams.values() {
             if let Some(h) = up.health() {
                 for m in &up.members {
-                    tasks.push(health::active::spawn(up.name.clone(), m.state.clone(), h.clone()));
+                    tasks.push(health::active::spawn(
+                        up.name.clone(),
+                        m.state.clone(),
+                        h.clone(),
+                    ));
                 }
             } else {
                 // Without active checks a server is judged by passive health alone.
@@ -225,11 +250,19 @@ impl Gateway {
         let mut listeners = self.inner.listeners.lock().await;
         let old_config = self.inner.config.load_full();
         let new_log = if sink(&config.access_log) != sink(&old_config.access_log) {
-            Some(AccessLog::start(&sink(&config.access_log), self.inner.shared.global.clone()).map_err(GatewayError::AccessLog)?)
+            Some(
+                AccessLog::start(&sink(&config.access_log), self.inner.shared.global.clone())
+                    .map_err(GatewayError::AccessLog)?,
+            )
         } else {
             None
         };
-        let before = self.inner.servers.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let before = self
+            .inner
+            .servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
         let built = self.build(&config, false);
 
         // Listeners whose socket settings are unchanged keep running with new tables; others
@@ -244,7 +277,11 @@ impl Gateway {
         }
         let mut started = Vec::new();
         let mut fresh = Vec::new();
-        for l in config.listeners.iter().filter(|l| !keep.iter().any(|k| k.cfg.name == l.name)) {
+        for l in config
+            .listeners
+            .iter()
+            .filter(|l| !keep.iter().any(|k| k.cfg.name == l.name))
+        {
             // A changed listener on the same address must release the port first.
             if let Some(pos) = retire.iter().position(|r| r.cfg.listen == l.listen) {
                 drop(retire.remove(pos));
@@ -265,10 +302,17 @@ impl Gateway {
         }
         for r in &keep {
             let shared = &r.shared;
-            shared.table.store(Arc::new(self.route_table(&r.cfg.name, &config, &built.upstreams)));
-            shared
-                .tcp_upstream
-                .store(r.cfg.upstream.as_ref().and_then(|u| built.upstreams.get(u).cloned()));
+            shared.table.store(Arc::new(self.route_table(
+                &r.cfg.name,
+                &config,
+                &built.upstreams,
+            )));
+            shared.tcp_upstream.store(
+                r.cfg
+                    .upstream
+                    .as_ref()
+                    .and_then(|u| built.upstreams.get(u).cloned()),
+            );
         }
         let stopped: Vec<String> = retire.iter().map(|r| r.cfg.name.clone()).collect();
         for r in &retire {
@@ -292,7 +336,12 @@ impl Gateway {
     }
 
     /// Drains (`true`) or re-enables (`false`) a server at run time.
-    pub fn set_drain(&self, upstream: &str, addr: &str, drained: bool) -> Result<(), ServerLookupError> {
+    pub fn set_drain(
+        &self,
+        upstream: &str,
+        addr: &str,
+        drained: bool,
+    ) -> Result<(), ServerLookupError> {
         let ups = self.inner.upstreams.load();
         let up = ups
             .get(upstream)
@@ -306,7 +355,12 @@ impl Gateway {
                 addr: addr.to_string(),
             })?;
         m.state.set_drained(drained);
-        tracing::info!(upstream, server = addr, drained, "server drain state changed");
+        tracing::info!(
+            upstream,
+            server = addr,
+            drained,
+            "server drain state changed"
+        );
         Ok(())
     }
 
@@ -341,7 +395,13 @@ impl Gateway {
             }
         }
         let _ = tokio::time::timeout(grace, self.inner.conns.wait_idle()).await;
-        for t in self.inner.health_tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .inner
+            .health_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
         self.inner.conns.open()

@@ -22,15 +22,26 @@ impl std::fmt::Debug for Collector {
     }
 }
 
-fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str, String)>, u64)]) -> std::fmt::Result {
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, String)>, u64)],
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
-        m.encode_family(labels)?.encode_counter::<NoLabelSet, _, u64>(v, None)?;
+        m.encode_family(labels)?
+            .encode_counter::<NoLabelSet, _, u64>(v, None)?;
     }
     Ok(())
 }
 
-fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: &[(Vec<(&str, String)>, i64)]) -> std::fmt::Result {
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Vec<(&str, String)>, i64)],
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, v) in rows {
         m.encode_family(labels)?.encode_gauge(v)?;
@@ -45,7 +56,9 @@ impl prometheus_client::collector::Collector for Collector {
 
         let mut reqs = Vec::new();
         let mut rows = shared.registry.all_requests();
-        rows.sort_by(|a, b| (&a.0.route, &a.0.upstream, &a.0.server).cmp(&(&b.0.route, &b.0.upstream, &b.0.server)));
+        rows.sort_by(|a, b| {
+            (&a.0.route, &a.0.upstream, &a.0.server).cmp(&(&b.0.route, &b.0.upstream, &b.0.server))
+        });
         for (k, c) in rows {
             for (i, class) in CLASSES.iter().enumerate() {
                 let v = c.by_class[i].load(Relaxed);
@@ -60,7 +73,12 @@ impl prometheus_client::collector::Collector for Collector {
                 }
             }
         }
-        counter(&mut enc, "ballast_requests", "Requests answered, by route, upstream, server and status class.", &reqs)?;
+        counter(
+            &mut enc,
+            "ballast_requests",
+            "Requests answered, by route, upstream, server and status class.",
+            &reqs,
+        )?;
 
         {
             let mut m = enc.encode_descriptor(
@@ -94,8 +112,10 @@ impl prometheus_client::collector::Collector for Collector {
         let mut names: Vec<&String> = ups.keys().collect();
         names.sort();
         let now = now_ms();
-        let (mut inflight, mut health, mut avail, mut drained, mut ejected) = (vec![], vec![], vec![], vec![], vec![]);
-        let (mut ejections, mut check_fail, mut connects, mut connect_fail) = (vec![], vec![], vec![], vec![]);
+        let (mut inflight, mut health, mut avail, mut drained, mut ejected) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let (mut ejections, mut check_fail, mut connects, mut connect_fail) =
+            (vec![], vec![], vec![], vec![]);
         for name in names {
             for m in &ups[name].members {
                 let s = &m.state;
@@ -111,15 +131,60 @@ impl prometheus_client::collector::Collector for Collector {
                 connect_fail.push((l(), s.pool.connect_failures_total.load(Relaxed)));
             }
         }
-        gauge(&mut enc, "ballast_upstream_inflight", "Requests in flight to a server.", &inflight)?;
-        gauge(&mut enc, "ballast_server_health_up", "1 when active health checks consider the server up.", &health)?;
-        gauge(&mut enc, "ballast_server_available", "1 when the server may take new requests (up, not drained, not ejected).", &avail)?;
-        gauge(&mut enc, "ballast_server_drained", "1 when the server is drained.", &drained)?;
-        gauge(&mut enc, "ballast_server_ejected", "1 while passive health has the server ejected.", &ejected)?;
-        counter(&mut enc, "ballast_server_ejections", "Passive ejections of a server.", &ejections)?;
-        counter(&mut enc, "ballast_health_check_failures", "Failed active health checks.", &check_fail)?;
-        counter(&mut enc, "ballast_upstream_connects", "New connections opened to a server.", &connects)?;
-        counter(&mut enc, "ballast_upstream_connect_failures", "Failed connection attempts to a server.", &connect_fail)?;
+        gauge(
+            &mut enc,
+            "ballast_upstream_inflight",
+            "Requests in flight to a server.",
+            &inflight,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_server_health_up",
+            "1 when active health checks consider the server up.",
+            &health,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_server_available",
+            "1 when the server may take new requests (up, not drained, not ejected).",
+            &avail,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_server_drained",
+            "1 when the server is drained.",
+            &drained,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_server_ejected",
+            "1 while passive health has the server ejected.",
+            &ejected,
+        )?;
+        counter(
+            &mut enc,
+            "ballast_server_ejections",
+            "Passive ejections of a server.",
+            &ejections,
+        )?;
+        counter(
+            &mut enc,
+            "ballast_health_check_failures",
+            "Failed active health checks.",
+            &check_fail,
+        )?;
+        counter(
+            &mut enc,
+            "ballast_upstream_connects",
+            "New connections opened to a server.",
+            &connects,
+        )?;
+        counter(
+            &mut enc,
+            "ballast_upstream_connect_failures",
+            "Failed connection attempts to a server.",
+            &connect_fail,
+        )?;
 
         let g = &shared.global;
         counter(
@@ -127,15 +192,46 @@ impl prometheus_client::collector::Collector for Collector {
             "ballast_reloads",
             "Configuration reloads, by result.",
             &[
-                (vec![("result", "ok".to_string())], g.reloads_ok.load(Relaxed)),
-                (vec![("result", "error".to_string())], g.reloads_failed.load(Relaxed)),
+                (
+                    vec![("result", "ok".to_string())],
+                    g.reloads_ok.load(Relaxed),
+                ),
+                (
+                    vec![("result", "error".to_string())],
+                    g.reloads_failed.load(Relaxed),
+                ),
             ],
         )?;
-        counter(&mut enc, "ballast_access_log_dropped", "Access log lines dropped because the writer fell behind.", &[(vec![], g.access_log_dropped.load(Relaxed))])?;
-        counter(&mut enc, "ballast_bad_requests", "Requests refused for invalid framing.", &[(vec![], g.bad_requests.load(Relaxed))])?;
-        counter(&mut enc, "ballast_tcp_connections", "TCP passthrough connections accepted.", &[(vec![], g.tcp_connections.load(Relaxed))])?;
-        counter(&mut enc, "ballast_upgrades", "Upgraded (e.g. WebSocket) connections.", &[(vec![], g.upgrades.load(Relaxed))])?;
-        gauge(&mut enc, "ballast_open_connections", "Open client connections.", &[(vec![], inner_open(inner))])?;
+        counter(
+            &mut enc,
+            "ballast_access_log_dropped",
+            "Access log lines dropped because the writer fell behind.",
+            &[(vec![], g.access_log_dropped.load(Relaxed))],
+        )?;
+        counter(
+            &mut enc,
+            "ballast_bad_requests",
+            "Requests refused for invalid framing.",
+            &[(vec![], g.bad_requests.load(Relaxed))],
+        )?;
+        counter(
+            &mut enc,
+            "ballast_tcp_connections",
+            "TCP passthrough connections accepted.",
+            &[(vec![], g.tcp_connections.load(Relaxed))],
+        )?;
+        counter(
+            &mut enc,
+            "ballast_upgrades",
+            "Upgraded (e.g. WebSocket) connections.",
+            &[(vec![], g.upgrades.load(Relaxed))],
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_open_connections",
+            "Open client connections.",
+            &[(vec![], inner_open(inner))],
+        )?;
         Ok(())
     }
 }

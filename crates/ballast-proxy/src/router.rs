@@ -43,7 +43,9 @@ impl RouteRt {
 
     /// Counters of member `server`, or of "none".
     pub fn counters_for(&self, server: Option<usize>) -> &ClassCounters {
-        let i = server.unwrap_or(self.counters.len() - 1).min(self.counters.len() - 1);
+        let i = server
+            .unwrap_or(self.counters.len() - 1)
+            .min(self.counters.len() - 1);
         &self.counters[i]
     }
 }
@@ -56,7 +58,13 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// The first matching route.
-    pub fn find(&self, method: &Method, host: &str, path: &str, headers: &HeaderMap) -> Option<&Arc<RouteRt>> {
+    pub fn find(
+        &self,
+        method: &Method,
+        host: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Option<&Arc<RouteRt>> {
         self.routes
             .iter()
             .find(|r| matches(&r.cfg.matcher, method, host, path, headers))
@@ -109,10 +117,28 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-beta", "1".parse().unwrap());
         assert!(matches(&m, &Method::GET, "SHOP.example.com", "/api/x", &h));
-        assert!(!matches(&m, &Method::POST, "shop.example.com", "/api/x", &h));
+        assert!(!matches(
+            &m,
+            &Method::POST,
+            "shop.example.com",
+            "/api/x",
+            &h
+        ));
         assert!(!matches(&m, &Method::GET, "other", "/api/x", &h));
         assert!(!matches(&m, &Method::GET, "shop.example.com", "/web", &h));
-        assert!(!matches(&m, &Method::GET, "shop.example.com", "/api/x", &HeaderMap::new()));
-        assert!(matches(&Match::default(), &Method::DELETE, "", "/", &HeaderMap::new()));
+        assert!(!matches(
+            &m,
+            &Method::GET,
+            "shop.example.com",
+            "/api/x",
+            &HeaderMap::new()
+        ));
+        assert!(matches(
+            &Match::default(),
+            &Method::DELETE,
+            "",
+            "/",
+            &HeaderMap::new()
+        ));
     }
 }

@@ -37,7 +37,10 @@ pub struct Histogram {
 
 impl Histogram {
     pub fn observe(&self, secs: f64) {
-        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        let i = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
         self.buckets[i].fetch_add(1, Relaxed);
         self.count.fetch_add(1, Relaxed);
         self.sum_micros.fetch_add((secs * 1e6) as u64, Relaxed);

@@ -8,16 +8,27 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
 /// Sends `method path` to the admin API found from `config` or `admin`, prints the answer.
-pub fn call(config: Option<PathBuf>, admin: Option<String>, method: &str, path: &str) -> anyhow::Result<()> {
+pub fn call(
+    config: Option<PathBuf>,
+    admin: Option<String>,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<()> {
     let (addr, token) = match (admin, config) {
-        (Some(a), cfg) => (a, cfg.and_then(|c| ballast_config::load(&c).ok()).and_then(|c| c.admin.token)),
+        (Some(a), cfg) => (
+            a,
+            cfg.and_then(|c| ballast_config::load(&c).ok())
+                .and_then(|c| c.admin.token),
+        ),
         (None, Some(c)) => {
             let cfg = ballast_config::load(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
             (cfg.admin.listen.to_string(), cfg.admin.token)
         }
         (None, None) => ("127.0.0.1:9900".to_string(), None),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let (status, body) = rt.block_on(request(&addr, token.as_deref(), method, path))?;
     println!("{body}");
     if !status.is_success() {
@@ -26,7 +37,12 @@ pub fn call(config: Option<PathBuf>, admin: Option<String>, method: &str, path: 
     Ok(())
 }
 
-async fn request(addr: &str, token: Option<&str>, method: &str, path: &str) -> anyhow::Result<(http::StatusCode, String)> {
+async fn request(
+    addr: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<(http::StatusCode, String)> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .with_context(|| format!("cannot reach the admin API at {addr}; is ballast running?"))?;
@@ -39,7 +55,9 @@ async fn request(addr: &str, token: Option<&str>, method: &str, path: &str) -> a
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let resp = sender.send_request(req.body(Empty::<Bytes>::new())?).await?;
+    let resp = sender
+        .send_request(req.body(Empty::<Bytes>::new())?)
+        .await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
     let text = String::from_utf8_lossy(&body).into_owned();

@@ -23,7 +23,9 @@ impl Source {
     fn load(&self) -> Result<Config, String> {
         match self {
             Source::File(p) => ballast_config::load(p).map_err(|e| e.to_string()),
-            Source::Embedded(src) => ballast_config::parse(src, "<embedded demo config>").map_err(|e| e.to_string()),
+            Source::Embedded(src) => {
+                ballast_config::parse(src, "<embedded demo config>").map_err(|e| e.to_string())
+            }
         }
     }
 }
@@ -76,7 +78,10 @@ pub fn run(config: Config, source: Source) -> anyhow::Result<()> {
     if config.runtime.threads > 0 {
         rt.worker_threads(config.runtime.threads);
     }
-    let rt = rt.enable_all().build().context("cannot start the async runtime")?;
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(serve(config, source))
 }
 
@@ -94,9 +99,13 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
         control: app.clone(),
         token: config.admin.token.as_deref().map(Arc::from),
     };
-    let admin = tokio::spawn(ballast_admin::serve(admin_listener, admin_state, async move {
-        let _ = stop_rx.wait_for(|s| *s).await;
-    }));
+    let admin = tokio::spawn(ballast_admin::serve(
+        admin_listener,
+        admin_state,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    ));
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| format!("{}={}", l.name, l.listen)).collect::<Vec<_>>(),
         admin = %config.admin.listen,

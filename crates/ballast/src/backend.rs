@@ -32,10 +32,16 @@ struct State {
 type Body = BoxBody<Bytes, hyper::Error>;
 
 fn text(status: StatusCode, s: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(s.into()).map_err(|n: Infallible| match n {}).boxed());
+    let mut r = Response::new(
+        Full::new(s.into())
+            .map_err(|n: Infallible| match n {})
+            .boxed(),
+    );
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
     r
 }
 
@@ -51,7 +57,10 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
             }
         });
         let mut r = text(StatusCode::SWITCHING_PROTOCOLS, "");
-        r.headers_mut().insert(header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+        r.headers_mut().insert(
+            header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
         let proto = req.headers()[header::UPGRADE].clone();
         r.headers_mut().insert(header::UPGRADE, proto);
         r
@@ -67,7 +76,11 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
     } else if path == "/_ctl/count" {
         text(StatusCode::OK, st.served.load(Relaxed).to_string())
     } else if let Some(code) = path.strip_prefix("/status/") {
-        let status = code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::BAD_REQUEST);
+        let status = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
         text(status, format!("status {}\n", status.as_u16()))
     } else if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(100))).await;
@@ -76,13 +89,20 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
         let map: serde_json::Map<String, serde_json::Value> = req
             .headers()
             .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    serde_json::Value::String(String::from_utf8_lossy(v.as_bytes()).into()),
+                )
+            })
             .collect();
         text(StatusCode::OK, serde_json::Value::Object(map).to_string())
     } else if path == "/echo" {
         let mut r = Response::new(req.into_body().boxed());
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/octet-stream"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/octet-stream"),
+        );
         r
     } else {
         text(StatusCode::OK, format!("hello from {}\n", st.name))
@@ -95,7 +115,9 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
 
 /// Serves until killed.
 pub fn run(listen: &str, name: &str) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let state = Arc::new(State {
         name: name.to_string(),
         healthy: AtomicBool::new(true),

@@ -8,7 +8,11 @@ use anyhow::Context;
 use crate::app;
 
 const DEMO: &str = include_str!("../../../examples/demo.toml");
-const BACKENDS: [(&str, &str); 3] = [("alpha", "127.0.0.1:9101"), ("bravo", "127.0.0.1:9102"), ("charlie", "127.0.0.1:9103")];
+const BACKENDS: [(&str, &str); 3] = [
+    ("alpha", "127.0.0.1:9101"),
+    ("bravo", "127.0.0.1:9102"),
+    ("charlie", "127.0.0.1:9103"),
+];
 
 /// Kills the demo backends when the demo ends, however it ends.
 struct Children(Vec<Child>);
@@ -23,7 +27,8 @@ impl Drop for Children {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let config = ballast_config::parse(DEMO, "<embedded demo config>").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = ballast_config::parse(DEMO, "<embedded demo config>")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let exe = std::env::current_exe().context("cannot find the ballast executable")?;
     let mut children = Children(Vec::new());
     for (name, addr) in BACKENDS {

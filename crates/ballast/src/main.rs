@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 const EXIT_BAD_CONFIG: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "ballast", version, about = "A gateway and operations brain that keeps a web service up.")]
+#[command(
+    name = "ballast",
+    version,
+    about = "A gateway and operations brain that keeps a web service up."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -112,8 +116,12 @@ fn main() -> ExitCode {
             exit(demo::run())
         }
         Command::Backend { listen, name } => exit(backend::run(&listen, &name)),
-        Command::Reload { config, admin } => exit(admin_client::call(config, admin, "POST", "/api/v1/reload")),
-        Command::Status { config, admin } => exit(admin_client::call(config, admin, "GET", "/api/v1/status")),
+        Command::Reload { config, admin } => {
+            exit(admin_client::call(config, admin, "POST", "/api/v1/reload"))
+        }
+        Command::Status { config, admin } => {
+            exit(admin_client::call(config, admin, "GET", "/api/v1/status"))
+        }
         Command::Drain {
             upstream,
             server,

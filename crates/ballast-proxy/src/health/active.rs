@@ -61,7 +61,10 @@ pub async fn probe(addr: SocketAddr, check: &Check) -> Result<(), String> {
     let req = http::Request::builder()
         .method(method.clone())
         .uri(path.as_str())
-        .header(http::header::HOST, host.clone().unwrap_or_else(|| addr.to_string()))
+        .header(
+            http::header::HOST,
+            host.clone().unwrap_or_else(|| addr.to_string()),
+        )
         .header(http::header::USER_AGENT, "ballast-health-check")
         .header(http::header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())
@@ -76,7 +79,10 @@ pub async fn probe(addr: SocketAddr, check: &Check) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        if bytes.windows(needle.len().max(1)).any(|w| w == needle.as_bytes()) {
+        if bytes
+            .windows(needle.len().max(1))
+            .any(|w| w == needle.as_bytes())
+        {
             Ok(())
         } else {
             Err("body does not contain the expected text".into())

@@ -76,7 +76,10 @@ impl Exchange {
             host: &self.host,
             path: &self.path,
             route: self.route.as_ref().map_or("-", |r| r.cfg.name.as_str()),
-            upstream: self.route.as_ref().map_or("-", |r| r.upstream.name.as_str()),
+            upstream: self
+                .route
+                .as_ref()
+                .map_or("-", |r| r.upstream.name.as_str()),
             server: server_addr.map(|a| a.to_string()),
             status: self.status,
             bytes_in,

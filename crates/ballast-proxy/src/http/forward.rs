@@ -52,7 +52,11 @@ impl Head {
     }
 }
 
-async fn proxy(mut req: Request<Incoming>, l: &ListenerShared, client: SocketAddr) -> Response<ProxyBody> {
+async fn proxy(
+    mut req: Request<Incoming>,
+    l: &ListenerShared,
+    client: SocketAddr,
+) -> Response<ProxyBody> {
     let start = Instant::now();
     let wants_upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -86,7 +90,10 @@ async fn proxy(mut req: Request<Incoming>, l: &ListenerShared, client: SocketAdd
         return gateway_error(ex, e);
     }
     let table = l.table.load();
-    let Some(route) = table.find(&parts.method, &ex.host, parts.uri.path(), &parts.headers).cloned() else {
+    let Some(route) = table
+        .find(&parts.method, &ex.host, parts.uri.path(), &parts.headers)
+        .cloned()
+    else {
         return gateway_error(ex, ProxyError::NoRoute);
     };
     drop(table);
@@ -119,7 +126,9 @@ async fn proxy(mut req: Request<Incoming>, l: &ListenerShared, client: SocketAdd
 
     let upstream = &route.upstream;
     let sticky_name = upstream.config.sticky.as_ref().map(|s| s.cookie.as_str());
-    let pinned = sticky_name.and_then(|n| headers::cookie(&head.headers, n)).map(str::to_owned);
+    let pinned = sticky_name
+        .and_then(|n| headers::cookie(&head.headers, n))
+        .map(str::to_owned);
     let mut tried = Tried::new();
     let mut last_err = ProxyError::NoServer;
     while ex.attempts < route.cfg.attempts {
@@ -139,10 +148,25 @@ async fn proxy(mut req: Request<Incoming>, l: &ListenerShared, client: SocketAdd
             Some(s) if s.untouched() => UpstreamBody::from_slot(s),
             Some(_) => break,
         };
-        match attempt(state, &head, body, route.cfg.connect_timeout, route.cfg.response_timeout).await {
+        match attempt(
+            state,
+            &head,
+            body,
+            route.cfg.connect_timeout,
+            route.cfg.response_timeout,
+        )
+        .await
+        {
             Ok((mut resp, sender, took)) => {
                 let status = resp.status();
-                upstream.record(idx, if status.is_server_error() { Outcome::Failure } else { Outcome::Success });
+                upstream.record(
+                    idx,
+                    if status.is_server_error() {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    },
+                );
                 ex.server = Some(idx);
                 ex.load_begun = true;
                 ex.upstream_time = Some(took);
@@ -150,14 +174,19 @@ async fn proxy(mut req: Request<Incoming>, l: &ListenerShared, client: SocketAdd
                 let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && wants_upgrade;
                 if upgraded {
                     if let Some(client_side) = client_upgrade {
-                        upgrade::tunnel(client_side, hyper::upgrade::on(&mut resp), l.shared.clone());
+                        upgrade::tunnel(
+                            client_side,
+                            hyper::upgrade::on(&mut resp),
+                            l.shared.clone(),
+                        );
                     }
                 }
                 let (mut rparts, rbody) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut rparts.headers, upgraded);
                 if let Some(name) = sticky_name {
                     if pinned.as_deref() != Some(state.cookie_id.as_str()) {
-                        let c = format!("{name}={}; Path=/; HttpOnly; SameSite=Lax", state.cookie_id);
+                        let c =
+                            format!("{name}={}; Path=/; HttpOnly; SameSite=Lax", state.cookie_id);
                         if let Ok(v) = HeaderValue::from_str(&c) {
                             rparts.headers.append(header::SET_COOKIE, v);
                         }
@@ -231,7 +260,9 @@ async fn attempt(
                         req = back;
                         continue;
                     }
-                    Some(_) => return Err(ProxyError::Connect(std::io::ErrorKind::ConnectionAborted)),
+                    Some(_) => {
+                        return Err(ProxyError::Connect(std::io::ErrorKind::ConnectionAborted))
+                    }
                     None => {
                         let err = e.error();
                         return Err(if err.is_parse() || err.is_parse_status() {
@@ -262,7 +293,10 @@ fn gateway_error(mut ex: Box<Exchange>, e: ProxyError) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::full(text).with_exchange(ex));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(headers::X_REQUEST_ID.clone(), request_id);
     if matches!(e, ProxyError::BadFraming | ProxyError::ClientBody) {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -24,7 +24,11 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
     if te.is_empty() {
         let mut cl = headers.get_all(header::CONTENT_LENGTH).iter();
         if let Some(first) = cl.next() {
-            let valid = |v: &HeaderValue| v.to_str().ok().is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+            let valid = |v: &HeaderValue| {
+                v.to_str()
+                    .ok()
+                    .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            };
             if !valid(first) || cl.any(|v| v != first) {
                 return Err(ProxyError::BadFraming);
             }
@@ -98,7 +102,12 @@ pub fn host(parts: &Parts) -> String {
     let raw = parts
         .uri
         .host()
-        .or_else(|| parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .unwrap_or("");
     let without_port = match raw.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
@@ -108,7 +117,12 @@ pub fn host(parts: &Parts) -> String {
 }
 
 /// Adds `X-Forwarded-For` (appending to a client-supplied chain), `-Proto` and `-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, tls: bool, host_header: Option<HeaderValue>) {
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    tls: bool,
+    host_header: Option<HeaderValue>,
+) {
     let ip = client.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
@@ -163,7 +177,12 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn is_idempotent(m: &http::Method) -> bool {
     matches!(
         *m,
-        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE | http::Method::PUT | http::Method::DELETE
+        http::Method::GET
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::TRACE
+            | http::Method::PUT
+            | http::Method::DELETE
     )
 }
 
@@ -174,7 +193,10 @@ mod tests {
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         m
     }
@@ -183,7 +205,11 @@ mod tests {
     fn framing() {
         assert!(check_framing(&h(&[("content-length", "5")])).is_ok());
         assert!(check_framing(&h(&[("transfer-encoding", "chunked")])).is_ok());
-        assert!(check_framing(&h(&[("content-length", "5"), ("transfer-encoding", "chunked")])).is_err());
+        assert!(check_framing(&h(&[
+            ("content-length", "5"),
+            ("transfer-encoding", "chunked")
+        ]))
+        .is_err());
         assert!(check_framing(&h(&[("transfer-encoding", "gzip")])).is_err());
         assert!(check_framing(&h(&[("transfer-encoding", "chunked, chunked")])).is_err());
         assert!(check_framing(&h(&[("content-length", "5"), ("content-length", "6")])).is_err());
@@ -192,9 +218,17 @@ mod tests {
 
     #[test]
     fn hop_by_hop() {
-        let mut m = h(&[("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("keep-alive", "5"), ("te", "trailers"), ("x-keep", "1")]);
+        let mut m = h(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "5"),
+            ("te", "trailers"),
+            ("x-keep", "1"),
+        ]);
         strip_hop_by_hop(&mut m, false);
-        assert!(m.get("x-secret").is_none() && m.get("keep-alive").is_none() && m.get("te").is_none());
+        assert!(
+            m.get("x-secret").is_none() && m.get("keep-alive").is_none() && m.get("te").is_none()
+        );
         assert!(m.get("connection").is_none());
         assert_eq!(m.get("x-keep").unwrap(), "1");
 
@@ -219,7 +253,12 @@ mod tests {
     #[test]
     fn forwarded_appends() {
         let mut m = h(&[("x-forwarded-for", "10.0.0.1")]);
-        add_forwarded(&mut m, "127.0.0.2".parse().unwrap(), false, Some("a.b".parse().unwrap()));
+        add_forwarded(
+            &mut m,
+            "127.0.0.2".parse().unwrap(),
+            false,
+            Some("a.b".parse().unwrap()),
+        );
         assert_eq!(m.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.2");
         assert_eq!(m.get("x-forwarded-proto").unwrap(), "http");
         assert_eq!(m.get("x-forwarded-host").unwrap(), "a.b");

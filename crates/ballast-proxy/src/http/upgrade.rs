@@ -22,7 +22,11 @@ pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, shared: Arc<Shared>) {
                     tracing::debug!(error = %e, "upgraded connection ended");
                 }
             }
-            (c, u) => tracing::debug!(client_ok = c.is_ok(), upstream_ok = u.is_ok(), "upgrade failed"),
+            (c, u) => tracing::debug!(
+                client_ok = c.is_ok(),
+                upstream_ok = u.is_ok(),
+                "upgrade failed"
+            ),
         }
     });
 }

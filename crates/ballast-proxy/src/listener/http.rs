@@ -69,9 +69,12 @@ pub fn spawn(
                 match tls {
                     None => serve(stream, client, shared, &builder, stop).await,
                     Some(acceptor) => {
-                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                        {
                             Ok(Ok(s)) => serve(s, client, shared, &builder, stop).await,
-                            Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                            Ok(Err(e)) => {
+                                tracing::debug!(%client, error = %e, "TLS handshake failed")
+                            }
                             Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
                         }
                     }

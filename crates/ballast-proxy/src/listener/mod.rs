@@ -97,12 +97,17 @@ pub enum ListenError {
 
 impl Running {
     /// Binds and starts accepting.
-    pub fn start(cfg: Listener, shared: Arc<ListenerShared>, conns: Arc<ConnTracker>) -> Result<Self, ListenError> {
-        let std_listener = std::net::TcpListener::bind(cfg.listen).map_err(|source| ListenError::Bind {
-            name: cfg.name.clone(),
-            addr: cfg.listen,
-            source,
-        })?;
+    pub fn start(
+        cfg: Listener,
+        shared: Arc<ListenerShared>,
+        conns: Arc<ConnTracker>,
+    ) -> Result<Self, ListenError> {
+        let std_listener =
+            std::net::TcpListener::bind(cfg.listen).map_err(|source| ListenError::Bind {
+                name: cfg.name.clone(),
+                addr: cfg.listen,
+                source,
+            })?;
         let bind_err = |source| ListenError::Bind {
             name: cfg.name.clone(),
             addr: cfg.listen,
@@ -119,7 +124,14 @@ impl Running {
                     name: cfg.name.clone(),
                     message,
                 })?;
-                http::spawn(listener, &cfg, shared.clone(), Some(acceptor), stop_rx, conns)
+                http::spawn(
+                    listener,
+                    &cfg,
+                    shared.clone(),
+                    Some(acceptor),
+                    stop_rx,
+                    conns,
+                )
             }
             Protocol::Tcp => tcp::spawn(listener, shared.clone(), stop_rx, conns),
         };

@@ -43,7 +43,9 @@ pub fn spawn(
 
 async fn serve(mut client_stream: TcpStream, client: SocketAddr, l: &ListenerShared) {
     let _ = client_stream.set_nodelay(true);
-    let Some(upstream) = l.tcp_upstream.load_full() else { return };
+    let Some(upstream) = l.tcp_upstream.load_full() else {
+        return;
+    };
     l.shared.global.tcp_connections.fetch_add(1, Relaxed);
     let mut tried = Tried::new();
     while (tried.len() as u32) < ATTEMPTS {
@@ -52,7 +54,9 @@ async fn serve(mut client_stream: TcpStream, client: SocketAddr, l: &ListenerSha
             headers: None,
             path: "",
         };
-        let Some(idx) = upstream.select(&ctx, &tried, None) else { break };
+        let Some(idx) = upstream.select(&ctx, &tried, None) else {
+            break;
+        };
         tried.push(idx);
         let state = &upstream.members[idx].state;
         let t0 = Instant::now();

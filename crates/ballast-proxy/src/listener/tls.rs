@@ -10,7 +10,11 @@ use tokio_rustls::TlsAcceptor;
 /// Builds the acceptor from the listener's PEM certificate chain and private key.
 pub fn acceptor(cfg: &Listener) -> Result<TlsAcceptor, String> {
     let tls = cfg.tls.as_ref().ok_or("https listener without tls")?;
-    let open = |p: &std::path::Path| File::open(p).map(BufReader::new).map_err(|e| format!("{}: {e}", p.display()));
+    let open = |p: &std::path::Path| {
+        File::open(p)
+            .map(BufReader::new)
+            .map_err(|e| format!("{}: {e}", p.display()))
+    };
     let certs = rustls_pemfile::certs(&mut open(&tls.cert)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {e}", tls.cert.display()))?;

@@ -39,13 +39,18 @@ pub type Tried = SmallVec<[usize; 4]>;
 
 impl Upstream {
     /// Builds the runtime pool; `state_for` returns the (possibly carried-over) state of a server.
-    pub fn new(config: &UpstreamConfig, mut state_for: impl FnMut(&str, std::net::SocketAddr) -> Arc<ServerState>) -> Self {
+    pub fn new(
+        config: &UpstreamConfig,
+        mut state_for: impl FnMut(&str, std::net::SocketAddr) -> Arc<ServerState>,
+    ) -> Self {
         let members: Vec<Member> = config
             .servers
             .iter()
             .map(|s| {
                 let state = state_for(&config.name, s.addr);
-                state.pool.configure(config.pool.max_idle, config.pool.idle_timeout);
+                state
+                    .pool
+                    .configure(config.pool.max_idle, config.pool.idle_timeout);
                 Member {
                     weight: s.weight,
                     backup: s.backup,
@@ -75,7 +80,12 @@ impl Upstream {
     }
 
     /// Chooses a member for a request, or `None` when no server may take it.
-    pub fn select(&self, ctx: &PickContext<'_>, tried: &[usize], sticky: Option<&str>) -> Option<usize> {
+    pub fn select(
+        &self,
+        ctx: &PickContext<'_>,
+        tried: &[usize],
+        sticky: Option<&str>,
+    ) -> Option<usize> {
         let now = now_ms();
         if let Some(id) = sticky {
             if let Some(i) = self.members.iter().position(|m| m.state.cookie_id == id) {
@@ -89,7 +99,9 @@ impl Upstream {
                 .members
                 .iter()
                 .enumerate()
-                .filter(|(i, m)| m.backup == backup && !tried.contains(i) && m.state.is_available(now))
+                .filter(|(i, m)| {
+                    m.backup == backup && !tried.contains(i) && m.state.is_available(now)
+                })
                 .map(|(i, m)| Candidate {
                     index: i,
                     weight: m.state.effective_weight(m.weight, self.slow_start(), now),
@@ -106,11 +118,17 @@ impl Upstream {
 
     /// Records an attempt's outcome for passive health, honouring the ejection cap.
     pub fn record(&self, index: usize, outcome: Outcome) -> bool {
-        let Some(m) = self.members.get(index) else { return false };
+        let Some(m) = self.members.get(index) else {
+            return false;
+        };
         m.state.record_outcome(outcome, self.passive(), || {
             let cap = self.passive().map_or(0.0, |p| p.max_ejected);
             let now = now_ms();
-            let ejected = self.members.iter().filter(|m| m.state.is_ejected(now)).count();
+            let ejected = self
+                .members
+                .iter()
+                .filter(|m| m.state.is_ejected(now))
+                .count();
             ((ejected + 1) as f64) <= cap * self.members.len() as f64
         })
     }
@@ -118,6 +136,8 @@ impl Upstream {
     /// Whether any primary is available (backups are idle).
     pub fn primaries_available(&self) -> bool {
         let now = now_ms();
-        self.members.iter().any(|m| !m.backup && m.state.is_available(now))
+        self.members
+            .iter()
+            .any(|m| !m.backup && m.state.is_available(now))
     }
 }

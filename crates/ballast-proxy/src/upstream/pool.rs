@@ -54,7 +54,8 @@ impl ConnPool {
     /// Applies the upstream's pool settings (on start and on every reload).
     pub fn configure(&self, max_idle: usize, idle_timeout: Duration) {
         self.max_idle.store(max_idle, Relaxed);
-        self.idle_timeout_ms.store(idle_timeout.as_millis() as u64, Relaxed);
+        self.idle_timeout_ms
+            .store(idle_timeout.as_millis() as u64, Relaxed);
     }
 
     /// An idle connection that is still open, if any.

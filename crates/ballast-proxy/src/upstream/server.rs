@@ -113,10 +113,18 @@ impl ServerState {
     }
 
     /// Weight scaled by slow start: ramps linearly from 10% to 100% over `window`.
-    pub fn effective_weight(&self, weight: u32, window: Option<std::time::Duration>, now: u64) -> f64 {
+    pub fn effective_weight(
+        &self,
+        weight: u32,
+        window: Option<std::time::Duration>,
+        now: u64,
+    ) -> f64 {
         let w = f64::from(weight.max(1));
         let Some(window) = window else { return w };
-        let since = self.up_since_ms.load(Relaxed).max(self.ejected_until_ms.load(Relaxed));
+        let since = self
+            .up_since_ms
+            .load(Relaxed)
+            .max(self.ejected_until_ms.load(Relaxed));
         if since == 0 || now <= since {
             return if since == 0 { w } else { w * 0.1 };
         }
@@ -138,7 +146,10 @@ impl ServerState {
         } else {
             self.checks_failed_total.fetch_add(1, Relaxed);
             self.check_ok_streak.store(0, Relaxed);
-            let streak = self.check_fail_streak.fetch_add(1, Relaxed).saturating_add(1);
+            let streak = self
+                .check_fail_streak
+                .fetch_add(1, Relaxed)
+                .saturating_add(1);
             if self.is_up() && streak >= fall {
                 self.up.store(false, Relaxed);
                 self.transitions_total.fetch_add(1, Relaxed);
@@ -152,7 +163,12 @@ impl ServerState {
     /// Feeds one request outcome to passive health. `may_eject` is asked only when the
     /// threshold is reached, and says whether the pool's ejection cap allows one more.
     /// Returns true when this call ejected the server.
-    pub fn record_outcome(&self, outcome: Outcome, cfg: Option<&Passive>, may_eject: impl FnOnce() -> bool) -> bool {
+    pub fn record_outcome(
+        &self,
+        outcome: Outcome,
+        cfg: Option<&Passive>,
+        may_eject: impl FnOnce() -> bool,
+    ) -> bool {
         let Some(cfg) = cfg else { return false };
         match outcome {
             Outcome::Success => {
@@ -169,7 +185,10 @@ impl ServerState {
                 }
                 self.fail_streak.store(0, Relaxed);
                 let level = self.ejection_level.fetch_add(1, Relaxed).min(16);
-                let d = cfg.ejection.saturating_mul(1u32 << level).min(cfg.max_ejection);
+                let d = cfg
+                    .ejection
+                    .saturating_mul(1u32 << level)
+                    .min(cfg.max_ejection);
                 self.ejected_until_ms.store(after_ms(d), Relaxed);
                 self.ejections_total.fetch_add(1, Relaxed);
                 self.pool.clear();
@@ -208,7 +227,11 @@ mod tests {
         let s = ServerState::new("u", addr());
         assert_eq!(s.record_check(false, 2, 3), None);
         assert_eq!(s.record_check(false, 2, 3), None);
-        assert_eq!(s.record_check(true, 2, 3), None, "a success resets the fail streak");
+        assert_eq!(
+            s.record_check(true, 2, 3),
+            None,
+            "a success resets the fail streak"
+        );
         assert_eq!(s.record_check(false, 2, 3), None);
         assert_eq!(s.record_check(false, 2, 3), None);
         assert_eq!(s.record_check(false, 2, 3), Some(false));
@@ -228,7 +251,10 @@ mod tests {
         };
         let s = ServerState::new("u", addr());
         assert!(!s.record_outcome(Outcome::Failure, Some(&cfg), || true));
-        assert!(!s.record_outcome(Outcome::Failure, Some(&cfg), || false), "cap refuses");
+        assert!(
+            !s.record_outcome(Outcome::Failure, Some(&cfg), || false),
+            "cap refuses"
+        );
         assert!(s.record_outcome(Outcome::Failure, Some(&cfg), || true));
         let now = now_ms();
         assert!(s.is_ejected(now));
@@ -244,7 +270,13 @@ mod tests {
         assert!(w <= 1.0 + 1e-9, "{w}");
         let later = s.effective_weight(10, Some(Duration::from_secs(10)), now + 5_000);
         assert!((later - 5.0).abs() < 0.1, "{later}");
-        assert_eq!(s.effective_weight(10, Some(Duration::from_secs(10)), now + 20_000), 10.0);
-        assert_eq!(ServerState::new("u", addr()).effective_weight(10, Some(Duration::from_secs(10)), now), 10.0);
+        assert_eq!(
+            s.effective_weight(10, Some(Duration::from_secs(10)), now + 20_000),
+            10.0
+        );
+        assert_eq!(
+            ServerState::new("u", addr()).effective_weight(10, Some(Duration::from_secs(10)), now),
+            10.0
+        );
     }
 }

@@ -1,0 +1,436 @@
+//! Shared support for the integration tests: real `ballast` processes, real demo-backend
+//! processes (so they can be killed), and small HTTP clients over real sockets.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ballast");
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it is true or `within` passes; panics with `what` on timeout.
+pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn port_open(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// A unique scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "ballast-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A demo backend process (`ballast backend`); killed on drop.
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Self {
+        Self::start_on(name, free_port())
+    }
+
+    pub fn start_on(name: &str, port: u16) -> Self {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut b = Backend {
+            name: name.to_string(),
+            addr,
+            child: None,
+        };
+        b.revive();
+        b
+    }
+
+    /// (Re)starts the process on the same address.
+    pub fn revive(&mut self) {
+        let child = Command::new(BIN)
+            .args([
+                "backend",
+                "--listen",
+                &self.addr.to_string(),
+                "--name",
+                &self.name,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn backend");
+        self.child = Some(child);
+        let addr = self.addr;
+        wait_until(
+            &format!("backend {} to listen", self.name),
+            Duration::from_secs(10),
+            || port_open(addr),
+        );
+    }
+
+    /// SIGKILL: the process dies mid-whatever, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `ballast run` process with its config file and access log; killed on drop.
+pub struct Gateway {
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub admin: SocketAddr,
+    pub access_log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Gateway {
+    /// Starts ballast with `config`; `{ADMIN}` and `{ACCESS_LOG}` in the text are replaced.
+    /// Waits until the admin API answers.
+    pub fn start(name: &str, config: &str) -> Self {
+        let dir = scratch(name);
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let access_log = dir.join("access.log");
+        let config_path = dir.join("ballast.toml");
+        let text = config
+            .replace("{ADMIN}", &admin.to_string())
+            .replace("{ACCESS_LOG}", &access_log.display().to_string());
+        std::fs::write(&config_path, text).unwrap();
+        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("BALLAST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn ballast");
+        let mut g = Gateway {
+            dir,
+            config_path,
+            admin,
+            access_log,
+            child: Some(child),
+        };
+        let start = Instant::now();
+        while !port_open(admin) {
+            if let Some(status) = g.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("ballast exited with {status}: {}", g.stderr());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "ballast did not start: {}",
+                g.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        g
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Rewrites the config file (same placeholders as `start`).
+    pub fn write_config(&self, config: &str) {
+        let text = config
+            .replace("{ADMIN}", &self.admin.to_string())
+            .replace("{ACCESS_LOG}", &self.access_log.display().to_string());
+        std::fs::write(&self.config_path, text).unwrap();
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let start = Instant::now();
+        let child = self.child.as_mut()?;
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                self.child = None;
+                return st.code();
+            }
+            if start.elapsed() > within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `GET` on the admin API, returning (status, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        raw_http(
+            self.admin,
+            &format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"),
+        )
+    }
+
+    /// `POST` on the admin API, returning (status, body).
+    pub fn admin_post(&self, path: &str) -> (u16, String) {
+        raw_http(
+            self.admin,
+            &format!("POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        )
+    }
+
+    /// The status JSON.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = self.admin_get("/api/v1/status");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// State string (`up`, `down`, `ejected`, `draining`) of `server` in `upstream`.
+    pub fn server_state(&self, upstream: &str, server: SocketAddr) -> String {
+        let st = self.status();
+        st["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == upstream)
+            .and_then(|u| {
+                u["servers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["addr"] == server.to_string())
+            })
+            .map(|s| s["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Access log lines parsed as JSON.
+    pub fn access_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.access_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sends raw bytes, reads until the server closes (or 5 s), returns (status, body).
+pub fn raw_http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let text = raw_exchange(addr, request.as_bytes());
+    parse_status(&text)
+}
+
+/// Sends raw bytes and returns everything read until close or a 5 s timeout.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// (status, body) of a raw HTTP/1.1 response text.
+pub fn parse_status(text: &str) -> (u16, String) {
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A response as the tests see it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The `x-backend` header: which demo backend answered.
+    pub fn backend(&self) -> Option<&str> {
+        self.headers.get("x-backend").and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection to the gateway.
+pub struct Conn {
+    addr: SocketAddr,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(conn);
+        Ok(Self { addr, sender })
+    }
+
+    /// Sends a request on this connection; `Err` is a client-visible failure.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Reply, String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Reply, String> {
+        self.request("GET", path, &[], "").await
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+    let mut c = Conn::open(addr).await.map_err(|e| e.to_string())?;
+    c.request("GET", path, headers, "").await
+}
+
+/// Empty body helper type for clients that need it.
+pub type EmptyBody = Empty<Bytes>;
+
+/// Runs `n` concurrent keep-alive clients, each sending requests in a loop until `stop` says so
+/// or `per_client` requests were sent. Returns (ok, errors, error samples).
+pub async fn load(
+    addr: SocketAddr,
+    clients: usize,
+    per_client: usize,
+    path: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, usize, Vec<String>) {
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut err, mut samples) = (0usize, 0usize, Vec::new());
+            let mut conn = None;
+            for _ in 0..per_client {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if conn.is_none() {
+                    conn = Conn::open(addr).await.ok();
+                }
+                let Some(c) = conn.as_mut() else {
+                    err += 1;
+                    samples.push("connect to gateway failed".to_string());
+                    continue;
+                };
+                match c.get(path).await {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => {
+                        err += 1;
+                        samples.push(format!("status {} {}", r.status, r.body.trim()));
+                    }
+                    Err(e) => {
+                        err += 1;
+                        samples.push(e);
+                        conn = None;
+                    }
+                }
+            }
+            (ok, err, samples)
+        }));
+    }
+    let (mut ok, mut err, mut samples) = (0, 0, Vec::new());
+    for t in tasks {
+        let (o, e, s) = t.await.unwrap();
+        ok += o;
+        err += e;
+        samples.extend(s.into_iter().take(3));
+    }
+    (ok, err, samples)
+}

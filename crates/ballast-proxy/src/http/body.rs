@@ -108,7 +108,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Empty => SizeHint::with_exact(0),
             UpstreamBody::Stream { body: Some(b), .. } => b.size_hint(),
-            UpstreamBody::Stream { slot, .. } => slot.hint.clone(),
+            UpstreamBody::Stream { slot, .. } => slot.hint,
         }
     }
 }

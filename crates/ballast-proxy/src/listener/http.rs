@@ -30,7 +30,8 @@ fn builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(cfg.max_header_size as u32)
-        .keep_alive_interval(Some(cfg.idle_timeout / 2));
+        .keep_alive_interval(Some(cfg.idle_timeout))
+        .keep_alive_timeout(cfg.header_read_timeout);
     b
 }
 

@@ -133,7 +133,7 @@ impl Running {
                     conns,
                 )
             }
-            Protocol::Tcp => tcp::spawn(listener, shared.clone(), stop_rx, conns),
+            Protocol::Tcp => tcp::spawn(listener, shared.clone(), cfg.idle_timeout, stop_rx, conns),
         };
         Ok(Self {
             cfg,

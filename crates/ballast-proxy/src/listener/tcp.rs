@@ -1,24 +1,32 @@
 //! Layer-4 passthrough: each client connection is joined to one upstream server chosen by the
 //! same balancer, health and failover rules as HTTP (a refused connect moves to the next server).
+//! A session silent in both directions for the listener's `timeout.idle` is closed, so dead
+//! peers do not pin sockets forever.
 
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use ballast_config::validate::defaults::{ATTEMPTS, CONNECT_TIMEOUT};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{ConnTracker, ListenerShared};
 use crate::balancer::PickContext;
+use crate::clock::now_ms;
 use crate::upstream::{Outcome, Tried};
 
 /// Starts the accept loop.
 pub fn spawn(
     listener: TcpListener,
     shared: Arc<ListenerShared>,
+    idle: Duration,
     mut stop: watch::Receiver<bool>,
     conns: Arc<ConnTracker>,
 ) -> JoinHandle<()> {
@@ -35,13 +43,13 @@ pub fn spawn(
             let shared = shared.clone();
             tokio::spawn(async move {
                 let _guard = guard;
-                serve(stream, client, &shared).await;
+                serve(stream, client, &shared, idle).await;
             });
         }
     })
 }
 
-async fn serve(mut client_stream: TcpStream, client: SocketAddr, l: &ListenerShared) {
+async fn serve(client_stream: TcpStream, client: SocketAddr, l: &ListenerShared, idle: Duration) {
     let _ = client_stream.set_nodelay(true);
     let Some(upstream) = l.tcp_upstream.load_full() else {
         return;
@@ -62,16 +70,31 @@ async fn serve(mut client_stream: TcpStream, client: SocketAddr, l: &ListenerSha
         let t0 = Instant::now();
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(state.addr)).await;
         match connected {
-            Ok(Ok(mut server)) => {
+            Ok(Ok(server)) => {
                 upstream.record(idx, Outcome::Success);
                 let _ = server.set_nodelay(true);
                 let took = t0.elapsed();
                 state.load.begin();
-                let res = tokio::io::copy_bidirectional(&mut client_stream, &mut server).await;
-                state.load.end(took);
-                if let Err(e) = res {
-                    tracing::debug!(%client, server = %state.addr, error = %e, "tcp session ended");
+                let last = Arc::new(AtomicU64::new(now_ms()));
+                let mut c = Stamped {
+                    io: client_stream,
+                    last: last.clone(),
+                };
+                let mut s = Stamped {
+                    io: server,
+                    last: last.clone(),
+                };
+                tokio::select! {
+                    res = tokio::io::copy_bidirectional(&mut c, &mut s) => {
+                        if let Err(e) = res {
+                            tracing::debug!(%client, server = %state.addr, error = %e, "tcp session ended");
+                        }
+                    }
+                    _ = silent_for(&last, idle) => {
+                        tracing::debug!(%client, server = %state.addr, "tcp session idle; closed");
+                    }
                 }
+                state.load.end(took);
                 return;
             }
             _ => {
@@ -81,4 +104,55 @@ async fn serve(mut client_stream: TcpStream, client: SocketAddr, l: &ListenerSha
         }
     }
     tracing::warn!(%client, upstream = %upstream.name, "no tcp server could take the connection");
+}
+
+/// Resolves once nothing was read on either side for `idle`.
+async fn silent_for(last: &AtomicU64, idle: Duration) {
+    let idle_ms = idle.as_millis() as u64;
+    loop {
+        let quiet = now_ms().saturating_sub(last.load(Relaxed));
+        if quiet >= idle_ms {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(idle_ms - quiet)).await;
+    }
+}
+
+/// A stream that stamps the time of every successful read, shared by both directions.
+struct Stamped<S> {
+    io: S,
+    last: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Stamped<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.io).poll_read(cx, buf);
+        if matches!(res, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.last.store(now_ms(), Relaxed);
+        }
+        res
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Stamped<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

@@ -93,15 +93,68 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn metrics(State(state): State<AdminState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.control.metrics(),
-    )
-        .into_response()
+/// OpenMetrics for scrapers that ask for it (Prometheus does), else the Prometheus text format
+/// 0.0.4 that `curl`, `promtool check metrics` and older scrapers read.
+async fn metrics(State(state): State<AdminState>, req: Request) -> Response {
+    let openmetrics = state.control.metrics();
+    let wants_openmetrics = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            openmetrics,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text_format(&openmetrics),
+        )
+            .into_response()
+    }
+}
+
+/// Rewrites OpenMetrics text as Prometheus text format 0.0.4: a counter family is named after
+/// its `_total` samples in `# HELP`/`# TYPE`, `unknown` becomes `untyped`, and `# UNIT` and
+/// `# EOF` are dropped. Samples, labels and escaping are the same in both formats.
+fn text_format(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let (name, rest) = line.strip_prefix(prefix)?.split_once(' ')?;
+            let name = if counters.contains(name) {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            let rest = if *prefix == "# TYPE " && rest == "unknown" {
+                "untyped"
+            } else {
+                rest
+            };
+            Some(format!("{prefix}{name} {rest}"))
+        });
+        out.push_str(meta.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 async fn status(State(state): State<AdminState>) -> Json<Value> {
@@ -262,6 +315,47 @@ mod tests {
             call(r, "GET", "/api/v1/status", Some("s3cret")).await.0,
             StatusCode::OK
         );
+    }
+
+    #[test]
+    fn text_format_names_counters_by_their_samples() {
+        let om = "# HELP x_requests Requests.\n# TYPE x_requests counter\n\
+                  x_requests_total{a=\"1\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n\
+                  # HELP x_odd Odd.\n# TYPE x_odd unknown\nx_odd 2\n# EOF\n";
+        assert_eq!(
+            text_format(om),
+            "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\n\
+             x_requests_total{a=\"1\"} 3\n# HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n\
+             # HELP x_odd Odd.\n# TYPE x_odd untyped\nx_odd 2\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_format_follows_accept() {
+        let (r, _) = app(None, true);
+        let resp = r
+            .clone()
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let ct = resp.headers()[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+        let resp = r
+            .oneshot(
+                Request::get("/metrics")
+                    .header(
+                        header::ACCEPT,
+                        "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+                    )
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let ct = resp.headers()[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"# EOF\n");
     }
 
     #[tokio::test]

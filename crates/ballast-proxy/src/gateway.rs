@@ -246,6 +246,16 @@ impl Gateway {
         result
     }
 
+    /// Counts a reload refused before it reached [`Gateway::reload`] (the file did not
+    /// validate), so `ballast_reloads_total{result="error"}` covers every refused reload.
+    pub fn record_refused_reload(&self) {
+        self.inner
+            .shared
+            .global
+            .reloads_failed
+            .fetch_add(1, Relaxed);
+    }
+
     async fn reload_inner(&self, config: Config) -> Result<ReloadReport, GatewayError> {
         let mut listeners = self.inner.listeners.lock().await;
         let old_config = self.inner.config.load_full();

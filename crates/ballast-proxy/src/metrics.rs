@@ -90,10 +90,11 @@ impl prometheus_client::collector::Collector for Collector {
             let mut hs = shared.registry.all_latency();
             hs.sort_by(|a, b| a.0.cmp(&b.0));
             for (route, h) in hs {
-                // The encoder makes the counts cumulative itself: pass them per bucket.
+                // The encoder makes the counts cumulative itself: pass them per bucket. It
+                // writes `le="+Inf"` only for `f64::MAX` (`f64::INFINITY` would come out "inf").
                 let buckets: Vec<(f64, u64)> = BUCKETS
                     .iter()
-                    .chain(std::iter::once(&f64::INFINITY))
+                    .chain(std::iter::once(&f64::MAX))
                     .enumerate()
                     .map(|(i, b)| (*b, h.buckets[i].load(Relaxed)))
                     .collect();

@@ -38,7 +38,15 @@ struct App {
 
 impl App {
     async fn reload(&self) -> Result<Value, String> {
-        let cfg = self.source.load().inspect_err(|e| tracing::error!(error = %e, "reload refused: invalid config; the running config stays"))?;
+        let cfg = match self.source.load() {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: invalid config; the running config stays");
+                // Counted like a refused apply: `ballast_reloads_total{result="error"}`.
+                self.gateway.record_refused_reload();
+                return Err(e);
+            }
+        };
         match self.gateway.reload(cfg).await {
             Ok(report) => {
                 tracing::info!(?report, "config reloaded");

@@ -167,7 +167,30 @@ impl Gateway {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The admin socket is bound before the listeners, but served only after every
+        // listener is bound: any answer (even 401) means the gateway is ready.
+        wait_until("the admin API to answer", Duration::from_secs(15), || {
+            if let Some(status) = g.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("ballast exited with {status}: {}", g.stderr());
+            }
+            g.admin_get("/api/v1/status").0 != 0
+        });
         g
+    }
+
+    /// Whether the process is still running (reaps it if it exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
+    /// The metrics text from the admin API.
+    pub fn metrics(&self) -> String {
+        let (code, body) = self.admin_get("/metrics");
+        assert_eq!(code, 200, "{body}");
+        body
     }
 
     pub fn stderr(&self) -> String {
@@ -340,10 +363,11 @@ impl Conn {
         body: &str,
     ) -> Result<Reply, String> {
         self.sender.ready().await.map_err(|e| e.to_string())?;
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
+        let mut b = http::Request::builder().method(method).uri(path);
+        // A `host` among `headers` replaces the default one.
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            b = b.header("host", self.addr.to_string());
+        }
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
@@ -433,4 +457,57 @@ pub async fn load(
         samples.extend(s.into_iter().take(3));
     }
     (ok, err, samples)
+}
+
+/// `127.0.0.1:port`.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The value of the first sample in OpenMetrics `text` whose series (name and labels, as
+/// written) starts with `series`.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Runs the `ballast` binary with `args` (killed after 30 s); returns (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = scratch("cli");
+    let out = std::fs::File::create(dir.join("out")).unwrap();
+    let err = std::fs::File::create(dir.join("err")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn ballast");
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`ballast {}` did not finish within 30 s", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    (code, read("out"), read("err"))
+}
+
+/// Requests served so far by a demo backend, asked directly (this request included).
+pub fn backend_count(b: &Backend) -> u64 {
+    let (code, body) = raw_http(
+        b.addr,
+        "GET /_ctl/count HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    body.trim().parse().unwrap()
 }

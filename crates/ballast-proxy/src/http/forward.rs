@@ -19,7 +19,7 @@ use super::body::{BodySlot, ProxyBody, UpstreamBody};
 use super::exchange::{BytesIn, Exchange};
 use super::headers;
 use super::upgrade;
-use crate::balancer::PickContext;
+use crate::balancer::{Load, PickContext};
 use crate::error::ProxyError;
 use crate::listener::ListenerShared;
 use crate::upstream::pool::Sender;
@@ -243,17 +243,21 @@ async fn attempt(
             }
             return Err(ProxyError::Connect(std::io::ErrorKind::ConnectionAborted));
         }
-        state.load.begin();
+        let in_flight = InFlight::begin(&state.load);
         let t0 = Instant::now();
         let sent = tokio::time::timeout(response_timeout, sender.try_send_request(req)).await;
         match sent {
-            Ok(Ok(resp)) => return Ok((resp, sender, t0.elapsed())),
+            Ok(Ok(resp)) => {
+                // The caller's `Exchange` ends the load when the response body is done.
+                in_flight.hand_over();
+                return Ok((resp, sender, t0.elapsed()));
+            }
             Err(_) => {
-                state.load.end_without_sample();
+                drop(in_flight);
                 return Err(ProxyError::ResponseTimeout);
             }
             Ok(Err(mut e)) => {
-                state.load.end_without_sample();
+                drop(in_flight);
                 match e.take_message() {
                     // The connection died before the request was written: nothing left.
                     Some(back) if pooled => {
@@ -275,6 +279,34 @@ async fn attempt(
                     }
                 }
             }
+        }
+    }
+}
+
+/// One request counted in flight on a server while an attempt waits for its response.
+///
+/// Dropping it ends the count without a latency sample. That includes the attempt future
+/// being dropped mid-wait, which happens when the client goes away (hyper drops the request's
+/// service future): without this the server would stay counted as busy forever and the
+/// load-aware balancers would keep shunning it.
+struct InFlight<'a>(Option<&'a Load>);
+
+impl<'a> InFlight<'a> {
+    fn begin(load: &'a Load) -> Self {
+        load.begin();
+        Self(Some(load))
+    }
+
+    /// The response arrived: from here the request's [`Exchange`] ends the count.
+    fn hand_over(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(load) = self.0.take() {
+            load.end_without_sample();
         }
     }
 }

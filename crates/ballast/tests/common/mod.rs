@@ -38,6 +38,21 @@ fn port_open(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
+/// Whether an HTTP server answers on `addr` (with any status).
+fn http_answers(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/"
+}
+
 /// A unique scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -156,7 +171,9 @@ impl Gateway {
             child: Some(child),
         };
         let start = Instant::now();
-        while !port_open(admin) {
+        // Not just the port: the admin socket is bound before the listeners, but the API only
+        // answers once the gateway has bound them.
+        while !http_answers(admin) {
             if let Some(status) = g.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("ballast exited with {status}: {}", g.stderr());
             }
@@ -510,4 +527,67 @@ pub fn backend_count(b: &Backend) -> u64 {
     );
     assert_eq!(code, 200, "{body}");
     body.trim().parse().unwrap()
+}
+
+/// An HTTP/1.1 server inside the test process (on the calling tokio runtime) that waits
+/// `delay` before answering every request with 200 and `x-backend: NAME`, to stand for a
+/// slow server next to the demo backends. Stops accepting when dropped.
+pub struct DelayedServer {
+    pub name: String,
+    pub addr: SocketAddr,
+    served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl DelayedServer {
+    pub async fn start(name: &str, delay: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind delayed server");
+        let addr = listener.local_addr().unwrap();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let header = http::HeaderValue::from_str(name).expect("name usable as a header value");
+        let count = served.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let (header, count) = (header.clone(), count.clone());
+                let svc = hyper::service::service_fn(
+                    move |_req: http::Request<hyper::body::Incoming>| {
+                        let (header, count) = (header.clone(), count.clone());
+                        async move {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(delay).await;
+                            let mut resp =
+                                http::Response::new(Full::new(Bytes::from_static(b"slow\n")));
+                            resp.headers_mut().insert("x-backend", header);
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    },
+                );
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        DelayedServer {
+            name: name.to_string(),
+            addr,
+            served,
+            accept,
+        }
+    }
+
+    /// Requests received so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for DelayedServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
 }

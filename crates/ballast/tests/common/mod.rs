@@ -38,6 +38,21 @@ fn port_open(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
+/// Whether an admin API at `addr` answers `GET /api/v1/status` with 200 (never panics).
+fn admin_answers(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = "GET /api/v1/status HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse_status(&String::from_utf8_lossy(&buf)).0 == 200
+}
+
 /// A unique scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -128,7 +143,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts ballast with `config`; `{ADMIN}` and `{ACCESS_LOG}` in the text are replaced.
-    /// Waits until the admin API answers.
+    /// Waits until the admin API answers (by then every listener is bound).
     pub fn start(name: &str, config: &str) -> Self {
         let dir = scratch(name);
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -163,6 +178,19 @@ impl Gateway {
             assert!(
                 start.elapsed() < Duration::from_secs(15),
                 "ballast did not start: {}",
+                g.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The admin socket is bound before the listeners, but served only after them: wait for
+        // an answer, not just an open port, so the listeners are bound when this returns.
+        while !admin_answers(admin) {
+            if let Some(status) = g.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("ballast exited with {status}: {}", g.stderr());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "ballast admin API does not answer: {}",
                 g.stderr()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -433,4 +461,174 @@ pub async fn load(
         samples.extend(s.into_iter().take(3));
     }
     (ok, err, samples)
+}
+
+/// Async version of [`wait_until`]: polls `f` every 20 ms without blocking a runtime worker.
+pub async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Reply {
+    /// The value this response sets for cookie `name` (from `Set-Cookie`), if any.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// What a batch of requests saw: successes per answering backend, and failures.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub ok: usize,
+    pub errors: usize,
+    /// A few failures, for the assertion message.
+    pub samples: Vec<String>,
+    /// 200 answers per `x-backend` (`?` when the header is missing).
+    pub by_backend: std::collections::BTreeMap<String, usize>,
+}
+
+impl Tally {
+    pub fn total(&self) -> usize {
+        self.ok + self.errors
+    }
+
+    /// 200 answers from backend `name`.
+    pub fn of(&self, name: &str) -> usize {
+        self.by_backend.get(name).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, r: Result<Reply, String>) {
+        match r {
+            Ok(r) if r.status == 200 => {
+                self.ok += 1;
+                *self
+                    .by_backend
+                    .entry(r.backend().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+            Ok(r) => {
+                self.errors += 1;
+                if self.samples.len() < 10 {
+                    self.samples
+                        .push(format!("status {} {}", r.status, r.body.trim()));
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                if self.samples.len() < 10 {
+                    self.samples.push(e);
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        for s in other.samples {
+            if self.samples.len() < 10 {
+                self.samples.push(s);
+            }
+        }
+        for (k, v) in other.by_backend {
+            *self.by_backend.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// `n` sequential `GET path` requests (with `headers`) on one keep-alive connection, reopened
+/// after a failure.
+pub async fn tally_requests(
+    addr: SocketAddr,
+    n: usize,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Tally {
+    let mut t = Tally::default();
+    let mut conn: Option<Conn> = None;
+    for _ in 0..n {
+        if conn.is_none() {
+            conn = Conn::open(addr).await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            t.add(Err("connect to gateway failed".into()));
+            continue;
+        };
+        let r = c.request("GET", path, headers, "").await;
+        if r.is_err() {
+            conn = None;
+        }
+        t.add(r);
+    }
+    t
+}
+
+/// Concurrent keep-alive clients sending `GET path` in a loop until stopped, counting as they
+/// go so a test can act after a given number of requests.
+pub struct LoadRun {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+}
+
+impl LoadRun {
+    pub fn start(addr: SocketAddr, clients: usize, path: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, done, path) = (stop.clone(), done.clone(), path.to_string());
+                tokio::spawn(async move {
+                    let mut t = Tally::default();
+                    let mut conn: Option<Conn> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        if conn.is_none() {
+                            conn = Conn::open(addr).await.ok();
+                        }
+                        let r = match conn.as_mut() {
+                            Some(c) => c.get(&path).await,
+                            None => {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                Err("connect to gateway failed".into())
+                            }
+                        };
+                        if r.is_err() {
+                            conn = None;
+                        }
+                        t.add(r);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    t
+                })
+            })
+            .collect();
+        Self { stop, done, tasks }
+    }
+
+    /// Requests completed so far (successful or not).
+    pub fn completed(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients (each finishes its current request) and adds up what they saw.
+    pub async fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = Tally::default();
+        for t in self.tasks {
+            total.merge(t.await.expect("load client panicked"));
+        }
+        total
+    }
 }

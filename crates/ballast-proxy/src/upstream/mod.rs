@@ -32,6 +32,9 @@ pub struct Upstream {
     pub config: UpstreamConfig,
     pub members: Vec<Member>,
     balancer: Box<dyn Balancer>,
+    /// Serializes ejection decisions: the cap check (count the ejected) and the ejection itself
+    /// must be one step, or two servers failing at once could both pass the check.
+    ejecting: std::sync::Mutex<()>,
 }
 
 /// Indexes of members already tried by one request.
@@ -64,6 +67,7 @@ impl Upstream {
             balancer: balancer::build(&config.balance, &specs),
             config: config.clone(),
             members,
+            ejecting: std::sync::Mutex::new(()),
         }
     }
 
@@ -121,6 +125,9 @@ impl Upstream {
         let Some(m) = self.members.get(index) else {
             return false;
         };
+        // Only a failure can eject; successes stay lock-free.
+        let _guard = (outcome == Outcome::Failure)
+            .then(|| self.ejecting.lock().unwrap_or_else(|e| e.into_inner()));
         m.state.record_outcome(outcome, self.passive(), || {
             let cap = self.passive().map_or(0.0, |p| p.max_ejected);
             let now = now_ms();

@@ -143,7 +143,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts ballast with `config`; `{ADMIN}` and `{ACCESS_LOG}` in the text are replaced.
-    /// Waits until the admin API answers.
+    /// Waits until the admin API answers (by then every listener is bound).
     pub fn start(name: &str, config: &str) -> Self {
         let dir = scratch(name);
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -589,5 +589,175 @@ impl DelayedServer {
 impl Drop for DelayedServer {
     fn drop(&mut self) {
         self.accept.abort();
+    }
+}
+
+/// Async version of [`wait_until`]: polls `f` every 20 ms without blocking a runtime worker.
+pub async fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Reply {
+    /// The value this response sets for cookie `name` (from `Set-Cookie`), if any.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+/// What a batch of requests saw: successes per answering backend, and failures.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub ok: usize,
+    pub errors: usize,
+    /// A few failures, for the assertion message.
+    pub samples: Vec<String>,
+    /// 200 answers per `x-backend` (`?` when the header is missing).
+    pub by_backend: std::collections::BTreeMap<String, usize>,
+}
+
+impl Tally {
+    pub fn total(&self) -> usize {
+        self.ok + self.errors
+    }
+
+    /// 200 answers from backend `name`.
+    pub fn of(&self, name: &str) -> usize {
+        self.by_backend.get(name).copied().unwrap_or(0)
+    }
+
+    fn add(&mut self, r: Result<Reply, String>) {
+        match r {
+            Ok(r) if r.status == 200 => {
+                self.ok += 1;
+                *self
+                    .by_backend
+                    .entry(r.backend().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+            Ok(r) => {
+                self.errors += 1;
+                if self.samples.len() < 10 {
+                    self.samples
+                        .push(format!("status {} {}", r.status, r.body.trim()));
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                if self.samples.len() < 10 {
+                    self.samples.push(e);
+                }
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        for s in other.samples {
+            if self.samples.len() < 10 {
+                self.samples.push(s);
+            }
+        }
+        for (k, v) in other.by_backend {
+            *self.by_backend.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// `n` sequential `GET path` requests (with `headers`) on one keep-alive connection, reopened
+/// after a failure.
+pub async fn tally_requests(
+    addr: SocketAddr,
+    n: usize,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Tally {
+    let mut t = Tally::default();
+    let mut conn: Option<Conn> = None;
+    for _ in 0..n {
+        if conn.is_none() {
+            conn = Conn::open(addr).await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            t.add(Err("connect to gateway failed".into()));
+            continue;
+        };
+        let r = c.request("GET", path, headers, "").await;
+        if r.is_err() {
+            conn = None;
+        }
+        t.add(r);
+    }
+    t
+}
+
+/// Concurrent keep-alive clients sending `GET path` in a loop until stopped, counting as they
+/// go so a test can act after a given number of requests.
+pub struct LoadRun {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+}
+
+impl LoadRun {
+    pub fn start(addr: SocketAddr, clients: usize, path: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, done, path) = (stop.clone(), done.clone(), path.to_string());
+                tokio::spawn(async move {
+                    let mut t = Tally::default();
+                    let mut conn: Option<Conn> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        if conn.is_none() {
+                            conn = Conn::open(addr).await.ok();
+                        }
+                        let r = match conn.as_mut() {
+                            Some(c) => c.get(&path).await,
+                            None => {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                Err("connect to gateway failed".into())
+                            }
+                        };
+                        if r.is_err() {
+                            conn = None;
+                        }
+                        t.add(r);
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    t
+                })
+            })
+            .collect();
+        Self { stop, done, tasks }
+    }
+
+    /// Requests completed so far (successful or not).
+    pub fn completed(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients (each finishes its current request) and adds up what they saw.
+    pub async fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = Tally::default();
+        for t in self.tasks {
+            total.merge(t.await.expect("load client panicked"));
+        }
+        total
     }
 }

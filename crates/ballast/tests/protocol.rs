@@ -86,11 +86,10 @@ async fn bad_framing_gets_400_and_gateway_keeps_serving() {
     let before = backend_count(&b);
 
     // Content-Length and Transfer-Encoding together, in both orders, with a request hidden
-    // after the chunked body's end (what a CL-framing hop would read as body). RFC 9112 §6.3
-    // allows refusing (400) or framing by Transfer-Encoding alone and closing the connection.
-    // hyper (1.12) removes the Content-Length before the gateway sees the request, so the
-    // gateway takes the second option; either way the hidden request must never be served.
-    let mut forwarded = 0;
+    // after the chunked body's end (what a CL-framing hop would read as body). hyper alone
+    // would frame by Transfer-Encoding and drop Content-Length; Ballast's framing guard makes
+    // the conflict visible and the gateway refuses it: 400, connection closed, nothing forwarded.
+    let forwarded = 0;
     for (first, second) in [
         ("Content-Length: {N}", "Transfer-Encoding: chunked"),
         ("Transfer-Encoding: chunked", "Content-Length: {N}"),
@@ -103,29 +102,18 @@ async fn bad_framing_gets_400_and_gateway_keeps_serving() {
             second.replace("{N}", &n)
         );
         let text = raw_exchange(addr, req.as_bytes());
-        let (status, _) = parse_status(&text);
+        assert_eq!(
+            parse_status(&text).0,
+            400,
+            "CL+TE ({first} / {second}) must be refused:\n{text}"
+        );
         assert_eq!(
             text.matches("HTTP/1.1 ").count(),
             1,
             "exactly one response; the hidden request must not be served:\n{text}"
         );
-        assert!(!text.contains("299"), "hidden request served:\n{text}");
-        match status {
-            400 => assert!(header_of(&text, "x-backend").is_none(), "{text}"),
-            200 => {
-                forwarded += 1;
-                assert_eq!(
-                    header_of(&text, "connection"),
-                    Some("close"),
-                    "CL+TE framed by TE must close the connection:\n{text}"
-                );
-                assert!(
-                    text.ends_with("\r\n\r\n0\r\n\r\n"),
-                    "the body must be framed by Transfer-Encoding (empty):\n{text}"
-                );
-            }
-            _ => panic!("CL+TE ({first} / {second}): unexpected answer:\n{text}"),
-        }
+        assert!(header_of(&text, "x-backend").is_none(), "{text}");
+        assert_eq!(header_of(&text, "connection"), Some("close"), "{text}");
     }
 
     // A transfer coding other than chunked.

@@ -20,6 +20,10 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// Requests with both Content-Length and Transfer-Encoding, or a transfer coding other than
 /// a final `chunked`, are refused: they are the raw material of request smuggling.
 pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
+    if headers.contains_key(crate::listener::framing::CONFLICT_MARKER) {
+        // Content-Length and Transfer-Encoding together (see `listener::framing`).
+        return Err(ProxyError::BadFraming);
+    }
     let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
     if te.is_empty() {
         let mut cl = headers.get_all(header::CONTENT_LENGTH).iter();

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
+use super::framing::FramingGuard;
 use super::{ConnTracker, ListenerShared};
 use crate::http::forward;
 
@@ -46,6 +47,7 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     let builder = Arc::new(builder(cfg));
     let handshake_timeout = cfg.header_read_timeout;
+    let shared_max_head = cfg.max_header_size.max(MIN_BUF);
     tokio::spawn(async move {
         loop {
             let (stream, client) = tokio::select! {
@@ -67,12 +69,31 @@ pub fn spawn(
             let tls = tls.clone();
             tokio::spawn(async move {
                 let _guard = guard;
+                let max_head = shared_max_head;
                 match tls {
-                    None => serve(stream, client, shared, &builder, stop).await,
+                    None => {
+                        serve(
+                            FramingGuard::new(stream, max_head),
+                            client,
+                            shared,
+                            &builder,
+                            stop,
+                        )
+                        .await
+                    }
                     Some(acceptor) => {
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
                         {
-                            Ok(Ok(s)) => serve(s, client, shared, &builder, stop).await,
+                            Ok(Ok(s)) => {
+                                serve(
+                                    FramingGuard::new(s, max_head),
+                                    client,
+                                    shared,
+                                    &builder,
+                                    stop,
+                                )
+                                .await
+                            }
                             Ok(Err(e)) => {
                                 tracing::debug!(%client, error = %e, "TLS handshake failed")
                             }

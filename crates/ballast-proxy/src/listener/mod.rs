@@ -4,6 +4,7 @@
 //! all of them, and every open connection is then asked to finish gracefully (HTTP/1 closes after
 //! the in-flight response, HTTP/2 sends GOAWAY) while [`ConnTracker`] counts what is still open.
 
+pub mod framing;
 pub mod http;
 pub mod tcp;
 pub mod tls;

@@ -1,0 +1,420 @@
+//! A guard under hyper that lets the gateway refuse requests carrying both `Content-Length`
+//! and `Transfer-Encoding`.
+//!
+//! hyper follows RFC 9112 by framing such a request by `Transfer-Encoding` and silently
+//! dropping `Content-Length`, so the handler can never see the conflict. Ballast refuses these
+//! requests outright (they are the raw material of request smuggling), so this wrapper tracks
+//! HTTP/1 message boundaries on the client's raw bytes. When a request head has both headers,
+//! every `Content-Length` name is overwritten in place with [`CONFLICT_MARKER`] (same length,
+//! so nothing shifts). The handler sees the marker and answers 400 with `Connection: close`;
+//! the request never reaches an upstream.
+//!
+//! Heads are held back until complete (at most `max_head` bytes, beyond which hyper's own 431
+//! applies); bodies pass through while their framing (fixed length or chunked) is followed so
+//! the next head on a keep-alive connection is found. HTTP/2 (the connection preface), upgrades
+//! and anything unparseable switch the guard to plain pass-through: hyper judges those itself.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Header name written over `Content-Length` in a conflicting head. Same length on purpose.
+pub const CONFLICT_MARKER: &str = "x-ballast-clte";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size { value: u64 },
+    Ext { value: u64 },
+    SizeLf { value: u64 },
+    Data(u64),
+    DataCr,
+    DataLf,
+    Trailer { len: usize },
+    TrailerLf { len: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    Fixed(u64),
+    Chunked(Chunk),
+    Pass,
+}
+
+/// How the body after a head is framed.
+fn analyse(head: &mut [u8]) -> State {
+    if head.starts_with(b"PRI * HTTP/2.0") {
+        return State::Pass;
+    }
+    let mut cl: Option<Option<u64>> = None;
+    let mut te_chunked: Option<bool> = None;
+    let mut upgrade = head.starts_with(b"CONNECT ");
+    let mut cl_names = Vec::new();
+    let mut pos = 0;
+    let mut first = true;
+    while pos < head.len() {
+        let end = head[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(head.len(), |e| pos + e);
+        let line = &head[pos..end];
+        if !first {
+            if let Some(colon) = line.iter().position(|&b| b == b':') {
+                let name = &line[..colon];
+                let value = String::from_utf8_lossy(&line[colon + 1..])
+                    .trim()
+                    .to_ascii_lowercase();
+                if name.eq_ignore_ascii_case(b"content-length") {
+                    cl_names.push(pos);
+                    cl = Some(value.parse().ok());
+                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                    te_chunked = Some(value.rsplit(',').next().map(str::trim) == Some("chunked"));
+                } else if name.eq_ignore_ascii_case(b"upgrade") {
+                    upgrade = true;
+                }
+            }
+        }
+        first = false;
+        pos = end + 1;
+    }
+    if cl.is_some() && te_chunked.is_some() {
+        for p in cl_names {
+            head[p..p + CONFLICT_MARKER.len()].copy_from_slice(CONFLICT_MARKER.as_bytes());
+        }
+    }
+    if upgrade {
+        return State::Pass;
+    }
+    match (te_chunked, cl) {
+        (Some(true), _) => State::Chunked(Chunk::Size { value: 0 }),
+        (Some(false), _) | (None, Some(None)) => State::Pass,
+        (None, Some(Some(0))) | (None, None) => State::Head,
+        (None, Some(Some(n))) => State::Fixed(n),
+    }
+}
+
+/// Wraps a client connection; see the module docs.
+pub struct FramingGuard<S> {
+    io: S,
+    state: State,
+    /// Bytes read from the client but not yet classified.
+    pending: Vec<u8>,
+    /// Classified bytes waiting for hyper.
+    out: Vec<u8>,
+    out_pos: usize,
+    max_head: usize,
+    eof: bool,
+}
+
+impl<S> FramingGuard<S> {
+    pub fn new(io: S, max_head: usize) -> Self {
+        Self {
+            io,
+            state: State::Head,
+            pending: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            max_head,
+            eof: false,
+        }
+    }
+
+    /// Moves what can be classified from `pending` to `out`.
+    fn process(&mut self) {
+        let mut i = 0;
+        let data = std::mem::take(&mut self.pending);
+        while i < data.len() {
+            match self.state {
+                State::Pass => {
+                    self.out.extend_from_slice(&data[i..]);
+                    i = data.len();
+                }
+                State::Head => {
+                    // Blank lines before a request line are allowed and skipped by hyper.
+                    let rest = &data[i..];
+                    let end = rest
+                        .windows(2)
+                        .enumerate()
+                        .find(|(k, w)| {
+                            *w == b"\n\n"
+                                || (*k + 3 <= rest.len() && &rest[*k..*k + 3] == b"\n\r\n")
+                        })
+                        .map(|(k, w)| k + if w == b"\n\n" { 2 } else { 3 });
+                    let leading = rest
+                        .iter()
+                        .take_while(|b| **b == b'\r' || **b == b'\n')
+                        .count();
+                    if leading > 0 {
+                        self.out.extend_from_slice(&rest[..leading]);
+                        i += leading;
+                        continue;
+                    }
+                    match end {
+                        Some(len) => {
+                            let mut head = rest[..len].to_vec();
+                            self.state = analyse(&mut head);
+                            self.out.extend_from_slice(&head);
+                            i += len;
+                        }
+                        None if rest.len() > self.max_head || self.eof => {
+                            self.state = State::Pass;
+                        }
+                        None => {
+                            self.pending.extend_from_slice(rest);
+                            i = data.len();
+                        }
+                    }
+                }
+                State::Fixed(n) => {
+                    let take = (n.min((data.len() - i) as u64)) as usize;
+                    self.out.extend_from_slice(&data[i..i + take]);
+                    i += take;
+                    let left = n - take as u64;
+                    self.state = if left == 0 {
+                        State::Head
+                    } else {
+                        State::Fixed(left)
+                    };
+                }
+                State::Chunked(Chunk::Data(n)) => {
+                    let take = (n.min((data.len() - i) as u64)) as usize;
+                    self.out.extend_from_slice(&data[i..i + take]);
+                    i += take;
+                    let left = n - take as u64;
+                    self.state = State::Chunked(if left == 0 {
+                        Chunk::DataCr
+                    } else {
+                        Chunk::Data(left)
+                    });
+                }
+                State::Chunked(c) => {
+                    let b = data[i];
+                    self.out.push(b);
+                    i += 1;
+                    self.state = step(c, b);
+                }
+            }
+        }
+    }
+}
+
+/// One byte of chunked framing outside chunk data.
+fn step(c: Chunk, b: u8) -> State {
+    let chunked = State::Chunked;
+    match c {
+        Chunk::Size { value } => match b {
+            b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                let digit = (b as char).to_digit(16).unwrap_or(0) as u64;
+                match value.checked_mul(16).and_then(|v| v.checked_add(digit)) {
+                    Some(v) if v < (1 << 60) => chunked(Chunk::Size { value: v }),
+                    _ => State::Pass,
+                }
+            }
+            b';' | b' ' | b'\t' => chunked(Chunk::Ext { value }),
+            b'\r' => chunked(Chunk::SizeLf { value }),
+            b'\n' => size_done(value),
+            _ => State::Pass,
+        },
+        Chunk::Ext { value } => match b {
+            b'\r' => chunked(Chunk::SizeLf { value }),
+            b'\n' => size_done(value),
+            _ => chunked(Chunk::Ext { value }),
+        },
+        Chunk::SizeLf { value } => {
+            if b == b'\n' {
+                size_done(value)
+            } else {
+                State::Pass
+            }
+        }
+        Chunk::Data(_) => State::Pass,
+        Chunk::DataCr => match b {
+            b'\r' => chunked(Chunk::DataLf),
+            b'\n' => chunked(Chunk::Size { value: 0 }),
+            _ => State::Pass,
+        },
+        Chunk::DataLf => {
+            if b == b'\n' {
+                chunked(Chunk::Size { value: 0 })
+            } else {
+                State::Pass
+            }
+        }
+        Chunk::Trailer { len } => match b {
+            b'\r' => chunked(Chunk::TrailerLf { len }),
+            b'\n' if len == 0 => State::Head,
+            b'\n' => chunked(Chunk::Trailer { len: 0 }),
+            _ => chunked(Chunk::Trailer { len: len + 1 }),
+        },
+        Chunk::TrailerLf { len } => match b {
+            b'\n' if len == 0 => State::Head,
+            b'\n' => chunked(Chunk::Trailer { len: 0 }),
+            _ => State::Pass,
+        },
+    }
+}
+
+fn size_done(value: u64) -> State {
+    State::Chunked(if value == 0 {
+        Chunk::Trailer { len: 0 }
+    } else {
+        Chunk::Data(value)
+    })
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.out_pos < this.out.len() {
+                let n = (this.out.len() - this.out_pos).min(buf.remaining());
+                buf.put_slice(&this.out[this.out_pos..this.out_pos + n]);
+                this.out_pos += n;
+                if this.out_pos == this.out.len() {
+                    this.out.clear();
+                    this.out_pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.state == State::Pass && this.pending.is_empty() {
+                return Pin::new(&mut this.io).poll_read(cx, buf);
+            }
+            if this.eof {
+                // Whatever is left unclassified goes to hyper as is.
+                if this.pending.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                this.process();
+                if this.out.is_empty() {
+                    this.out = std::mem::take(&mut this.pending);
+                }
+                continue;
+            }
+            let mut tmp = [0u8; 8192];
+            let mut rb = ReadBuf::new(&mut tmp);
+            match Pin::new(&mut this.io).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    if rb.filled().is_empty() {
+                        this.eof = true;
+                    } else {
+                        this.pending.extend_from_slice(rb.filled());
+                        this.process();
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for FramingGuard<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces of `step` bytes and returns what hyper would read.
+    fn run(input: &[u8], step: usize) -> (Vec<u8>, State) {
+        let mut g = FramingGuard::new((), 1024);
+        let mut seen = Vec::new();
+        for piece in input.chunks(step) {
+            g.pending.extend_from_slice(piece);
+            g.process();
+            seen.append(&mut g.out);
+        }
+        (seen, g.state)
+    }
+
+    #[test]
+    fn conflicting_head_is_marked_in_any_split() {
+        let req = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        for step in [1, 3, 7, req.len()] {
+            let (out, state) = run(req, step);
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("x-ballast-clte: 5"), "{step}: {text}");
+            assert!(!text.to_ascii_lowercase().contains("content-length"));
+            assert_eq!(text.len(), req.len());
+            assert_eq!(state, State::Head, "chunked body followed to its end");
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_are_all_seen() {
+        let one = "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        let two = "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n11;x=y\r\nContent-Length: 1\r\n0\r\nT: 1\r\n\r\n";
+        let three = "GET /c HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n";
+        let all = format!("{one}{two}{three}");
+        for step in [1, 2, 5, all.len()] {
+            let (out, _) = run(all.as_bytes(), step);
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(text.len(), all.len());
+            assert!(text.starts_with(one), "fixed body untouched");
+            assert!(
+                text.contains("11;x=y\r\nContent-Length: 1\r\n"),
+                "chunk data is not a head: {text}"
+            );
+            assert!(
+                text.ends_with(
+                    "GET /c HTTP/1.1\r\nx-ballast-clte: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+                ),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn h2_and_upgrades_pass_through() {
+        assert_eq!(run(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 4).1, State::Pass);
+        assert_eq!(
+            run(
+                b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+                4
+            )
+            .1,
+            State::Pass
+        );
+    }
+
+    #[test]
+    fn oversized_head_is_left_to_hyper() {
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(3000));
+        let (out, state) = run(big.as_bytes(), 100);
+        assert_eq!(state, State::Pass);
+        assert_eq!(out.len(), big.len());
+    }
+}

@@ -82,10 +82,17 @@ impl Control for App {
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the configured grace period.
 pub fn run(config: Config, source: Source) -> anyhow::Result<()> {
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if config.runtime.threads > 0 {
-        rt.worker_threads(config.runtime.threads);
-    }
+    // One thread: the current-thread scheduler skips the work-stealing machinery.
+    let mut rt = match config.runtime.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 0 {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
     let rt = rt
         .enable_all()
         .build()

@@ -18,6 +18,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Header name written over `Content-Length` in a conflicting head. Same length on purpose.
@@ -43,7 +44,20 @@ enum State {
     Pass,
 }
 
-/// How the body after a head is framed.
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+/// How the body after a head is framed; rewrites `Content-Length` names in a conflicting head.
+/// Allocation-free: it runs on every request.
 fn analyse(head: &mut [u8]) -> State {
     if head.starts_with(b"PRI * HTTP/2.0") {
         return State::Pass;
@@ -51,32 +65,35 @@ fn analyse(head: &mut [u8]) -> State {
     let mut cl: Option<Option<u64>> = None;
     let mut te_chunked: Option<bool> = None;
     let mut upgrade = head.starts_with(b"CONNECT ");
-    let mut cl_names = Vec::new();
-    let mut pos = 0;
-    let mut first = true;
+    let mut cl_names: SmallVec<[usize; 2]> = SmallVec::new();
+    // Skip the request line.
+    let mut pos = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(head.len(), |e| e + 1);
     while pos < head.len() {
         let end = head[pos..]
             .iter()
             .position(|&b| b == b'\n')
             .map_or(head.len(), |e| pos + e);
         let line = &head[pos..end];
-        if !first {
-            if let Some(colon) = line.iter().position(|&b| b == b':') {
-                let name = &line[..colon];
-                let value = String::from_utf8_lossy(&line[colon + 1..])
-                    .trim()
-                    .to_ascii_lowercase();
-                if name.eq_ignore_ascii_case(b"content-length") {
-                    cl_names.push(pos);
-                    cl = Some(value.parse().ok());
-                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                    te_chunked = Some(value.rsplit(',').next().map(str::trim) == Some("chunked"));
-                } else if name.eq_ignore_ascii_case(b"upgrade") {
-                    upgrade = true;
-                }
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = &line[..colon];
+            let value = trim(&line[colon + 1..]);
+            if name.eq_ignore_ascii_case(b"content-length") {
+                cl_names.push(pos);
+                let digits =
+                    !value.is_empty() && value.iter().all(u8::is_ascii_digit) && value.len() < 19;
+                cl = Some(
+                    digits.then(|| value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))),
+                );
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                let last = value.rsplit(|&b| b == b',').next().map(trim).unwrap_or(b"");
+                te_chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            } else if name.eq_ignore_ascii_case(b"upgrade") {
+                upgrade = true;
             }
         }
-        first = false;
         pos = end + 1;
     }
     if cl.is_some() && te_chunked.is_some() {
@@ -95,6 +112,20 @@ fn analyse(head: &mut [u8]) -> State {
     }
 }
 
+/// Length of the head at the start of `rest` (through its blank line), if complete.
+fn head_end(rest: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = rest[from..].iter().position(|&b| b == b'\n') {
+        let p = from + p;
+        match rest.get(p + 1) {
+            Some(b'\n') => return Some(p + 2),
+            Some(b'\r') if rest.get(p + 2) == Some(&b'\n') => return Some(p + 3),
+            _ => from = p + 1,
+        }
+    }
+    None
+}
+
 /// Wraps a client connection; see the module docs.
 pub struct FramingGuard<S> {
     io: S,
@@ -106,6 +137,8 @@ pub struct FramingGuard<S> {
     out_pos: usize,
     max_head: usize,
     eof: bool,
+    /// Read buffer of the slow path (allocated once, when first needed).
+    scratch: Vec<u8>,
 }
 
 impl<S> FramingGuard<S> {
@@ -118,85 +151,73 @@ impl<S> FramingGuard<S> {
             out_pos: 0,
             max_head,
             eof: false,
+            scratch: Vec::new(),
         }
     }
 
-    /// Moves what can be classified from `pending` to `out`.
-    fn process(&mut self) {
+    /// Follows framing over `data`, rewriting conflicting heads in place. Returns how many
+    /// bytes are classified; the rest is the start of a head not yet complete.
+    fn scan(&mut self, data: &mut [u8]) -> usize {
         let mut i = 0;
-        let data = std::mem::take(&mut self.pending);
         while i < data.len() {
             match self.state {
-                State::Pass => {
-                    self.out.extend_from_slice(&data[i..]);
-                    i = data.len();
-                }
+                State::Pass => return data.len(),
                 State::Head => {
                     // Blank lines before a request line are allowed and skipped by hyper.
-                    let rest = &data[i..];
-                    let end = rest
-                        .windows(2)
-                        .enumerate()
-                        .find(|(k, w)| {
-                            *w == b"\n\n"
-                                || (*k + 3 <= rest.len() && &rest[*k..*k + 3] == b"\n\r\n")
-                        })
-                        .map(|(k, w)| k + if w == b"\n\n" { 2 } else { 3 });
-                    let leading = rest
+                    let leading = data[i..]
                         .iter()
                         .take_while(|b| **b == b'\r' || **b == b'\n')
                         .count();
                     if leading > 0 {
-                        self.out.extend_from_slice(&rest[..leading]);
                         i += leading;
                         continue;
                     }
-                    match end {
+                    match head_end(&data[i..]) {
                         Some(len) => {
-                            let mut head = rest[..len].to_vec();
-                            self.state = analyse(&mut head);
-                            self.out.extend_from_slice(&head);
+                            self.state = analyse(&mut data[i..i + len]);
                             i += len;
                         }
-                        None if rest.len() > self.max_head || self.eof => {
+                        None if data.len() - i > self.max_head || self.eof => {
                             self.state = State::Pass;
+                            return data.len();
                         }
-                        None => {
-                            self.pending.extend_from_slice(rest);
-                            i = data.len();
-                        }
+                        None => return i,
                     }
                 }
                 State::Fixed(n) => {
-                    let take = (n.min((data.len() - i) as u64)) as usize;
-                    self.out.extend_from_slice(&data[i..i + take]);
-                    i += take;
-                    let left = n - take as u64;
-                    self.state = if left == 0 {
+                    let take = n.min((data.len() - i) as u64);
+                    i += take as usize;
+                    self.state = if take == n {
                         State::Head
                     } else {
-                        State::Fixed(left)
+                        State::Fixed(n - take)
                     };
                 }
                 State::Chunked(Chunk::Data(n)) => {
-                    let take = (n.min((data.len() - i) as u64)) as usize;
-                    self.out.extend_from_slice(&data[i..i + take]);
-                    i += take;
-                    let left = n - take as u64;
-                    self.state = State::Chunked(if left == 0 {
+                    let take = n.min((data.len() - i) as u64);
+                    i += take as usize;
+                    self.state = State::Chunked(if take == n {
                         Chunk::DataCr
                     } else {
-                        Chunk::Data(left)
+                        Chunk::Data(n - take)
                     });
                 }
                 State::Chunked(c) => {
-                    let b = data[i];
-                    self.out.push(b);
+                    self.state = step(c, data[i]);
                     i += 1;
-                    self.state = step(c, b);
                 }
             }
         }
+        data.len()
+    }
+
+    /// Moves what can be classified from `pending` to `out`.
+    fn process(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        let n = self.scan(&mut pending);
+        self.out.extend_from_slice(&pending[..n]);
+        pending.drain(..n);
+        self.pending = pending;
     }
 }
 
@@ -296,16 +317,44 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
                 }
                 continue;
             }
-            let mut tmp = [0u8; 8192];
-            let mut rb = ReadBuf::new(&mut tmp);
+            if this.pending.is_empty() {
+                // Fast path: read straight into hyper's buffer and classify in place; only an
+                // incomplete head at the end is taken back out and held.
+                let start = buf.filled().len();
+                match Pin::new(&mut this.io).poll_read(cx, buf) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(())) => {}
+                }
+                let got = buf.filled().len() - start;
+                if got == 0 {
+                    this.eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                let n = this.scan(&mut buf.filled_mut()[start..]);
+                if n == got {
+                    return Poll::Ready(Ok(()));
+                }
+                this.pending.extend_from_slice(&buf.filled()[start + n..]);
+                buf.set_filled(start + n);
+                if n > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            if this.scratch.is_empty() {
+                this.scratch = vec![0; 8192];
+            }
+            let mut rb = ReadBuf::new(&mut this.scratch);
             match Pin::new(&mut this.io).poll_read(cx, &mut rb) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => {
-                    if rb.filled().is_empty() {
+                    let n = rb.filled().len();
+                    if n == 0 {
                         this.eof = true;
                     } else {
-                        this.pending.extend_from_slice(rb.filled());
+                        this.pending.extend_from_slice(&this.scratch[..n]);
                         this.process();
                     }
                 }

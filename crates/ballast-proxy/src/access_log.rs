@@ -51,6 +51,7 @@ pub struct Entry<'a> {
 pub struct AccessLog {
     buf: Option<Arc<Buffer>>,
     stats: Arc<GlobalStats>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Lines waiting for the writer. The request path only appends under a short lock; it never
@@ -70,7 +71,13 @@ impl AccessLog {
     /// Starts the writer for `sink`. Opening a file can fail; the error says which file.
     pub fn start(sink: &Sink, stats: Arc<GlobalStats>) -> std::io::Result<Self> {
         let out: Box<dyn Write + Send> = match sink {
-            Sink::Off => return Ok(Self { buf: None, stats }),
+            Sink::Off => {
+                return Ok(Self {
+                    buf: None,
+                    stats,
+                    writer: Mutex::new(None),
+                })
+            }
             Sink::Stdout => Box::new(std::io::stdout()),
             Sink::File(p) => Box::new(
                 std::fs::OpenOptions::new()
@@ -87,12 +94,13 @@ impl AccessLog {
             closed: AtomicBool::new(false),
         });
         let writer_buf = buf.clone();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("ballast-access-log".into())
             .spawn(move || writer(writer_buf, out))?;
         Ok(Self {
             buf: Some(buf),
             stats,
+            writer: Mutex::new(Some(handle)),
         })
     }
 
@@ -116,6 +124,19 @@ impl AccessLog {
             return;
         }
         lines.push(b'\n');
+    }
+}
+
+impl AccessLog {
+    /// Writes out everything logged so far and stops the writer (at shutdown).
+    pub fn close(&self) {
+        if let Some(buf) = &self.buf {
+            buf.closed.store(true, Relaxed);
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
     }
 }
 

@@ -414,6 +414,8 @@ impl Gateway {
         {
             t.abort();
         }
+        // Lines still buffered reach the sink before the process exits.
+        self.inner.shared.access_log.load().close();
         self.inner.conns.open()
     }
 }

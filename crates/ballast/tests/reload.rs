@@ -29,7 +29,7 @@ fn config(
 [admin]
 listen = "{{ADMIN}}"
 [log]
-access = "off"
+access = "{{ACCESS_LOG}}"
 [runtime]
 grace = "10s"
 [[listener]]
@@ -381,4 +381,11 @@ async fn sigterm_drains_in_flight() {
         "shutdown waited for the grace period instead of finishing:\n{stderr}"
     );
     assert!(idle.get("/").await.is_err(), "idle connection still served");
+    // The access log is flushed before exit: the drained request's line is there.
+    assert!(
+        gw.access_lines()
+            .iter()
+            .any(|l| l["path"] == "/slow/1500" && l["status"] == 200),
+        "the in-flight request's access-log line was lost at shutdown"
+    );
 }

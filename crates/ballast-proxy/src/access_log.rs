@@ -10,8 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::stats::GlobalStats;
 
 /// Where lines go.
@@ -22,29 +20,112 @@ pub enum Sink {
     File(PathBuf),
 }
 
-/// One request, as logged.
-#[derive(Serialize)]
+/// One request, as logged. Written by hand as one JSON object per line ([`Entry::write_json`]):
+/// it runs for every request, and a generic serializer measured ~2% of the gateway's CPU.
 pub struct Entry<'a> {
-    pub time: f64,
+    /// Microseconds since the Unix epoch.
+    pub time_us: u64,
     pub request_id: &'a str,
-    pub client: String,
+    pub client: std::net::IpAddr,
     pub listener: &'a str,
     pub method: &'a str,
     pub host: &'a str,
     pub path: &'a str,
     pub route: &'a str,
     pub upstream: &'a str,
-    pub server: Option<String>,
+    pub server: Option<std::net::SocketAddr>,
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    pub duration_ms: f64,
-    pub upstream_ms: Option<f64>,
+    pub duration_us: u64,
+    pub upstream_us: Option<u64>,
     pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub aborted: bool,
+}
+
+/// Appends `s` as a JSON string (quotes included).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => {
+                out.extend_from_slice(&bytes[start..i]);
+                let _ = write!(out, "\\u{b:04x}");
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends `us` microseconds as milliseconds with three decimals.
+fn millis(out: &mut Vec<u8>, us: u64) {
+    let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
+}
+
+impl Entry<'_> {
+    /// Appends the entry as one JSON line.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let _ = write!(
+            out,
+            "{{\"time\":{}.{:06},\"request_id\":",
+            self.time_us / 1_000_000,
+            self.time_us % 1_000_000
+        );
+        json_str(out, self.request_id);
+        let _ = write!(out, ",\"client\":\"{}\",\"listener\":", self.client);
+        json_str(out, self.listener);
+        out.extend_from_slice(b",\"method\":");
+        json_str(out, self.method);
+        out.extend_from_slice(b",\"host\":");
+        json_str(out, self.host);
+        out.extend_from_slice(b",\"path\":");
+        json_str(out, self.path);
+        out.extend_from_slice(b",\"route\":");
+        json_str(out, self.route);
+        out.extend_from_slice(b",\"upstream\":");
+        json_str(out, self.upstream);
+        match self.server {
+            Some(a) => {
+                let _ = write!(out, ",\"server\":\"{a}\"");
+            }
+            None => out.extend_from_slice(b",\"server\":null"),
+        }
+        let _ = write!(
+            out,
+            ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":",
+            self.status, self.bytes_in, self.bytes_out
+        );
+        millis(out, self.duration_us);
+        out.extend_from_slice(b",\"upstream_ms\":");
+        match self.upstream_us {
+            Some(us) => millis(out, us),
+            None => out.extend_from_slice(b"null"),
+        }
+        let _ = write!(out, ",\"attempts\":{}", self.attempts);
+        if let Some(e) = self.error {
+            out.extend_from_slice(b",\"error\":");
+            json_str(out, e);
+        }
+        if self.aborted {
+            out.extend_from_slice(b",\"aborted\":true");
+        }
+        out.extend_from_slice(b"}\n");
+    }
 }
 
 /// Handle used by the request path.
@@ -118,12 +199,7 @@ impl AccessLog {
             self.stats.access_log_dropped.fetch_add(1, Relaxed);
             return;
         }
-        let start = lines.len();
-        if serde_json::to_writer(&mut *lines, entry).is_err() {
-            lines.truncate(start);
-            return;
-        }
-        lines.push(b'\n');
+        entry.write_json(&mut lines);
     }
 }
 
@@ -148,12 +224,12 @@ impl Drop for AccessLog {
     }
 }
 
-/// Seconds since the Unix epoch, for the `time` field.
-pub fn unix_now() -> f64 {
+/// Microseconds since the Unix epoch, for the `time` field.
+pub fn unix_now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
-        .as_secs_f64()
+        .as_micros() as u64
 }
 
 /// Swaps the buffer out every [`FLUSH_EVERY`] and writes it; exits after a final flush once
@@ -175,5 +251,46 @@ fn writer(buf: Arc<Buffer>, mut out: Box<dyn Write + Send>) {
         if closed {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_valid_json_with_escapes() {
+        let e = Entry {
+            time_us: 1_700_000_000_123_456,
+            request_id: "id\"with\\quote\u{1}",
+            client: "127.0.0.1".parse().unwrap(),
+            listener: "web",
+            method: "GET",
+            host: "a.example",
+            path: "/p\nq",
+            route: "r",
+            upstream: "u",
+            server: Some("127.0.0.1:9101".parse().unwrap()),
+            status: 200,
+            bytes_in: 0,
+            bytes_out: 17,
+            duration_us: 1_234,
+            upstream_us: None,
+            attempts: 1,
+            error: Some("no_server"),
+            aborted: true,
+        };
+        let mut out = Vec::new();
+        e.write_json(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v["request_id"], "id\"with\\quote\u{1}");
+        assert_eq!(v["path"], "/p\nq");
+        assert_eq!(v["time"], 1_700_000_000.123456);
+        assert_eq!(v["duration_ms"], 1.234);
+        assert_eq!(v["upstream_ms"], serde_json::Value::Null);
+        assert_eq!(v["server"], "127.0.0.1:9101");
+        assert_eq!(v["error"], "no_server");
+        assert_eq!(v["aborted"], true);
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use http::{HeaderValue, Method};
 
 use super::body::BodySlot;
-use crate::access_log::{unix_now, Entry};
+use crate::access_log::{unix_now_us, Entry};
 use crate::router::RouteRt;
 use crate::shared::Shared;
 
@@ -27,8 +27,9 @@ pub struct Exchange {
     pub client: SocketAddr,
     pub listener: Arc<str>,
     pub method: Method,
-    pub host: String,
-    pub path: String,
+    /// `Host` (or the HTTP/2 authority), for the log.
+    pub host: Option<HeaderValue>,
+    pub uri: http::Uri,
     pub route: Option<Arc<RouteRt>>,
     /// Member index of the server that answered, if any.
     pub server: Option<usize>,
@@ -68,24 +69,28 @@ impl Exchange {
             BytesIn::Counted(slot) => slot.bytes.load(Relaxed),
         };
         log.log(&Entry {
-            time: unix_now(),
+            time_us: unix_now_us(),
             request_id: self.request_id.to_str().unwrap_or("-"),
-            client: self.client.ip().to_string(),
+            client: self.client.ip(),
             listener: &self.listener,
             method: self.method.as_str(),
-            host: &self.host,
-            path: &self.path,
+            host: self
+                .host
+                .as_ref()
+                .and_then(|h| h.to_str().ok())
+                .map_or("", super::headers::strip_port),
+            path: self.uri.path(),
             route: self.route.as_ref().map_or("-", |r| r.cfg.name.as_str()),
             upstream: self
                 .route
                 .as_ref()
                 .map_or("-", |r| r.upstream.name.as_str()),
-            server: server_addr.map(|a| a.to_string()),
+            server: server_addr,
             status: self.status,
             bytes_in,
             bytes_out,
-            duration_ms: total.as_secs_f64() * 1e3,
-            upstream_ms: self.upstream_time.map(|t| t.as_secs_f64() * 1e3),
+            duration_us: total.as_micros() as u64,
+            upstream_us: self.upstream_time.map(|t| t.as_micros() as u64),
             attempts: self.attempts,
             error: self.error,
             aborted: !clean,

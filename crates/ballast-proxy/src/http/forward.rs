@@ -30,8 +30,9 @@ pub async fn handle(
     req: Request<Incoming>,
     listener: Arc<ListenerShared>,
     client: SocketAddr,
+    client_value: HeaderValue,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    Ok(proxy(req, &listener, client).await)
+    Ok(proxy(req, &listener, client, client_value).await)
 }
 
 /// The parts of the request sent upstream, kept so an attempt can be repeated.
@@ -56,12 +57,18 @@ async fn proxy(
     mut req: Request<Incoming>,
     l: &ListenerShared,
     client: SocketAddr,
+    client_value: HeaderValue,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     let wants_upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let host = headers::host(&parts);
+    let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let request_id = headers::ensure_request_id(&mut parts.headers);
     let mut ex = Box::new(Exchange {
         shared: l.shared.clone(),
@@ -70,8 +77,8 @@ async fn proxy(
         client,
         listener: l.name.clone(),
         method: parts.method.clone(),
-        host,
-        path: parts.uri.path().to_string(),
+        host: host_header.clone(),
+        uri: parts.uri.clone(),
         route: None,
         server: None,
         load_begun: false,
@@ -91,7 +98,12 @@ async fn proxy(
     }
     let table = l.table.load();
     let Some(route) = table
-        .find(&parts.method, &ex.host, parts.uri.path(), &parts.headers)
+        .find(
+            &parts.method,
+            headers::host(&parts.uri, &parts.headers),
+            parts.uri.path(),
+            &parts.headers,
+        )
         .cloned()
     else {
         return gateway_error(ex, ProxyError::NoRoute);
@@ -99,14 +111,13 @@ async fn proxy(
     drop(table);
     ex.route = Some(route.clone());
 
-    let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
     headers::strip_hop_by_hop(&mut parts.headers, wants_upgrade);
-    headers::add_forwarded(&mut parts.headers, client.ip(), l.tls, host_header.clone());
+    headers::add_forwarded(
+        &mut parts.headers,
+        &client_value,
+        l.tls,
+        host_header.clone(),
+    );
     if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), host_header) {
         parts.headers.insert(header::HOST, h);
     }

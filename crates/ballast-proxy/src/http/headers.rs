@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::request::Parts;
 
 use crate::error::ProxyError;
 
@@ -75,7 +74,10 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// `Upgrade` header and a `Connection: upgrade` survive so the upgrade can pass through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = connection_tokens(headers)
+        // `keep-alive` and `close` are options, not header names (and `keep-alive` is removed
+        // below anyway): skipping them keeps the usual case free of allocations.
+        let named: smallvec::SmallVec<[HeaderName; 2]> = connection_tokens(headers)
+            .filter(|t| !t.eq_ignore_ascii_case("keep-alive") && !t.eq_ignore_ascii_case("close"))
             .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
             .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
@@ -101,40 +103,46 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// The request's host, lower-case, without port: URI authority (HTTP/2) or `Host`.
-pub fn host(parts: &Parts) -> String {
-    let raw = parts
-        .uri
+/// The request's host without port, as sent: URI authority (HTTP/2) or `Host`.
+/// Compare it with `eq_ignore_ascii_case`.
+pub fn host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> &'a str {
+    let raw = uri
         .host()
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-        })
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
-    let without_port = match raw.strip_prefix('[') {
+    strip_port(raw)
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `::1`.
+pub fn strip_port(raw: &str) -> &str {
+    match raw.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
         None => raw.split(':').next().unwrap_or(raw),
-    };
-    without_port.to_ascii_lowercase()
+    }
+}
+
+/// The client address as a header value, made once per connection.
+pub fn client_value(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
 }
 
 /// Adds `X-Forwarded-For` (appending to a client-supplied chain), `-Proto` and `-Host`.
 pub fn add_forwarded(
     headers: &mut HeaderMap,
-    client: IpAddr,
+    client: &HeaderValue,
     tls: bool,
     host_header: Option<HeaderValue>,
 ) {
-    let ip = client.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-        _ => ip,
+    let appended = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => {
+            HeaderValue::from_str(&format!("{prev}, {}", client.to_str().unwrap_or(""))).ok()
+        }
+        _ => None,
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
+    headers.insert(
+        X_FORWARDED_FOR.clone(),
+        appended.unwrap_or_else(|| client.clone()),
+    );
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(if tls { "https" } else { "http" }),
@@ -160,9 +168,19 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 fn new_request_id() -> HeaderValue {
     static PREFIX: OnceLock<u32> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let prefix = *PREFIX.get_or_init(|| fastrand::u32(..));
+    let prefix = u64::from(*PREFIX.get_or_init(|| fastrand::u32(..)));
     let n = COUNTER.fetch_add(1, Relaxed);
-    HeaderValue::from_str(&format!("{prefix:08x}{n:012x}")).expect("hex is a valid header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 20];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let nibble = if i < 8 {
+            prefix >> (4 * (7 - i))
+        } else {
+            n >> (4 * (19 - i))
+        };
+        *slot = HEX[(nibble & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&out).expect("hex is a valid header value")
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -250,21 +268,24 @@ mod tests {
         assert_eq!(cookie(&m, "c"), None);
         let mut m = HeaderMap::new();
         let id = ensure_request_id(&mut m);
+        assert_eq!(id.len(), 20);
+        assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit));
         assert_eq!(m.get("x-request-id"), Some(&id));
         assert_ne!(ensure_request_id(&mut HeaderMap::new()), id);
     }
 
     #[test]
     fn forwarded_appends() {
+        let client = client_value("127.0.0.2".parse().unwrap());
         let mut m = h(&[("x-forwarded-for", "10.0.0.1")]);
-        add_forwarded(
-            &mut m,
-            "127.0.0.2".parse().unwrap(),
-            false,
-            Some("a.b".parse().unwrap()),
-        );
+        add_forwarded(&mut m, &client, false, Some("a.b".parse().unwrap()));
         assert_eq!(m.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.2");
         assert_eq!(m.get("x-forwarded-proto").unwrap(), "http");
         assert_eq!(m.get("x-forwarded-host").unwrap(), "a.b");
+        let mut m = HeaderMap::new();
+        add_forwarded(&mut m, &client, true, None);
+        assert_eq!(m.get("x-forwarded-for").unwrap(), "127.0.0.2");
+        assert_eq!(m.get("x-forwarded-proto").unwrap(), "https");
+        assert!(m.get("x-forwarded-host").is_none());
     }
 }

@@ -115,7 +115,10 @@ async fn serve<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| forward::handle(req, shared.clone(), client));
+    let client_value = crate::http::headers::client_value(client.ip());
+    let svc = hyper::service::service_fn(move |req| {
+        forward::handle(req, shared.clone(), client, client_value.clone())
+    });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let res = tokio::select! {

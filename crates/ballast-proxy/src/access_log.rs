@@ -26,14 +26,14 @@ pub struct Entry<'a> {
     /// Microseconds since the Unix epoch.
     pub time_us: u64,
     pub request_id: &'a str,
-    pub client: std::net::IpAddr,
+    pub client: &'a str,
     pub listener: &'a str,
     pub method: &'a str,
     pub host: &'a str,
     pub path: &'a str,
     pub route: &'a str,
     pub upstream: &'a str,
-    pub server: Option<std::net::SocketAddr>,
+    pub server: Option<&'a str>,
     pub status: u16,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -72,22 +72,31 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Appends `us` microseconds as milliseconds with three decimals.
-fn millis(out: &mut Vec<u8>, us: u64) {
-    let _ = write!(out, "{}.{:03}", us / 1000, us % 1000);
+/// Appends an integer without the formatting machinery.
+fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `us` as `whole.fraction` with `digits` decimals (`div` = 10^digits).
+fn fixed(out: &mut Vec<u8>, us: u64, div: u64, digits: usize) {
+    int(out, us / div);
+    out.push(b'.');
+    let mut buf = itoa::Buffer::new();
+    let frac = buf.format(us % div);
+    out.extend(std::iter::repeat_n(b'0', digits - frac.len()));
+    out.extend_from_slice(frac.as_bytes());
 }
 
 impl Entry<'_> {
     /// Appends the entry as one JSON line.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let _ = write!(
-            out,
-            "{{\"time\":{}.{:06},\"request_id\":",
-            self.time_us / 1_000_000,
-            self.time_us % 1_000_000
-        );
+        out.extend_from_slice(b"{\"time\":");
+        fixed(out, self.time_us, 1_000_000, 6);
+        out.extend_from_slice(b",\"request_id\":");
         json_str(out, self.request_id);
-        let _ = write!(out, ",\"client\":\"{}\",\"listener\":", self.client);
+        out.extend_from_slice(b",\"client\":");
+        json_str(out, self.client);
+        out.extend_from_slice(b",\"listener\":");
         json_str(out, self.listener);
         out.extend_from_slice(b",\"method\":");
         json_str(out, self.method);
@@ -99,24 +108,26 @@ impl Entry<'_> {
         json_str(out, self.route);
         out.extend_from_slice(b",\"upstream\":");
         json_str(out, self.upstream);
+        out.extend_from_slice(b",\"server\":");
         match self.server {
-            Some(a) => {
-                let _ = write!(out, ",\"server\":\"{a}\"");
-            }
-            None => out.extend_from_slice(b",\"server\":null"),
-        }
-        let _ = write!(
-            out,
-            ",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},\"duration_ms\":",
-            self.status, self.bytes_in, self.bytes_out
-        );
-        millis(out, self.duration_us);
-        out.extend_from_slice(b",\"upstream_ms\":");
-        match self.upstream_us {
-            Some(us) => millis(out, us),
+            Some(a) => json_str(out, a),
             None => out.extend_from_slice(b"null"),
         }
-        let _ = write!(out, ",\"attempts\":{}", self.attempts);
+        out.extend_from_slice(b",\"status\":");
+        int(out, self.status);
+        out.extend_from_slice(b",\"bytes_in\":");
+        int(out, self.bytes_in);
+        out.extend_from_slice(b",\"bytes_out\":");
+        int(out, self.bytes_out);
+        out.extend_from_slice(b",\"duration_ms\":");
+        fixed(out, self.duration_us, 1000, 3);
+        out.extend_from_slice(b",\"upstream_ms\":");
+        match self.upstream_us {
+            Some(us) => fixed(out, us, 1000, 3),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"attempts\":");
+        int(out, self.attempts);
         if let Some(e) = self.error {
             out.extend_from_slice(b",\"error\":");
             json_str(out, e);
@@ -263,14 +274,14 @@ mod tests {
         let e = Entry {
             time_us: 1_700_000_000_123_456,
             request_id: "id\"with\\quote\u{1}",
-            client: "127.0.0.1".parse().unwrap(),
+            client: "127.0.0.1",
             listener: "web",
             method: "GET",
             host: "a.example",
             path: "/p\nq",
             route: "r",
             upstream: "u",
-            server: Some("127.0.0.1:9101".parse().unwrap()),
+            server: Some("127.0.0.1:9101"),
             status: 200,
             bytes_in: 0,
             bytes_out: 17,
@@ -288,6 +299,18 @@ mod tests {
         assert_eq!(v["path"], "/p\nq");
         assert_eq!(v["time"], 1_700_000_000.123456);
         assert_eq!(v["duration_ms"], 1.234);
+        let mut out2 = Vec::new();
+        Entry {
+            time_us: 5_000_007,
+            duration_us: 2_005,
+            upstream_us: Some(40),
+            ..e
+        }
+        .write_json(&mut out2);
+        let w: serde_json::Value = serde_json::from_slice(&out2).expect("valid JSON");
+        assert_eq!(w["time"], 5.000007);
+        assert_eq!(w["duration_ms"], 2.005);
+        assert_eq!(w["upstream_ms"], 0.04);
         assert_eq!(v["upstream_ms"], serde_json::Value::Null);
         assert_eq!(v["server"], "127.0.0.1:9101");
         assert_eq!(v["error"], "no_server");

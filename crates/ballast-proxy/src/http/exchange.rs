@@ -25,6 +25,8 @@ pub struct Exchange {
     pub start: Instant,
     pub request_id: HeaderValue,
     pub client: SocketAddr,
+    /// The client IP as text, made once per connection.
+    pub client_text: HeaderValue,
     pub listener: Arc<str>,
     pub method: Method,
     /// `Host` (or the HTTP/2 authority), for the log.
@@ -46,10 +48,10 @@ impl Exchange {
     /// Completes the record; `clean` is false when the body did not reach its end.
     pub fn finish(self: Box<Self>, bytes_out: u64, clean: bool) {
         let total = self.start.elapsed();
-        let mut server_addr = None;
+        let mut server_addr: Option<&str> = None;
         if let Some(route) = &self.route {
             if let Some(m) = self.server.and_then(|i| route.upstream.members.get(i)) {
-                server_addr = Some(m.state.addr);
+                server_addr = Some(m.state.addr_text.as_str());
                 if self.load_begun {
                     match self.upstream_time {
                         Some(t) => m.state.load.end(t),
@@ -71,7 +73,7 @@ impl Exchange {
         log.log(&Entry {
             time_us: unix_now_us(),
             request_id: self.request_id.to_str().unwrap_or("-"),
-            client: self.client.ip(),
+            client: self.client_text.to_str().unwrap_or("-"),
             listener: &self.listener,
             method: self.method.as_str(),
             host: self

@@ -75,6 +75,7 @@ async fn proxy(
         start,
         request_id: request_id.clone(),
         client,
+        client_text: client_value.clone(),
         listener: l.name.clone(),
         method: parts.method.clone(),
         host: host_header.clone(),

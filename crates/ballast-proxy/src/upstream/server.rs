@@ -30,6 +30,8 @@ use crate::clock::{after_ms, now_ms};
 /// Live state of one server.
 pub struct ServerState {
     pub addr: SocketAddr,
+    /// `addr` as text, made once (the access log writes it for every request).
+    pub addr_text: String,
     /// Opaque id used as the sticky-cookie value (does not reveal the address).
     pub cookie_id: String,
     pub load: Load,
@@ -61,6 +63,7 @@ impl ServerState {
     pub fn new(upstream: &str, addr: SocketAddr) -> Self {
         Self {
             addr,
+            addr_text: addr.to_string(),
             cookie_id: cookie_id(upstream, addr),
             load: Load::new(),
             pool: ConnPool::new(),

@@ -15,11 +15,23 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+static CONFLICT: HeaderName = HeaderName::from_static(crate::listener::framing::CONFLICT_MARKER);
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::UPGRADE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
 
 /// Requests with both Content-Length and Transfer-Encoding, or a transfer coding other than
 /// a final `chunked`, are refused: they are the raw material of request smuggling.
 pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
-    if headers.contains_key(crate::listener::framing::CONFLICT_MARKER) {
+    if headers.contains_key(&CONFLICT) {
         // Content-Length and Transfer-Encoding together (see `listener::framing`).
         return Err(ProxyError::BadFraming);
     }
@@ -73,6 +85,11 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers (and those named in `Connection`). With `keep_upgrade`, the
 /// `Upgrade` header and a `Connection: upgrade` survive so the upgrade can pass through.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // One pass over the names is cheaper than a hashed removal per hop-by-hop header, and
+    // most messages carry none (or only `Connection: keep-alive`).
+    if !keep_upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         // `keep-alive` and `close` are options, not header names (and `keep-alive` is removed
         // below anyway): skipping them keeps the usual case free of allocations.

@@ -26,7 +26,7 @@ fn config(port: u16, extra: &str, servers: &[(SocketAddr, u32)]) -> String {
 [admin]
 listen = "{{ADMIN}}"
 [log]
-access = "off"
+access = "{{ACCESS_LOG}}"
 [[listener]]
 name = "web"
 listen = "127.0.0.1:{port}"
@@ -513,4 +513,10 @@ async fn abandoned_request_does_not_stay_in_flight() {
     // And traffic is shared again.
     let c = counts(&sequence(addr, 20, "/").await);
     assert_eq!(c.len(), 2, "{c:?}");
+    // The abandoned request is still accounted for: a 499 line in the access log.
+    wait_blocking("the 499 access-log line", Duration::from_secs(5), || {
+        gw.access_lines().iter().any(|l| {
+            l["path"] == "/slow/1500" && l["status"] == 499 && l["error"] == "client_closed"
+        })
+    });
 }

@@ -10,7 +10,7 @@
 //! Two latency averages are kept:
 //!
 //! * a plain exponentially weighted moving average ([`Load::ewma_secs`], alpha 0.3), used by
-//!   fastest-response;
+//!   fastest-response, decayed on read by idle time like the peak EWMA;
 //! * a Finagle-style *peak* EWMA ([`Load::peak_ewma_secs`]), used by the power-of-two-choices
 //!   balancer. A sample above the current value replaces it at once (a server that turns slow
 //!   is avoided immediately); a sample below it only pulls the value down with a time
@@ -94,9 +94,17 @@ impl Load {
         self.inflight.load(Ordering::Acquire)
     }
 
-    /// Plain EWMA of the latency in seconds; 0 until the first sample.
+    /// Plain EWMA of the latency in seconds, decayed by the time since the last sample (as
+    /// the peak EWMA is), so a server judged slow once and then left idle is tried again
+    /// instead of being starved by fastest-response; 0 until the first sample.
     pub fn ewma_secs(&self) -> f64 {
-        f64::from_bits(self.ewma.load(Ordering::Acquire))
+        self.ewma_at(now_nanos())
+    }
+
+    fn ewma_at(&self, now: u64) -> f64 {
+        let value = f64::from_bits(self.ewma.load(Ordering::Acquire));
+        let stamp = self.peak_stamp.load(Ordering::Acquire);
+        value * decay(now.saturating_sub(stamp) as f64 / 1e9)
     }
 
     /// Peak EWMA of the latency in seconds, decayed to now; 0 until the first sample.
@@ -184,10 +192,12 @@ mod tests {
     fn ewma_starts_at_first_sample_and_moves_by_alpha() {
         let l = Load::new();
         assert_eq!(l.ewma_secs(), 0.0);
+        // Read at the instant of the last sample, so idle decay plays no part.
+        let at_sample = |l: &Load| l.ewma_at(l.peak_stamp.load(Ordering::Acquire));
         l.end(Duration::from_millis(100));
-        assert!((l.ewma_secs() - 0.1).abs() < 1e-12);
+        assert!((at_sample(&l) - 0.1).abs() < 1e-12);
         l.end(Duration::from_millis(200));
-        assert!((l.ewma_secs() - 0.13).abs() < 1e-12, "{}", l.ewma_secs());
+        assert!((at_sample(&l) - 0.13).abs() < 1e-12, "{}", at_sample(&l));
     }
 
     #[test]
@@ -236,5 +246,19 @@ mod tests {
         l.end(Duration::from_millis(500));
         let v = l.peak_ewma_secs();
         assert!(v > 0.49 && v <= 0.5, "{v}");
+    }
+
+    #[test]
+    fn plain_ewma_decays_while_idle() {
+        let l = Load::new();
+        l.sample_at(0.2, 0);
+        let stamp = l.peak_stamp.load(Ordering::Acquire);
+        let fresh = l.ewma_at(stamp);
+        assert!((fresh - 0.2).abs() < 1e-9, "{fresh}");
+        let later = l.ewma_at(stamp + 20_000_000_000);
+        assert!(
+            later < 0.2 * 0.2,
+            "20 s idle must decay well below the sample: {later}"
+        );
     }
 }

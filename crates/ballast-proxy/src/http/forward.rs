@@ -70,7 +70,7 @@ async fn proxy(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     let request_id = headers::ensure_request_id(&mut parts.headers);
-    let mut ex = Box::new(Exchange {
+    let mut ex = Unanswered(Some(Box::new(Exchange {
         shared: l.shared.clone(),
         start,
         request_id: request_id.clone(),
@@ -88,14 +88,14 @@ async fn proxy(
         upstream_time: None,
         attempts: 0,
         error: None,
-    });
+    })));
 
     if let Err(e) = headers::check_framing(&parts.headers) {
         l.shared
             .global
             .bad_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return gateway_error(ex, e);
+        return gateway_error(ex.take(), e);
     }
     let table = l.table.load();
     let Some(route) = table
@@ -107,10 +107,10 @@ async fn proxy(
         )
         .cloned()
     else {
-        return gateway_error(ex, ProxyError::NoRoute);
+        return gateway_error(ex.take(), ProxyError::NoRoute);
     };
     drop(table);
-    ex.route = Some(route.clone());
+    ex.get().route = Some(route.clone());
 
     headers::strip_hop_by_hop(&mut parts.headers, wants_upgrade);
     headers::add_forwarded(
@@ -132,7 +132,7 @@ async fn proxy(
     };
     let slot = (!http_body::Body::is_end_stream(&body)).then(|| BodySlot::new(body));
     if let Some(s) = &slot {
-        ex.bytes_in = BytesIn::Counted(s.clone());
+        ex.get().bytes_in = BytesIn::Counted(s.clone());
     }
     let resend_after_send = headers::is_idempotent(&head.method) && slot.is_none();
 
@@ -143,7 +143,7 @@ async fn proxy(
         .map(str::to_owned);
     let mut tried = Tried::new();
     let mut last_err = ProxyError::NoServer;
-    while ex.attempts < route.cfg.attempts {
+    while ex.get().attempts < route.cfg.attempts {
         let ctx = PickContext {
             client_ip: client.ip(),
             headers: Some(&head.headers),
@@ -153,7 +153,7 @@ async fn proxy(
             break;
         };
         tried.push(idx);
-        ex.attempts += 1;
+        ex.get().attempts += 1;
         let state = &upstream.members[idx].state;
         let body = match &slot {
             None => UpstreamBody::Empty,
@@ -179,10 +179,10 @@ async fn proxy(
                         Outcome::Success
                     },
                 );
-                ex.server = Some(idx);
-                ex.load_begun = true;
-                ex.upstream_time = Some(took);
-                ex.status = status.as_u16();
+                ex.get().server = Some(idx);
+                ex.get().load_begun = true;
+                ex.get().upstream_time = Some(took);
+                ex.get().status = status.as_u16();
                 let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && wants_upgrade;
                 if upgraded {
                     if let Some(client_side) = client_upgrade {
@@ -214,7 +214,7 @@ async fn proxy(
                 } else {
                     ProxyBody::upstream(rbody, sender, state.clone())
                 };
-                return Response::from_parts(rparts, body.with_exchange(ex));
+                return Response::from_parts(rparts, body.with_exchange(ex.take()));
             }
             Err(e) => {
                 upstream.record(idx, Outcome::Failure);
@@ -227,7 +227,34 @@ async fn proxy(
             }
         }
     }
-    gateway_error(ex, last_err)
+    gateway_error(ex.take(), last_err)
+}
+
+/// The exchange of a request that has no response yet. If the client goes away first (hyper
+/// drops the request's future), it is completed as 499 `client_closed`, so the request still
+/// appears in the access log and the counters.
+struct Unanswered(Option<Box<Exchange>>);
+
+impl Unanswered {
+    fn get(&mut self) -> &mut Exchange {
+        self.0
+            .as_mut()
+            .expect("exchange taken only once, at the end")
+    }
+
+    fn take(&mut self) -> Box<Exchange> {
+        self.0.take().expect("exchange taken only once, at the end")
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(mut ex) = self.0.take() {
+            ex.status = 499;
+            ex.error = Some("client_closed");
+            ex.finish(0, false);
+        }
+    }
 }
 
 /// One attempt on one server: a pooled connection if one is free (falling back to a fresh one

@@ -25,6 +25,7 @@ fn builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
     b.http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
+        .writev(false)
         .header_read_timeout(cfg.header_read_timeout)
         .max_buf_size(cfg.max_header_size.max(MIN_BUF))
         .max_headers(cfg.max_headers);

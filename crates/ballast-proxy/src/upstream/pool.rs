@@ -122,6 +122,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, ProxyErr
     };
     let _ = stream.set_nodelay(true);
     let (sender, conn) = http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|_| ProxyError::Connect(std::io::ErrorKind::ConnectionAborted))?;

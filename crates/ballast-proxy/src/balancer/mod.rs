@@ -57,7 +57,9 @@ pub fn build(balance: &Balance, servers: &[(SocketAddr, u32)]) -> Box<dyn Balanc
             Box::new(weighted_round_robin::WeightedRoundRobin::new(servers.len()))
         }
         Balance::LeastConnections => Box::new(least_conn::LeastConn::new()),
-        Balance::WeightedLeastConnections => Box::new(least_conn::LeastConn::weighted()),
+        Balance::WeightedLeastConnections => {
+            Box::new(least_conn::LeastConn::weighted(servers.len()))
+        }
         Balance::FastestResponse => Box::new(fastest::Fastest::new()),
         Balance::PeakEwma => Box::new(peak_ewma::PeakEwma::new()),
         Balance::Hash(key) => Box::new(hash::ConsistentHash::new(key.clone(), servers)),

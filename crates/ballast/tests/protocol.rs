@@ -141,6 +141,42 @@ async fn bad_framing_gets_400_and_gateway_keeps_serving() {
         "a request with bad framing reached the backend"
     );
 
+    // Invalid or disagreeing Content-Length values: refused by the gateway as well.
+    for cl in [
+        "Content-Length: abc",
+        "Content-Length: 5\r\nContent-Length: 6",
+    ] {
+        let req = format!("POST /echo HTTP/1.1\r\nHost: t\r\n{cl}\r\n\r\nabcde");
+        let text = raw_exchange(addr, req.as_bytes());
+        assert_eq!(parse_status(&text).0, 400, "{cl}:\n{text}");
+        assert!(header_of(&text, "x-backend").is_none(), "{text}");
+    }
+    assert_eq!(
+        backend_count(&b),
+        before + 2,
+        "a request with bad framing reached the backend"
+    );
+
+    // Every refusal is the gateway's own: logged and counted (2 CL+TE, gzip, chunked-gzip,
+    // 2 bad Content-Length).
+    wait_until(
+        "bad-framing access-log lines",
+        Duration::from_secs(5),
+        || {
+            gw.access_lines()
+                .iter()
+                .filter(|l| l["error"] == "bad_framing" && l["status"] == 400)
+                .count()
+                == 6
+        },
+    );
+    let m = gw.metrics();
+    assert_eq!(
+        metric_value(&m, "ballast_bad_requests_total"),
+        Some(6.0),
+        "{m}"
+    );
+
     // The gateway keeps serving.
     let r = get(addr, "/after", &[]).await.unwrap();
     assert_eq!(r.status, 200);

@@ -16,6 +16,7 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static CONFLICT: HeaderName = HeaderName::from_static(crate::listener::framing::CONFLICT_MARKER);
+static BAD_TE: HeaderName = HeaderName::from_static(crate::listener::framing::TE_MARKER);
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == header::CONNECTION
@@ -31,7 +32,7 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// Requests with both Content-Length and Transfer-Encoding, or a transfer coding other than
 /// a final `chunked`, are refused: they are the raw material of request smuggling.
 pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
-    if headers.contains_key(&CONFLICT) {
+    if headers.contains_key(&CONFLICT) || headers.contains_key(&BAD_TE) {
         // Content-Length and Transfer-Encoding together (see `listener::framing`).
         return Err(ProxyError::BadFraming);
     }

@@ -21,8 +21,11 @@ use std::task::{Context, Poll};
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Header name written over `Content-Length` in a conflicting head. Same length on purpose.
+/// Header name written over `Content-Length` when it conflicts with `Transfer-Encoding`, is
+/// not a number, or disagrees with another `Content-Length`. Same length on purpose.
 pub const CONFLICT_MARKER: &str = "x-ballast-clte";
+/// Header name written over a `Transfer-Encoding` whose final coding is not `chunked`.
+pub const TE_MARKER: &str = "x-ballast-framing";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
@@ -62,10 +65,12 @@ fn analyse(head: &mut [u8]) -> State {
     if head.starts_with(b"PRI * HTTP/2.0") {
         return State::Pass;
     }
-    let mut cl: Option<Option<u64>> = None;
+    let mut cl: Option<u64> = None;
+    let mut cl_bad = false;
     let mut te_chunked: Option<bool> = None;
     let mut upgrade = head.starts_with(b"CONNECT ");
     let mut cl_names: SmallVec<[usize; 2]> = SmallVec::new();
+    let mut te_names: SmallVec<[usize; 2]> = SmallVec::new();
     // Skip the request line.
     let mut pos = head
         .iter()
@@ -84,10 +89,15 @@ fn analyse(head: &mut [u8]) -> State {
                 cl_names.push(pos);
                 let digits =
                     !value.is_empty() && value.iter().all(u8::is_ascii_digit) && value.len() < 19;
-                cl = Some(
-                    digits.then(|| value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))),
-                );
+                let n =
+                    digits.then(|| value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')));
+                match (n, cl) {
+                    (None, _) => cl_bad = true,
+                    (Some(n), Some(prev)) if n != prev => cl_bad = true,
+                    (Some(n), _) => cl = Some(n),
+                }
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                te_names.push(pos);
                 let last = value.rsplit(|&b| b == b',').next().map(trim).unwrap_or(b"");
                 te_chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case(b"upgrade") {
@@ -96,19 +106,28 @@ fn analyse(head: &mut [u8]) -> State {
         }
         pos = end + 1;
     }
-    if cl.is_some() && te_chunked.is_some() {
-        for p in cl_names {
-            head[p..p + CONFLICT_MARKER.len()].copy_from_slice(CONFLICT_MARKER.as_bytes());
+    let has_cl = !cl_names.is_empty();
+    // Any framing problem hides the offending headers from hyper behind same-length markers:
+    // hyper then sees a request without a body and the handler refuses it (400, close).
+    let mark_cl = cl_bad || (has_cl && te_chunked.is_some());
+    let mark_te = te_chunked == Some(false);
+    if mark_cl {
+        for p in &cl_names {
+            head[*p..*p + CONFLICT_MARKER.len()].copy_from_slice(CONFLICT_MARKER.as_bytes());
+        }
+    }
+    if mark_te {
+        for p in &te_names {
+            head[*p..*p + TE_MARKER.len()].copy_from_slice(TE_MARKER.as_bytes());
         }
     }
     if upgrade {
         return State::Pass;
     }
-    match (te_chunked, cl) {
-        (Some(true), _) => State::Chunked(Chunk::Size { value: 0 }),
-        (Some(false), _) | (None, Some(None)) => State::Pass,
-        (None, Some(Some(0))) | (None, None) => State::Head,
-        (None, Some(Some(n))) => State::Fixed(n),
+    match (te_chunked, mark_cl, cl) {
+        (Some(true), _, _) => State::Chunked(Chunk::Size { value: 0 }),
+        (Some(false), _, _) | (None, true, _) | (None, false, Some(0) | None) => State::Head,
+        (None, false, Some(n)) => State::Fixed(n),
     }
 }
 
@@ -444,6 +463,33 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn unusable_framing_is_marked() {
+        let (out, state) = run(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 5);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("x-ballast-framing: gzip"), "{text}");
+        assert_eq!(state, State::Head);
+        let (out, _) = run(b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 5);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("x-ballast-clte: abc"));
+        let (out, _) = run(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            5,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("x-ballast-clte").count(), 2, "{text}");
+        let (out, state) = run(
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde",
+            5,
+        );
+        assert!(
+            !String::from_utf8(out).unwrap().contains("x-ballast"),
+            "equal repeats are fine"
+        );
+        assert_eq!(state, State::Head);
     }
 
     #[test]

@@ -379,17 +379,6 @@ impl Gateway {
         self.inner.config.load_full()
     }
 
-    /// Bound address of listener `name` (useful with port 0).
-    pub async fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.inner
-            .listeners
-            .lock()
-            .await
-            .iter()
-            .find(|r| r.cfg.name == name)
-            .map(|r| r.local_addr)
-    }
-
     /// Open client connections.
     pub fn open_connections(&self) -> usize {
         self.inner.conns.open()

@@ -95,6 +95,5 @@ pub struct GlobalStats {
     pub access_log_dropped: AtomicU64,
     pub bad_requests: AtomicU64,
     pub tcp_connections: AtomicU64,
-    pub tcp_connect_failures: AtomicU64,
     pub upgrades: AtomicU64,
 }

@@ -17,28 +17,11 @@ use common::*;
 /// A gateway with one listener, one catch-all route and one upstream `app` whose table gets
 /// `extra` (balance, hash, slow_start, ...) and `servers` as (address, weight).
 fn config(port: u16, extra: &str, servers: &[(SocketAddr, u32)]) -> String {
-    let servers: Vec<String> = servers
-        .iter()
-        .map(|(a, w)| format!(r#"{{ addr = "{a}", weight = {w} }}"#))
-        .collect();
-    format!(
-        r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-{extra}
-servers = [{}]
-"#,
-        servers.join(", ")
-    )
+    let extra = Extra {
+        upstream: extra,
+        ..Extra::default()
+    };
+    one_upstream_config(port, extra, servers)
 }
 
 /// Starts a gateway for `config(port, extra, servers)`; returns it and its listener address.

@@ -151,25 +151,7 @@ fn cli_drain_and_status() {
     );
     let port = free_port();
     let cfg = |servers: &[std::net::SocketAddr]| {
-        let servers: Vec<String> = servers
-            .iter()
-            .map(|s| format!("{{ addr = \"{s}\" }}"))
-            .collect();
-        format!(
-            r#"
-[admin]
-listen = "{{ADMIN}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-servers = [{}]
-"#,
-            servers.join(", ")
-        )
+        one_upstream_config(port, Extra::default(), &weight1(servers))
     };
     let gw = Gateway::start("cli-ops", &cfg(&[a.addr, b.addr]));
     let admin = gw.admin.to_string();

@@ -19,31 +19,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// A gateway with one http listener (extra listener keys in `listener_extra`) in front of one
 /// upstream `app` made of `servers`.
 fn one_upstream(name: &str, port: u16, listener_extra: &str, servers: &[SocketAddr]) -> Gateway {
-    let servers: Vec<String> = servers
-        .iter()
-        .map(|a| format!("{{ addr = \"{a}\" }}"))
-        .collect();
-    Gateway::start(
-        name,
-        &format!(
-            r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-{listener_extra}
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-servers = [{}]
-"#,
-            servers.join(", ")
-        ),
-    )
+    let extra = Extra {
+        listener: listener_extra,
+        ..Extra::default()
+    };
+    Gateway::start(name, &one_upstream_config(port, extra, &weight1(servers)))
 }
 
 /// Writes `request` and reads the whole answer, tolerating a reset after the server answered
@@ -774,25 +754,11 @@ async fn metrics_pass_promtool() {
 async fn admin_token_required() {
     let b = Backend::start("alpha");
     let port = free_port();
-    let gw = Gateway::start(
-        "token",
-        &format!(
-            r#"
-[admin]
-listen = "{{ADMIN}}"
-token = "s3cret"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-servers = [{{ addr = "{}" }}]
-"#,
-            b.addr
-        ),
-    );
+    let extra = Extra {
+        admin: r#"token = "s3cret""#,
+        ..Extra::default()
+    };
+    let gw = Gateway::start("token", &one_upstream_config(port, extra, &[(b.addr, 1)]));
     let admin = gw.admin;
     let ask = move |method: &str, path: &str, auth: Option<&str>| {
         let auth = auth

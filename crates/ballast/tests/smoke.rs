@@ -10,23 +10,7 @@ async fn proxies_to_a_backend() {
     let port = free_port();
     let gw = Gateway::start(
         "smoke",
-        &format!(
-            r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
-upstream = "app"
-[[upstream]]
-name = "app"
-servers = [{{ addr = "{}" }}]
-"#,
-            b.addr
-        ),
+        &one_upstream_config(port, Extra::default(), &[(b.addr, 1)]),
     );
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let r = get(addr, "/hello", &[]).await.unwrap();

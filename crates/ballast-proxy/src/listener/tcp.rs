@@ -68,6 +68,7 @@ async fn serve(client_stream: TcpStream, client: SocketAddr, l: &ListenerShared,
         tried.push(idx);
         let state = &upstream.members[idx].state;
         let t0 = Instant::now();
+        state.pool.connects_total.fetch_add(1, Relaxed);
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(state.addr)).await;
         match connected {
             Ok(Ok(server)) => {
@@ -98,7 +99,8 @@ async fn serve(client_stream: TcpStream, client: SocketAddr, l: &ListenerShared,
                 return;
             }
             _ => {
-                l.shared.global.tcp_connect_failures.fetch_add(1, Relaxed);
+                // Counted per server, like HTTP connects (ballast_upstream_connect_failures_total).
+                state.pool.connect_failures_total.fetch_add(1, Relaxed);
                 upstream.record(idx, Outcome::Failure);
             }
         }

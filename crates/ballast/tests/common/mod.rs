@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
@@ -420,9 +420,6 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resu
     c.request("GET", path, headers, "").await
 }
 
-/// Empty body helper type for clients that need it.
-pub type EmptyBody = Empty<Bytes>;
-
 /// Runs `n` concurrent keep-alive clients, each sending requests in a loop until `stop` says so
 /// or `per_client` requests were sent. Returns (ok, errors, error samples).
 pub async fn load(
@@ -760,4 +757,50 @@ impl LoadRun {
         }
         total
     }
+}
+
+/// Extra lines for [`one_upstream_config`], each placed inside its table.
+#[derive(Default, Clone, Copy)]
+pub struct Extra<'a> {
+    pub admin: &'a str,
+    pub listener: &'a str,
+    pub upstream: &'a str,
+}
+
+/// Config text for the common test shape: one listener `web` on 127.0.0.1:`port`, one catch-all
+/// route, one upstream `app` of `servers` (address, weight); the access log goes to
+/// `{ACCESS_LOG}` and the admin API to `{ADMIN}` (filled in by [`Gateway::start`]).
+pub fn one_upstream_config(port: u16, extra: Extra<'_>, servers: &[(SocketAddr, u32)]) -> String {
+    let servers: Vec<String> = servers
+        .iter()
+        .map(|(a, w)| format!(r#"{{ addr = "{a}", weight = {w} }}"#))
+        .collect();
+    format!(
+        r#"
+[admin]
+listen = "{{ADMIN}}"
+{admin}
+[log]
+access = "{{ACCESS_LOG}}"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:{port}"
+{listener}
+[[route]]
+upstream = "app"
+[[upstream]]
+name = "app"
+{upstream}
+servers = [{servers}]
+"#,
+        admin = extra.admin,
+        listener = extra.listener,
+        upstream = extra.upstream,
+        servers = servers.join(", "),
+    )
+}
+
+/// (address, 1) for each address.
+pub fn weight1(addrs: &[SocketAddr]) -> Vec<(SocketAddr, u32)> {
+    addrs.iter().map(|a| (*a, 1)).collect()
 }

@@ -6,6 +6,7 @@
 //! - `/slow/MS`: answers after MS milliseconds
 //! - `/headers`: the request headers as JSON
 //! - `/echo`: streams the request body back
+//! - `/consume`: reads the whole request body, then answers with its length
 //! - `/_ctl/count`: requests served so far
 //! - an `Upgrade` request: `101`, then echoes bytes on the upgraded connection
 //! - anything else: `hello from NAME`
@@ -97,6 +98,12 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
             })
             .collect();
         text(StatusCode::OK, serde_json::Value::Object(map).to_string())
+    } else if path == "/consume" {
+        // Reads the whole body before answering (as most application servers do).
+        match req.into_body().collect().await {
+            Ok(b) => text(StatusCode::OK, format!("{}\n", b.to_bytes().len())),
+            Err(_) => text(StatusCode::BAD_REQUEST, "body aborted\n"),
+        }
     } else if path == "/echo" {
         let mut r = Response::new(req.into_body().boxed());
         r.headers_mut().insert(

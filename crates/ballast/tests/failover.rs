@@ -509,3 +509,35 @@ async fn slow_start_ramps_share() {
         t.by_backend
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_uploads_do_not_eject_the_server() {
+    // A client that gives up in the middle of its request body is the client's failure, not
+    // the server's: passive health must not eject a healthy server for it.
+    let b = Backend::start("a");
+    let port = free_port();
+    let extra = Extra {
+        upstream: r#"passive = { consecutive_failures = 2, ejection = "30s", max_ejected = "100%" }"#,
+        ..Extra::default()
+    };
+    let gw = Gateway::start(
+        "abort-upload",
+        &one_upstream_config(port, extra, &[(b.addr, 1)]),
+    );
+    let addr = local(port);
+    for _ in 0..5 {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        use std::io::Write;
+        s.write_all(
+            b"POST /consume HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        )
+        .unwrap();
+        // Let the gateway start forwarding the body, then vanish mid-body.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        drop(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.server_state("app", b.addr), "up", "{}", gw.status());
+    let r = get(addr, "/after", &[]).await.unwrap();
+    assert_eq!(r.status, 200);
+}

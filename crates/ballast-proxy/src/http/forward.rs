@@ -20,7 +20,7 @@ use super::exchange::{BytesIn, Exchange};
 use super::headers;
 use super::upgrade;
 use crate::balancer::{Load, PickContext};
-use crate::error::ProxyError;
+use crate::error::{ProxyError, Source};
 use crate::listener::ListenerShared;
 use crate::upstream::pool::Sender;
 use crate::upstream::{Outcome, ServerState, Tried};
@@ -217,7 +217,11 @@ async fn proxy(
                 return Response::from_parts(rparts, body.with_exchange(ex.take()));
             }
             Err(e) => {
-                upstream.record(idx, Outcome::Failure);
+                // Only the server's own failures count against it: a client that aborts its
+                // upload must not get a healthy server ejected.
+                if e.source() == Source::Upstream {
+                    upstream.record(idx, Outcome::Failure);
+                }
                 let again = e.nothing_sent() || (resend_after_send && e.retryable_if_idempotent());
                 tracing::debug!(server = %state.addr, error = %e, again, "attempt failed");
                 last_err = e;

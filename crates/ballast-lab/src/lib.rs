@@ -8,4 +8,7 @@
 //! open-loop or closed-loop generator, injects the scenario's fault, and writes Markdown, SVG
 //! and JSON reports.
 
+mod error;
 pub mod result;
+
+pub use error::LabError;

@@ -9,6 +9,11 @@
 //! and JSON reports.
 
 mod error;
+pub mod peers;
 pub mod result;
 
 pub use error::LabError;
+pub mod runner;
+pub mod scenarios;
+
+pub use runner::{harness_problems, run, LabOptions};

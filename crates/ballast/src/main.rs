@@ -5,6 +5,7 @@ mod admin_client;
 mod app;
 mod backend;
 mod demo;
+mod lab;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +73,16 @@ enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Measure Ballast against HAProxy and nginx under load and injected faults.
+    Lab(lab::LabArgs),
+    /// Run a lab backend (started by `lab`).
+    #[command(hide = true)]
+    LabBackend {
+        #[arg(long)]
+        listen: String,
+        #[arg(long)]
+        name: String,
+    },
     /// Run a demo backend (used by `demo` and the tests).
     #[command(hide = true)]
     Backend {
@@ -121,6 +132,8 @@ fn main() -> ExitCode {
             exit(demo::run())
         }
         Command::Backend { listen, name } => exit(backend::run(&listen, &name)),
+        Command::Lab(args) => exit(lab::run(args)),
+        Command::LabBackend { listen, name } => exit(lab::backend(&listen, &name)),
         Command::Reload { config, admin } => {
             exit(admin_client::call(config, admin, "POST", "/api/v1/reload"))
         }

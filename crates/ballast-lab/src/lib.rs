@@ -9,6 +9,7 @@
 //! and JSON reports.
 
 mod error;
+pub mod report;
 pub mod result;
 
 pub use error::LabError;

@@ -10,10 +10,10 @@
 
 mod error;
 pub mod peers;
+pub mod report;
 pub mod result;
-
-pub use error::LabError;
 pub mod runner;
 pub mod scenarios;
 
+pub use error::LabError;
 pub use runner::{harness_problems, run, LabOptions};

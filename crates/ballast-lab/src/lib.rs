@@ -8,6 +8,7 @@
 //! open-loop or closed-loop generator, injects the scenario's fault, and writes Markdown, SVG
 //! and JSON reports.
 
+pub mod backend;
 mod error;
 pub mod result;
 

@@ -10,6 +10,7 @@
 
 pub mod backend;
 mod error;
+pub mod load;
 pub mod result;
 
 pub use error::LabError;

@@ -8,7 +8,9 @@
 //! open-loop or closed-loop generator, injects the scenario's fault, and writes Markdown, SVG
 //! and JSON reports.
 
+pub mod backend;
 mod error;
+pub mod load;
 pub mod peers;
 pub mod report;
 pub mod result;

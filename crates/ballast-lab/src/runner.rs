@@ -46,7 +46,9 @@ impl LabOptions {
         }
         let rate = self.rate.unwrap_or(if self.quick { 200.0 } else { 1000.0 });
         if !(rate.is_finite() && rate >= 10.0) {
-            return Err(LabError::Usage("--rate must be at least 10 (requests/s)".into()));
+            return Err(LabError::Usage(
+                "--rate must be at least 10 (requests/s)".into(),
+            ));
         }
         Ok(Settings {
             quick: self.quick,
@@ -89,16 +91,20 @@ pub fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
             }
         }
     }
-    std::fs::create_dir_all(&settings.work)
-        .map_err(LabError::io(format!("creating {}", settings.work.display())))?;
+    std::fs::create_dir_all(&settings.work).map_err(LabError::io(format!(
+        "creating {}",
+        settings.work.display()
+    )))?;
 
     // CPU plan: the load generator (this process) and the backends on CPU 1, the proxy under
     // test alone on CPU 0. With a single CPU, everything shares it.
+    let machine = machine();
     let pinned = process::cpus_available() >= 2 && process::pin_self(scenarios::env::LOAD_CPU);
     let cpu_plan = if pinned {
         "proxy under test pinned to CPU 0 with one worker (Ballast `threads = 1`, HAProxy `nbthread 1`, nginx `worker_processes 1`); the three lab backends and the load generator share CPU 1".to_string()
     } else {
-        "not pinned: fewer than 2 CPUs available or pinning refused; every process shares the CPUs".to_string()
+        "not pinned: fewer than 2 CPUs available or pinning refused; every process shares the CPUs"
+            .to_string()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -107,7 +113,7 @@ pub fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
 
     let mut report = LabReport {
         started: now_rfc3339(),
-        machine: machine(),
+        machine,
         cpu_plan,
         quick: opts.quick,
         ballast_version: format!("Ballast {}", env!("CARGO_PKG_VERSION")),
@@ -122,7 +128,11 @@ pub fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
     } else {
         MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
     };
-    let overall = bar(&multi, total_runs as u64, "{prefix:>14} [{bar:30}] {pos}/{len} runs {msg}");
+    let overall = bar(
+        &multi,
+        total_runs as u64,
+        "{prefix:>14} [{bar:30}] {pos}/{len} runs {msg}",
+    );
     overall.set_prefix("lab");
     for name in &names {
         let (title, measures) = scenarios::describe(name).unwrap_or(("", ""));
@@ -176,7 +186,10 @@ pub fn run(opts: &LabOptions) -> Result<LabReport, LabError> {
                 }
                 Err(e) => {
                     overall.finish_and_clear();
-                    return Err(LabError::Process(format!("{name} with {}: {e}", target.label())));
+                    return Err(LabError::Process(format!(
+                        "{name} with {}: {e}",
+                        target.label()
+                    )));
                 }
             }
             overall.inc(1);
@@ -268,18 +281,6 @@ fn machine() -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::civil_from_days;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_414), (2025, 11, 22));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-}
-
 /// What did not work in the harness itself: a target that served no traffic, a fault that
 /// was not injected or not seen. Empty when the harness worked. Says nothing about speed.
 pub fn harness_problems(report: &LabReport) -> Vec<String> {
@@ -292,7 +293,10 @@ pub fn harness_problems(report: &LabReport) -> Vec<String> {
             }
             if let Some(f) = &r.fault {
                 if !f.injected {
-                    out.push(format!("{}: {who}: fault '{}' was not injected", s.name, f.what));
+                    out.push(format!(
+                        "{}: {who}: fault '{}' was not injected",
+                        s.name, f.what
+                    ));
                 } else if !f.seen {
                     out.push(format!(
                         "{}: {who}: fault '{}' was not seen ({})",
@@ -303,4 +307,16 @@ pub fn harness_problems(report: &LabReport) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_414), (2025, 11, 22));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
 }

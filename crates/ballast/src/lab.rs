@@ -48,7 +48,9 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
             "ballast" => Ok(Target::Ballast),
             "haproxy" => Ok(Target::Haproxy),
             "nginx" => Ok(Target::Nginx),
-            other => anyhow::bail!("--only: unknown target '{other}' (expected ballast, haproxy, nginx)"),
+            other => {
+                anyhow::bail!("--only: unknown target '{other}' (expected ballast, haproxy, nginx)")
+            }
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let opts = ballast_lab::LabOptions {
@@ -65,7 +67,10 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
     let failed = ballast_lab::harness_problems(&report);
     println!("report: {}", args.out.join("README.md").display());
     if !failed.is_empty() {
-        anyhow::bail!("the harness did not work as intended:\n  {}", failed.join("\n  "));
+        anyhow::bail!(
+            "the harness did not work as intended:\n  {}",
+            failed.join("\n  ")
+        );
     }
     Ok(())
 }

@@ -33,7 +33,10 @@ fn quick_lab_runs_every_scenario_against_every_proxy() {
     let json = std::fs::read_to_string(out.join("results.json")).expect("results.json written");
     let report: serde_json::Value = serde_json::from_str(&json).expect("results.json is JSON");
     let scenarios = report["scenarios"].as_array().expect("scenarios array");
-    let names: Vec<&str> = scenarios.iter().filter_map(|s| s["name"].as_str()).collect();
+    let names: Vec<&str> = scenarios
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
     assert_eq!(
         names,
         [
@@ -68,8 +71,14 @@ fn quick_lab_runs_every_scenario_against_every_proxy() {
             );
             if name != "baseline" {
                 let fault = &run["fault"];
-                assert_eq!(fault["injected"], true, "{name}: {target}: fault not injected: {fault}");
-                assert_eq!(fault["seen"], true, "{name}: {target}: fault not seen: {fault}");
+                assert_eq!(
+                    fault["injected"], true,
+                    "{name}: {target}: fault not injected: {fault}"
+                );
+                assert_eq!(
+                    fault["seen"], true,
+                    "{name}: {target}: fault not seen: {fault}"
+                );
             }
         }
         assert!(

@@ -92,7 +92,9 @@ impl Peer for Ballast {
         if proc.signal(libc::SIGHUP) {
             Ok(())
         } else {
-            Err(LabError::Process("ballast is not running; cannot reload".into()))
+            Err(LabError::Process(
+                "ballast is not running; cannot reload".into(),
+            ))
         }
     }
 }

@@ -96,7 +96,10 @@ fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
     } else {
         out.stdout
     };
-    String::from_utf8_lossy(&text).lines().next().map(str::to_owned)
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .map(str::to_owned)
 }
 
 /// Whether `cmd` can be run at all.

@@ -16,11 +16,20 @@ impl Nginx {
         };
         // Open-source nginx has passive checks only: `fall` failures within the window take a
         // server out for that long. There is no active probe of /healthz.
-        let window = ms(topo.health_interval * topo.fall.max(1));
+        // `fail_timeout` takes whole seconds.
+        let window = (topo.health_interval * topo.fall.max(1))
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u64;
         let servers: String = topo
             .servers
             .iter()
-            .map(|s| format!("        server {s} max_fails={} fail_timeout={window}ms;\n", topo.fall))
+            .map(|s| {
+                format!(
+                    "        server {s} max_fails={} fail_timeout={window}s;\n",
+                    topo.fall
+                )
+            })
             .collect();
         let dir = topo.dir.display();
         format!(
@@ -30,8 +39,8 @@ daemon off;
 user nobody nogroup;
 pid {dir}/nginx.pid;
 error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 20000; }}
-worker_rlimit_nofile 50000;
+events {{ worker_connections 8000; }}
+worker_rlimit_nofile 20000;
 http {{
     default_type text/plain;
     access_log {dir}/nginx-access.log combined;
@@ -107,7 +116,9 @@ impl Peer for Nginx {
         if proc.signal(libc::SIGHUP) {
             Ok(())
         } else {
-            Err(LabError::Process("nginx is not running; cannot reload".into()))
+            Err(LabError::Process(
+                "nginx is not running; cannot reload".into(),
+            ))
         }
     }
 }

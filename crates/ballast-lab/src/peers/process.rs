@@ -18,9 +18,15 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `cmd` pinned to `cpu` (when `taskset` exists), stdout and stderr to `dir/NAME.log`.
-    pub fn spawn(name: &str, cpu: Option<usize>, cmd: &mut Command, dir: &Path) -> Result<Proc, LabError> {
+    pub fn spawn(
+        name: &str,
+        cpu: Option<usize>,
+        cmd: &mut Command,
+        dir: &Path,
+    ) -> Result<Proc, LabError> {
         let log = dir.join(format!("{name}.log"));
-        let out = File::create(&log).map_err(LabError::io(format!("creating {}", log.display())))?;
+        let out =
+            File::create(&log).map_err(LabError::io(format!("creating {}", log.display())))?;
         let err = out
             .try_clone()
             .map_err(LabError::io(format!("opening {}", log.display())))?;
@@ -51,7 +57,9 @@ impl Proc {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| LabError::Process(format!("starting {name} ({:?}): {e}", cmd.get_program())))?;
+            .map_err(|e| {
+                LabError::Process(format!("starting {name} ({:?}): {e}", cmd.get_program()))
+            })?;
         Ok(Proc {
             name: name.to_string(),
             child,
@@ -202,5 +210,7 @@ pub fn pin_self(cpu: usize) -> bool {
 
 /// Number of CPUs this process may run on.
 pub fn cpus_available() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -57,9 +57,15 @@ pub struct Stage {
 
 impl Stage {
     /// Starts `n` backends named b1..bn and waits until each answers.
-    pub async fn new(settings: &Settings, scenario: &str, target: Target, n: usize) -> Result<Stage, LabError> {
+    pub async fn new(
+        settings: &Settings,
+        scenario: &str,
+        target: Target,
+        n: usize,
+    ) -> Result<Stage, LabError> {
         let dir = settings.work.join(format!("{scenario}-{}", target.name()));
-        std::fs::create_dir_all(&dir).map_err(LabError::io(format!("creating {}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(LabError::io(format!("creating {}", dir.display())))?;
         let mut stage = Stage {
             dir,
             backends: Vec::new(),
@@ -122,7 +128,11 @@ impl Stage {
 
     /// Starts the proxy under test on `topo` and waits until it serves 200s. For
     /// [`Target::Direct`] nothing is started and load goes to the first backend.
-    pub async fn start_proxy(&mut self, peer: Option<&dyn Peer>, topo: &Topology) -> Result<SocketAddr, LabError> {
+    pub async fn start_proxy(
+        &mut self,
+        peer: Option<&dyn Peer>,
+        topo: &Topology,
+    ) -> Result<SocketAddr, LabError> {
         let Some(peer) = peer else {
             return Ok(self.backends[0].addr);
         };
@@ -236,5 +246,8 @@ pub async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
         let line = std::str::from_utf8(&buf[..n]).ok()?;
         line.split_whitespace().nth(1)?.parse().ok()
     };
-    tokio::time::timeout(Duration::from_secs(2), fut).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(2), fut)
+        .await
+        .ok()
+        .flatten()
 }

@@ -19,7 +19,9 @@ const VICTIM: usize = 1;
 
 fn open_loop(settings: &Settings, addr: std::net::SocketAddr, epoch: Instant) -> LoadSpec {
     let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open { rate: settings.rate };
+    spec.mode = Mode::Open {
+        rate: settings.rate,
+    };
     spec.duration = settings.duration;
     spec.request_timeout = Duration::from_secs(5);
     spec.epoch = epoch;
@@ -39,7 +41,14 @@ async fn start(
     peer: Option<&dyn Peer>,
     balance: Balance,
     progress: Arc<AtomicU64>,
-) -> Result<(Stage, tokio::task::JoinHandle<Result<LoadStats, LabError>>, Instant), LabError> {
+) -> Result<
+    (
+        Stage,
+        tokio::task::JoinHandle<Result<LoadStats, LabError>>,
+        Instant,
+    ),
+    LabError,
+> {
     let mut stage = Stage::new(settings, name, target, 3).await?;
     let topo = stage.topology(&[0, 1, 2], balance);
     let addr = stage.start_proxy(peer, &topo).await?;
@@ -56,8 +65,18 @@ pub async fn crash(
     peer: Option<&dyn Peer>,
     progress: Arc<AtomicU64>,
 ) -> Result<Run, LabError> {
-    let (mut stage, task, epoch) =
-        start(settings, "backend-crash", target, peer, Balance::RoundRobin, progress).await?;
+    let (mut stage, task, epoch) = start(
+        settings,
+        "backend-crash",
+        target,
+        peer,
+        Balance::RoundRobin,
+        progress,
+    )
+    .await?;
+    let victim_before = stage.backend_stats().await[VICTIM]
+        .as_ref()
+        .map_or(0, |s| s.requests);
     let at = secs(epoch.elapsed());
     let victim = &mut stage.backends[VICTIM];
     let injected = victim.proc.signal(libc::SIGKILL);
@@ -72,15 +91,21 @@ pub async fn crash(
             "{} {}; its port {}",
             victim.name,
             if exited { "exited" } else { "did not exit" },
-            if refused { "refuses connections" } else { "still accepts connections" }
+            if refused {
+                "refuses connections"
+            } else {
+                "still accepts connections"
+            }
         ),
     };
     let stats = joined(task.await)?;
     let mut run = Run::default();
-    run.metrics.insert("errors".into(), stats.errors.total() as f64);
+    run.metrics
+        .insert("errors".into(), stats.errors.total() as f64);
     run.metrics
         .insert("recovery_s".into(), recovery_s(&stats.timeline, at));
-    run.backend_requests = stage.backend_requests().await;
+    // The killed backend's count, as read just before the kill.
+    run.backend_requests = stage.backend_requests().await + victim_before;
     run.fault = Some(fault);
     run.load = stats;
     Ok(run)
@@ -92,8 +117,15 @@ pub async fn hang(
     peer: Option<&dyn Peer>,
     progress: Arc<AtomicU64>,
 ) -> Result<Run, LabError> {
-    let (stage, task, epoch) =
-        start(settings, "backend-hang", target, peer, Balance::RoundRobin, progress).await?;
+    let (stage, task, epoch) = start(
+        settings,
+        "backend-hang",
+        target,
+        peer,
+        Balance::RoundRobin,
+        progress,
+    )
+    .await?;
     let at = secs(epoch.elapsed());
     let victim = &stage.backends[VICTIM];
     let injected = victim.proc.signal(libc::SIGSTOP);
@@ -113,7 +145,8 @@ pub async fn hang(
     let stats = joined(task.await)?;
     victim.proc.signal(libc::SIGCONT);
     let mut run = Run::default();
-    run.metrics.insert("errors".into(), stats.errors.total() as f64);
+    run.metrics
+        .insert("errors".into(), stats.errors.total() as f64);
     run.metrics
         .insert("recovery_s".into(), recovery_s(&stats.timeline, at));
     run.metrics.insert("p99_ms".into(), p99_ms(&stats));
@@ -129,8 +162,15 @@ pub async fn slow(
     peer: Option<&dyn Peer>,
     progress: Arc<AtomicU64>,
 ) -> Result<Run, LabError> {
-    let (stage, task, epoch) =
-        start(settings, "slow-backend", target, peer, Balance::LoadAware, progress).await?;
+    let (stage, task, epoch) = start(
+        settings,
+        "slow-backend",
+        target,
+        peer,
+        Balance::LoadAware,
+        progress,
+    )
+    .await?;
     let at = secs(epoch.elapsed());
     let victim = &stage.backends[VICTIM];
     let knobs = Knobs {
@@ -154,10 +194,8 @@ pub async fn slow(
     };
     let total: u64 = (0..stage.backends.len()).map(delta).sum();
     let mut run = Run::default();
-    run.metrics.insert(
-        "p99_after_ms".into(),
-        worst_p99_ms(&stats.timeline, settle),
-    );
+    run.metrics
+        .insert("p99_after_ms".into(), worst_p99_ms(&stats.timeline, settle));
     run.metrics.insert(
         "slow_share".into(),
         (ratio(delta(VICTIM) as f64, total as f64) * 1000.0).round() / 10.0,
@@ -187,8 +225,15 @@ pub async fn error_storm(
     peer: Option<&dyn Peer>,
     progress: Arc<AtomicU64>,
 ) -> Result<Run, LabError> {
-    let (stage, task, epoch) =
-        start(settings, "error-storm", target, peer, Balance::RoundRobin, progress).await?;
+    let (stage, task, epoch) = start(
+        settings,
+        "error-storm",
+        target,
+        peer,
+        Balance::RoundRobin,
+        progress,
+    )
+    .await?;
     let at = secs(epoch.elapsed());
     let victim = &stage.backends[VICTIM];
     let knobs = Knobs {
@@ -203,12 +248,19 @@ pub async fn error_storm(
     let before = stage.backend_requests().await;
     let stats = joined(task.await)?;
     let after = stage.backend_stats().await;
-    let upstream: u64 = after.iter().flatten().map(|s| s.requests).sum::<u64>().saturating_sub(before);
+    let upstream: u64 = after
+        .iter()
+        .flatten()
+        .map(|s| s.requests)
+        .sum::<u64>()
+        .saturating_sub(before);
     let errors_sent = after[VICTIM].as_ref().map_or(0, |s| s.errors_sent);
     let (ok, err) = window(&stats.timeline, from);
     let mut run = Run::default();
-    run.metrics
-        .insert("success".into(), (percent(ok, ok + err) * 100.0).round() / 100.0);
+    run.metrics.insert(
+        "success".into(),
+        (percent(ok, ok + err) * 100.0).round() / 100.0,
+    );
     run.metrics.insert(
         "amplification".into(),
         (ratio(upstream as f64, (ok + err) as f64) * 1000.0).round() / 1000.0,

@@ -42,7 +42,9 @@ pub async fn run(
     tokio::time::sleep_until((epoch + fault_at).into()).await;
     let at = secs(epoch.elapsed());
     let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open { rate: per_client * FLOOD_FACTOR };
+    spec.mode = Mode::Open {
+        rate: per_client * FLOOD_FACTOR,
+    };
     spec.duration = settings.duration.saturating_sub(fault_at);
     spec.request_timeout = Duration::from_secs(5);
     spec.source_ip = Some(IpAddr::from([127, 0, 0, 9]));
@@ -78,7 +80,11 @@ pub async fn run(
         "others_success".into(),
         (percent(ok, sent) * 100.0).round() / 100.0,
     );
-    let each = if CLIENTS > 0 { sent / u64::from(CLIENTS) } else { 0 };
+    let each = if CLIENTS > 0 {
+        sent / u64::from(CLIENTS)
+    } else {
+        0
+    };
     run.backend_requests = stage.backend_requests().await;
     run.fault = Some(Fault {
         what: format!("client 127.0.0.9 floods at {FLOOD_FACTOR}× per-client rate"),

@@ -9,10 +9,10 @@
 pub mod env;
 mod faults;
 mod figures;
+mod flood;
 mod outage;
 mod overload;
 mod reload;
-mod flood;
 mod slow_clients;
 mod steady;
 
@@ -92,17 +92,32 @@ pub fn metrics(name: &str) -> Vec<MetricSpec> {
         ],
         "total-outage" => vec![
             m("answered", "answered with HTTP", "%", true),
-            m("leak", "requests reaching backends after detection", "", false),
+            m(
+                "leak",
+                "requests reaching backends after detection",
+                "",
+                false,
+            ),
             m("p99_ms", "p99", "ms", false),
         ],
         "reload" => vec![
             m("errors", "client errors", "", false),
-            m("new_share", "share to the new server after reload", "%", true),
+            m(
+                "new_share",
+                "share to the new server after reload",
+                "%",
+                true,
+            ),
         ],
         "slow-clients" => vec![
             m("normal_success", "normal clients' success", "%", true),
             m("normal_p99_ms", "normal clients' p99", "ms", false),
-            m("slow_open_end", "slow connections open at the end", "", false),
+            m(
+                "slow_open_end",
+                "slow connections open at the end",
+                "",
+                false,
+            ),
         ],
         "flood" => vec![
             m("block_s", "time to block the flooder", "s", false),
@@ -136,7 +151,12 @@ pub async fn run(
         "reload" => reload::run(settings, target, peer, progress).await?,
         "slow-clients" => slow_clients::run(settings, target, peer, progress).await?,
         "flood" => flood::run(settings, target, peer, progress).await?,
-        other => return Err(LabError::Usage(format!("unknown scenario '{other}' (known: {})", ALL.join(", ")))),
+        other => {
+            return Err(LabError::Usage(format!(
+                "unknown scenario '{other}' (known: {})",
+                ALL.join(", ")
+            )))
+        }
     };
     run.target = Some(target);
     run.version = peer.map_or_else(|| "lab backend".to_string(), |p| p.version());

@@ -25,7 +25,9 @@ pub async fn run(
     let addr = stage.start_proxy(peer, &topo).await?;
     let epoch = Instant::now();
     let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open { rate: settings.rate };
+    spec.mode = Mode::Open {
+        rate: settings.rate,
+    };
     spec.duration = settings.duration;
     spec.request_timeout = Duration::from_secs(5);
     spec.epoch = epoch;
@@ -58,8 +60,10 @@ pub async fn run(
         all += http + s.errors.connect + s.errors.timeout + s.errors.io;
     }
     let mut run = Run::default();
-    run.metrics
-        .insert("answered".into(), (percent(answered, all) * 100.0).round() / 100.0);
+    run.metrics.insert(
+        "answered".into(),
+        (percent(answered, all) * 100.0).round() / 100.0,
+    );
     run.metrics
         .insert("leak".into(), after.saturating_sub(before) as f64);
     run.metrics.insert("p99_ms".into(), p99_ms(&stats));

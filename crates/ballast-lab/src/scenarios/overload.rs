@@ -25,7 +25,9 @@ pub async fn run(
 ) -> Result<Run, LabError> {
     let mut stage = Stage::new(settings, "overload", target, 3).await?;
     let knobs = Knobs {
-        latency: Some(LatencyKnob::Fixed { ms: SERVICE_MS as f64 }),
+        latency: Some(LatencyKnob::Fixed {
+            ms: SERVICE_MS as f64,
+        }),
         max_concurrency: Some(PER_BACKEND_CONCURRENCY),
         ..Knobs::default()
     };
@@ -38,14 +40,19 @@ pub async fn run(
     let group = |path: &str, share: f64| {
         let mut spec = LoadSpec::new(addr);
         spec.path = path.into();
-        spec.mode = Mode::Open { rate: 2.0 * capacity * share };
+        spec.mode = Mode::Open {
+            rate: 2.0 * capacity * share,
+        };
         spec.duration = settings.duration;
         spec.request_timeout = Duration::from_secs(5);
         spec.max_connections = 512;
         spec.epoch = epoch;
         spec
     };
-    let critical = tokio::spawn(load::run(group("/critical/item", 0.2), Some(progress.clone())));
+    let critical = tokio::spawn(load::run(
+        group("/critical/item", 0.2),
+        Some(progress.clone()),
+    ));
     let low = tokio::spawn(load::run(group("/low/item", 0.8), Some(progress)));
     // Saturation evidence: a backend seen with every slot busy mid-run.
     tokio::time::sleep(settings.duration / 2).await;
@@ -79,7 +86,9 @@ pub async fn run(
         at_s: 0.0,
         injected: true,
         seen: busy as usize >= PER_BACKEND_CONCURRENCY,
-        evidence: format!("mid-run, the busiest backend had {busy} of {PER_BACKEND_CONCURRENCY} slots in service"),
+        evidence: format!(
+            "mid-run, the busiest backend had {busy} of {PER_BACKEND_CONCURRENCY} slots in service"
+        ),
     });
     run.groups.insert("critical".into(), critical);
     run.groups.insert("low".into(), low.clone());

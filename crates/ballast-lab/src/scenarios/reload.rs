@@ -24,7 +24,9 @@ pub async fn run(
     let addr = stage.start_proxy(peer, &topo).await?;
     let epoch = Instant::now();
     let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open { rate: settings.rate };
+    spec.mode = Mode::Open {
+        rate: settings.rate,
+    };
     spec.duration = settings.duration;
     spec.request_timeout = Duration::from_secs(5);
     spec.epoch = epoch;
@@ -53,14 +55,17 @@ pub async fn run(
         .map(|i| count(&after, i).saturating_sub(count(&before, i)))
         .sum();
     let mut run = Run::default();
-    run.metrics.insert("errors".into(), stats.errors.total() as f64);
+    run.metrics
+        .insert("errors".into(), stats.errors.total() as f64);
     run.metrics.insert(
         "new_share".into(),
         (percent(new_delta, total_delta) * 10.0).round() / 10.0,
     );
     run.backend_requests = (0..4).map(|i| count(&after, i)).sum();
     let b4 = count(&after, 3);
-    evidence.push_str(&format!("new server b4 received {b4} requests after the reload"));
+    evidence.push_str(&format!(
+        "new server b4 received {b4} requests after the reload"
+    ));
     run.fault = Some(Fault {
         what: "reload: b3 replaced by b4".into(),
         at_s: at,

@@ -25,7 +25,9 @@ pub async fn run(
     let addr = stage.start_proxy(peer, &topo).await?;
     let epoch = Instant::now();
     let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open { rate: settings.rate };
+    spec.mode = Mode::Open {
+        rate: settings.rate,
+    };
     spec.duration = settings.duration;
     spec.request_timeout = Duration::from_secs(5);
     spec.source_ip = Some(IpAddr::from([127, 0, 0, 2]));

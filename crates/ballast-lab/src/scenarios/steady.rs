@@ -25,14 +25,18 @@ pub async fn baseline(
     let addr = stage.start_proxy(peer, &topo).await?;
     // Warm-up: connections, pools and caches, not measured.
     let mut warm = LoadSpec::new(addr);
-    warm.mode = Mode::Closed { connections: CONNECTIONS };
+    warm.mode = Mode::Closed {
+        connections: CONNECTIONS,
+    };
     warm.duration = settings.duration.min(std::time::Duration::from_secs(2)) / 2;
     load::run(warm, None).await?;
 
     let before_backend = stage.backend_requests().await;
     let cpu0 = stage.proxy_cpu();
     let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Closed { connections: CONNECTIONS };
+    spec.mode = Mode::Closed {
+        connections: CONNECTIONS,
+    };
     spec.duration = settings.duration;
     spec.epoch = Instant::now();
     let stats = load::run(spec, Some(progress)).await?;

@@ -112,12 +112,7 @@ pub fn metrics(name: &str) -> Vec<MetricSpec> {
         "slow-clients" => vec![
             m("normal_success", "normal clients' success", "%", true),
             m("normal_p99_ms", "normal clients' p99", "ms", false),
-            m(
-                "slow_open_end",
-                "slow connections open at the end",
-                "",
-                false,
-            ),
+            m("slow_cut", "slow connections cut by the proxy", "", true),
         ],
         "flood" => vec![
             m("block_s", "time to block the flooder", "s", false),

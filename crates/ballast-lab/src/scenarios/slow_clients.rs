@@ -57,9 +57,9 @@ pub async fn run(
     run.metrics
         .insert("normal_p99_ms".into(), worst_p99_ms(&stats.timeline, at));
     run.metrics
-        .insert("slow_open_end".into(), slow.open_at_end as f64);
+        .insert("slow_cut".into(), slow.closed_by_server as f64);
     run.notes.push(format!(
-        "Slow connections: {} opened, {} closed by the proxy, {} still open at the end. Normal clients' p99 is the worst per-second p99 after the fault.",
+        "Slow connections: {} opened (each one the proxy closes is reopened), {} closed by the proxy, {} open at the end. Normal clients' p99 is the worst per-second p99 after the fault.",
         slow.opened, slow.closed_by_server, slow.open_at_end
     ));
     run.backend_requests = stage.backend_requests().await;

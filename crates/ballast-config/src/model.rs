@@ -91,8 +91,60 @@ pub struct Route {
     pub upstream: String,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Serve a static page instead of upstream failures.
+    pub sorry: Option<SorryPage>,
+}
+
+/// When and how often a failed attempt is tried again (on another server when there is one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
     /// Total tries across servers, the first included.
     pub attempts: u32,
+    /// The connection could not be opened (or a pooled one was dead before the request left):
+    /// nothing reached the server, so any method may be retried.
+    pub on_connect_failure: bool,
+    /// The connection closed before any response byte (idempotent requests without a body).
+    pub on_reset: bool,
+    /// No response head within the response timeout (idempotent requests without a body).
+    pub on_timeout: bool,
+    /// 5xx answers that are retried (idempotent requests without a body).
+    pub on_status: Vec<u16>,
+    /// Retries allowed as a share of requests, per upstream and per client, over 10 s.
+    pub budget: f64,
+    /// Retries per second always allowed, whatever the share.
+    pub min_per_second: u32,
+    /// Full-jitter exponential back-off: the n-th retry waits up to `min(max, base × 2^(n-1))`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A `Retry-After` up to this long is waited for; a longer one ends the retries.
+    pub retry_after_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 3,
+            on_connect_failure: true,
+            on_reset: true,
+            on_timeout: false,
+            on_status: vec![502, 503],
+            budget: 0.1,
+            min_per_second: 5,
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(250),
+            retry_after_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The page served, from memory, when the upstream fails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SorryPage {
+    pub body: bytes::Bytes,
+    /// Upstream 5xx statuses replaced by the page.
+    pub on_status: Vec<u16>,
+    pub retry_after: Duration,
 }
 
 /// All given conditions must hold; an empty match is the default route.
@@ -119,6 +171,8 @@ pub struct Upstream {
     pub sticky: Option<Sticky>,
     pub health: Option<Health>,
     pub passive: Option<Passive>,
+    /// Circuit breaker per server; off unless configured.
+    pub breaker: Option<BreakerConfig>,
     pub slow_start: Option<Duration>,
     pub pool: Pool,
     pub servers: Vec<Server>,
@@ -191,6 +245,21 @@ pub struct Passive {
     pub max_ejection: Duration,
     /// Largest share of the pool that may be ejected at once.
     pub max_ejected: f64,
+}
+
+/// When a server's circuit breaker opens and how it closes again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    /// Failures in a row that open the breaker (0: only the ratio counts).
+    pub consecutive_failures: u32,
+    /// Share of failures over `window` that opens the breaker, once `min_requests` were seen.
+    pub error_ratio: f64,
+    pub min_requests: u32,
+    pub window: Duration,
+    /// Time open before probes are let through.
+    pub cool_down: Duration,
+    /// Requests let through while half-open; all must succeed to close.
+    pub probes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

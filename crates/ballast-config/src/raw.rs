@@ -89,6 +89,7 @@ pub struct Route {
     pub upstream: String,
     pub timeout: Option<RouteTimeout>,
     pub retry: Option<Retry>,
+    pub sorry: Option<Sorry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +131,26 @@ pub struct RouteTimeout {
 pub struct Retry {
     #[serde(default, deserialize_with = "whole")]
     pub attempts: Option<i64>,
+    /// Outcomes that may be retried: "connect-failure", "reset", "timeout", or a 5xx status.
+    pub on: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "percent")]
+    pub budget: Option<Ratio>,
+    #[serde(default, deserialize_with = "whole")]
+    pub min_retries_per_second: Option<i64>,
+    /// `"25ms..250ms"`: first back-off cap and largest back-off cap.
+    pub backoff: Option<String>,
+    pub retry_after_max: Option<Duration>,
+}
+
+/// The static page served instead of an upstream failure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sorry {
+    /// An HTML file read at load time; the built-in page when absent.
+    pub page: Option<String>,
+    /// Upstream statuses that are replaced by the page (5xx only); "no-server" is implied.
+    pub on: Option<Vec<String>>,
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +162,7 @@ pub struct Upstream {
     pub sticky: Option<Sticky>,
     pub health: Option<Health>,
     pub passive: Option<Passive>,
+    pub breaker: Option<Breaker>,
     pub slow_start: Option<Duration>,
     pub pool: Option<Pool>,
     #[serde(default)]
@@ -187,6 +209,22 @@ pub struct Passive {
     pub max_ejection: Option<Duration>,
     #[serde(default, deserialize_with = "percent")]
     pub max_ejected: Option<Ratio>,
+}
+
+/// Circuit breaker per server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Breaker {
+    #[serde(default, deserialize_with = "whole")]
+    pub consecutive_failures: Option<i64>,
+    #[serde(default, deserialize_with = "percent")]
+    pub error_ratio: Option<Ratio>,
+    #[serde(default, deserialize_with = "whole")]
+    pub min_requests: Option<i64>,
+    pub window: Option<Duration>,
+    pub cool_down: Option<Duration>,
+    #[serde(default, deserialize_with = "whole")]
+    pub probes: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

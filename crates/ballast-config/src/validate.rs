@@ -39,6 +39,8 @@ pub mod defaults {
 
 struct Checker<'a> {
     src: &'a str,
+    /// Directory of the config file: relative paths in it (sorry pages) start here.
+    base: PathBuf,
     problems: Vec<Problem>,
 }
 
@@ -106,6 +108,10 @@ impl Checker<'_> {
 pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigError> {
     let mut c = Checker {
         src,
+        base: std::path::Path::new(file)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
         problems: Vec::new(),
     };
 
@@ -478,13 +484,8 @@ fn route(
         None => (None, None),
         Some(t) => (t.connect, t.response),
     };
-    let attempts = c.count(
-        p("retry.attempts"),
-        r.retry.and_then(|r| r.attempts),
-        defaults::ATTEMPTS,
-        1,
-        10,
-    );
+    let retry = retry_policy(c, &p, r.retry);
+    let sorry = r.sorry.map(|s| sorry_page(c, &p, s));
     let route = Route {
         name: r.name.unwrap_or_else(|| format!("route-{i}")),
         listener: r.listener,
@@ -492,10 +493,139 @@ fn route(
         upstream: r.upstream,
         connect_timeout: c.positive(p("timeout.connect"), connect, defaults::CONNECT_TIMEOUT),
         response_timeout: c.positive(p("timeout.response"), response, defaults::RESPONSE_TIMEOUT),
-        attempts,
+        retry,
+        sorry,
     };
     (route, catch_all)
 }
+
+/// A route's `retry` table, defaults filled in.
+fn retry_policy(c: &mut Checker, p: &dyn Fn(&str) -> String, r: Option<raw::Retry>) -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    let Some(r) = r else {
+        return policy;
+    };
+    policy.attempts = c.count(p("retry.attempts"), r.attempts, defaults::ATTEMPTS, 1, 10);
+    if let Some(on) = r.on {
+        policy.on_connect_failure = false;
+        policy.on_reset = false;
+        policy.on_timeout = false;
+        policy.on_status.clear();
+        for (k, item) in on.iter().enumerate() {
+            match item.as_str() {
+                "connect-failure" => policy.on_connect_failure = true,
+                "reset" => policy.on_reset = true,
+                "timeout" => policy.on_timeout = true,
+                other => match other.parse::<u16>() {
+                    Ok(code) if (500..=599).contains(&code) => policy.on_status.push(code),
+                    Ok(code) if (400..=499).contains(&code) => c.fail(
+                        p(&format!("retry.on[{k}]")),
+                        format!("{code} is a client error: 4xx answers are never retried"),
+                    ),
+                    _ => c.fail(
+                        p(&format!("retry.on[{k}]")),
+                        format!("`{other}` is not a retryable outcome: write \"connect-failure\", \"reset\", \"timeout\" or a 5xx status such as \"503\""),
+                    ),
+                },
+            }
+        }
+    }
+    if let Some(b) = r.budget {
+        policy.budget = b.get();
+    }
+    policy.min_per_second = c.count(
+        p("retry.min_retries_per_second"),
+        r.min_retries_per_second,
+        policy.min_per_second,
+        0,
+        1_000_000,
+    );
+    if let Some(text) = r.backoff {
+        let parts: Option<(ballast_core::Duration, ballast_core::Duration)> = text
+            .split_once("..")
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+        match parts {
+            Some((a, b)) if a.get() <= b.get() => {
+                policy.backoff_base = a.get();
+                policy.backoff_max = b.get();
+            }
+            Some(_) => c.fail(
+                p("retry.backoff"),
+                "the first duration is the smallest: write e.g. \"25ms..250ms\"",
+            ),
+            None => c.fail(
+                p("retry.backoff"),
+                format!("`{text}` is not a back-off range: write two durations with units, e.g. \"25ms..250ms\""),
+            ),
+        }
+    }
+    if let Some(d) = r.retry_after_max {
+        policy.retry_after_max = d.get();
+    }
+    policy
+}
+
+/// Largest sorry page accepted; it is served from memory.
+const MAX_SORRY_PAGE: u64 = 1024 * 1024;
+
+/// A route's `sorry` table: the page is read now, so a missing file is a config error.
+fn sorry_page(c: &mut Checker, p: &dyn Fn(&str) -> String, s: raw::Sorry) -> SorryPage {
+    let body = match s.page {
+        None => bytes::Bytes::from_static(BUILTIN_SORRY_PAGE.as_bytes()),
+        Some(path) => {
+            let full = c.base.join(&path);
+            match std::fs::metadata(&full) {
+                Ok(m) if m.len() > MAX_SORRY_PAGE => {
+                    c.fail(
+                        p("sorry.page"),
+                        format!(
+                            "{} is {} bytes; a sorry page may be at most 1 MiB",
+                            full.display(),
+                            m.len()
+                        ),
+                    );
+                    bytes::Bytes::new()
+                }
+                _ => match std::fs::read(&full) {
+                    Ok(b) => bytes::Bytes::from(b),
+                    Err(e) => {
+                        c.fail(
+                            p("sorry.page"),
+                            format!("cannot read {}: {e}", full.display()),
+                        );
+                        bytes::Bytes::new()
+                    }
+                },
+            }
+        }
+    };
+    let mut on_status = vec![502, 503, 504];
+    if let Some(on) = s.on {
+        on_status.clear();
+        for (k, item) in on.iter().enumerate() {
+            match item.parse::<u16>() {
+                Ok(code) if (500..=599).contains(&code) => on_status.push(code),
+                _ => c.fail(
+                    p(&format!("sorry.on[{k}]")),
+                    format!("`{item}` is not a 5xx status: write e.g. \"503\" (no healthy server always gets the page)"),
+                ),
+            }
+        }
+    }
+    let retry_after = c.positive(
+        p("sorry.retry_after"),
+        s.retry_after,
+        std::time::Duration::from_secs(30),
+    );
+    SorryPage {
+        body,
+        on_status,
+        retry_after,
+    }
+}
+
+/// The page served when a route has `sorry = {}` without a page of its own.
+pub const BUILTIN_SORRY_PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Back soon</title>\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"></head>\n<body style=\"font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem\">\n<h1>We'll be back soon</h1>\n<p>This service is having trouble right now. Please try again in a little while.</p>\n</body></html>\n";
 
 /// An HTTP method, accepted in any case (`get` is `GET`).
 fn method(s: &str) -> Option<http::Method> {
@@ -595,6 +725,28 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
             })
         }
     };
+    let breaker = u.breaker.map(|b| BreakerConfig {
+        consecutive_failures: c.count(
+            p("breaker.consecutive_failures"),
+            b.consecutive_failures,
+            5,
+            0,
+            1000,
+        ),
+        error_ratio: b.error_ratio.map_or(0.5, |r| r.get()),
+        min_requests: c.count(p("breaker.min_requests"), b.min_requests, 20, 1, 1_000_000),
+        window: c.positive(p("breaker.window"), b.window, Duration::from_secs(10)),
+        cool_down: c.positive(p("breaker.cool_down"), b.cool_down, Duration::from_secs(5)),
+        probes: c.count(p("breaker.probes"), b.probes, 3, 1, 100),
+    });
+    if let Some(b) = &breaker {
+        if b.error_ratio <= 0.0 {
+            c.fail(
+                p("breaker.error_ratio"),
+                "must be above 0%: at 0% every failure would open the breaker; use consecutive_failures = 1 for that",
+            );
+        }
+    }
     let pool = match u.pool {
         None => Pool {
             max_idle: defaults::POOL_MAX_IDLE,
@@ -671,6 +823,7 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
         sticky,
         health,
         passive,
+        breaker,
         slow_start: u.slow_start.map(|d| d.get()).filter(|d| !d.is_zero()),
         pool,
         servers,

@@ -942,8 +942,8 @@ fn defaults_are_filled_in() {
     let r = &c.routes[0];
     assert_eq!(r.name, "route-0");
     assert_eq!(r.listener, None);
-    assert_eq!(r.attempts, 3);
-    assert_eq!(r.attempts, defaults::ATTEMPTS);
+    assert_eq!(r.retry.attempts, 3);
+    assert_eq!(r.retry.attempts, defaults::ATTEMPTS);
     assert_eq!(r.connect_timeout, Duration::from_secs(1));
     assert_eq!(r.connect_timeout, defaults::CONNECT_TIMEOUT);
     assert_eq!(r.response_timeout, Duration::from_secs(30));
@@ -1026,11 +1026,13 @@ const TABLES: &[&[&str]] = &[
     &["route#1", "match", "header"],
     &["route", "timeout"],
     &["route", "retry"],
+    &["route", "sorry"],
     &["upstream"],
     &["upstream#2", "hash"],
     &["upstream", "sticky"],
     &["upstream", "health"],
     &["upstream", "passive"],
+    &["upstream", "breaker"],
     &["upstream", "pool"],
     &["upstream", "servers"],
 ];
@@ -1142,4 +1144,74 @@ fn full_example_and_docs_cover_every_key() {
     }
     assert!(total > 50, "only {total} keys found; is the probe working?");
     assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+// ── Retry contract and sorry page ───────────────────────────────────────────────────────────
+
+const WEB: &str = "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8080\"\n";
+
+#[test]
+fn retry_policy_is_read_with_defaults_filled_in() {
+    let src = format!("{WEB}[[route]]\nupstream = \"app\"\n{APP}");
+    let r = &accept(&src).routes[0].retry;
+    assert_eq!(r.attempts, 3);
+    assert!(r.on_connect_failure && r.on_reset && !r.on_timeout);
+    assert_eq!(r.on_status, vec![502, 503]);
+    assert_eq!(r.budget, 0.1);
+    assert_eq!(r.min_per_second, 5);
+
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\nretry = {{ attempts = 2, on = [\"timeout\", \"504\"], budget = \"20%\", min_retries_per_second = 0, backoff = \"10ms..1s\", retry_after_max = \"3s\" }}\n{APP}"
+    );
+    let r = &accept(&src).routes[0].retry;
+    assert_eq!(r.attempts, 2);
+    assert!(!r.on_connect_failure && !r.on_reset && r.on_timeout);
+    assert_eq!(r.on_status, vec![504]);
+    assert_eq!(r.budget, 0.2);
+    assert_eq!(r.min_per_second, 0);
+    assert_eq!(r.backoff_base, std::time::Duration::from_millis(10));
+    assert_eq!(r.backoff_max, std::time::Duration::from_secs(1));
+    assert_eq!(r.retry_after_max, std::time::Duration::from_secs(3));
+}
+
+#[test]
+fn retrying_a_4xx_or_an_unknown_outcome_is_refused() {
+    let src = format!("{WEB}[[route]]\nupstream = \"app\"\nretry = {{ on = [\"503\", \"404\", \"sometimes\"] }}\n{APP}");
+    let msg = refused_at(&src, "route[0].retry.on[1]", "\"404\"");
+    assert_says(&msg, "4xx answers are never retried");
+    let msg = refused_at(&src, "route[0].retry.on[2]", "\"sometimes\"");
+    assert_says(&msg, "connect-failure");
+}
+
+#[test]
+fn a_backoff_range_needs_two_ordered_durations() {
+    for (bad, says) in [
+        ("250ms..25ms", "the first duration is the smallest"),
+        ("25..250", "write two durations with units"),
+        ("25ms", "write two durations with units"),
+    ] {
+        let src =
+            format!("{WEB}[[route]]\nupstream = \"app\"\nretry = {{ backoff = \"{bad}\" }}\n{APP}");
+        let msg = refused_at(&src, "route[0].retry.backoff", "backoff");
+        assert_says(&msg, says);
+    }
+}
+
+#[test]
+fn a_sorry_page_must_exist_and_only_replace_5xx() {
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\nsorry = {{ page = \"no/such/page.html\" }}\n{APP}"
+    );
+    let msg = refused_at(&src, "route[0].sorry.page", "page =");
+    assert_says(&msg, "cannot read");
+
+    let src = format!("{WEB}[[route]]\nupstream = \"app\"\nsorry = {{ on = [\"404\"] }}\n{APP}");
+    let msg = refused_at(&src, "route[0].sorry.on[0]", "\"404\"");
+    assert_says(&msg, "not a 5xx status");
+
+    let src = format!("{WEB}[[route]]\nupstream = \"app\"\nsorry = {{}}\n{APP}");
+    let page = accept(&src).routes[0].sorry.clone().expect("sorry page");
+    assert!(String::from_utf8_lossy(&page.body).contains("back soon"));
+    assert_eq!(page.on_status, vec![502, 503, 504]);
+    assert_eq!(page.retry_after, std::time::Duration::from_secs(30));
 }

@@ -32,6 +32,9 @@ pub enum ProxyError {
     BadFraming,
     #[error("the request body could not be read")]
     ClientBody,
+    /// A retryable answer (e.g. 503) that was retried, and the retry could not be made.
+    #[error("upstream answered {0}")]
+    UpstreamStatus(u16),
 }
 
 impl ProxyError {
@@ -66,6 +69,7 @@ impl ProxyError {
             ProxyError::NoRoute => "no_route",
             ProxyError::BadFraming => "bad_framing",
             ProxyError::ClientBody => "client_body",
+            ProxyError::UpstreamStatus(_) => "upstream_status",
         }
     }
 
@@ -76,6 +80,9 @@ impl ProxyError {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoServer => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ConnectTimeout | ProxyError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::UpstreamStatus(code) => {
+                StatusCode::from_u16(*code).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
             _ => StatusCode::BAD_GATEWAY,
         }
     }

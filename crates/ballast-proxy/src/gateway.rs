@@ -102,6 +102,7 @@ impl Gateway {
             access_log: ArcSwap::from_pointee(access_log),
             global,
             registry: StatsRegistry::default(),
+            client_budgets: Default::default(),
         });
         let inner = Arc::new(Inner {
             shared,

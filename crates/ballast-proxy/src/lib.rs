@@ -15,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod resilience;
 pub mod router;
 pub mod shared;
 pub mod stats;

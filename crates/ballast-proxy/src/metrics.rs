@@ -117,6 +117,7 @@ impl prometheus_client::collector::Collector for Collector {
             (vec![], vec![], vec![], vec![], vec![]);
         let (mut ejections, mut check_fail, mut connects, mut connect_fail) =
             (vec![], vec![], vec![], vec![]);
+        let (mut breaker_open, mut breaker_opened) = (vec![], vec![]);
         for name in names {
             for m in &ups[name].members {
                 let s = &m.state;
@@ -130,6 +131,14 @@ impl prometheus_client::collector::Collector for Collector {
                 check_fail.push((l(), s.checks_failed_total.load(Relaxed)));
                 connects.push((l(), s.pool.connects_total.load(Relaxed)));
                 connect_fail.push((l(), s.pool.connect_failures_total.load(Relaxed)));
+                if ups[name].config.breaker.is_some() {
+                    let phase = s.breaker.phase();
+                    breaker_open.push((
+                        l(),
+                        i64::from(phase != crate::upstream::breaker::Phase::Closed),
+                    ));
+                    breaker_opened.push((l(), s.breaker.opened_total.load(Relaxed)));
+                }
             }
         }
         gauge(
@@ -168,6 +177,18 @@ impl prometheus_client::collector::Collector for Collector {
             "Passive ejections of a server.",
             &ejections,
         )?;
+        gauge(
+            &mut enc,
+            "ballast_breaker_open",
+            "1 while a server's circuit breaker is open or half-open (upstreams with a breaker).",
+            &breaker_open,
+        )?;
+        counter(
+            &mut enc,
+            "ballast_breaker_opened",
+            "Times a server's circuit breaker opened.",
+            &breaker_opened,
+        )?;
         counter(
             &mut enc,
             "ballast_health_check_failures",
@@ -185,6 +206,38 @@ impl prometheus_client::collector::Collector for Collector {
             "ballast_upstream_connect_failures",
             "Failed connection attempts to a server.",
             &connect_fail,
+        )?;
+
+        let policy = shared.registry.all_policy();
+        let per_route = |f: fn(&crate::stats::PolicyCounters) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            policy
+                .iter()
+                .map(|(route, c)| (vec![("route", route.clone())], f(c)))
+                .collect()
+        };
+        counter(
+            &mut enc,
+            "ballast_retries",
+            "Attempts after the first, by route.",
+            &per_route(|c| c.retries.load(Relaxed)),
+        )?;
+        counter(
+            &mut enc,
+            "ballast_retry_budget_exhausted",
+            "Retries refused because the upstream's or the client's retry budget was spent, by route.",
+            &per_route(|c| c.budget_exhausted.load(Relaxed)),
+        )?;
+        counter(
+            &mut enc,
+            "ballast_retry_forbidden",
+            "Retryable answers not retried because the upstream sent Ballast-No-Retry, by route.",
+            &per_route(|c| c.retry_forbidden.load(Relaxed)),
+        )?;
+        counter(
+            &mut enc,
+            "ballast_sorry_pages",
+            "Sorry pages served in place of an upstream failure, by route.",
+            &per_route(|c| c.sorry_served.load(Relaxed)),
         )?;
 
         let g = &shared.global;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ballast_config::{Match, Route};
 use http::{HeaderMap, Method};
 
-use crate::stats::{ClassCounters, Histogram, RequestKey, StatsRegistry};
+use crate::stats::{ClassCounters, Histogram, PolicyCounters, RequestKey, StatsRegistry};
 use crate::upstream::Upstream;
 
 /// A route at run time.
@@ -18,6 +18,7 @@ pub struct RouteRt {
     /// Request counters per upstream member; the extra last one is for "no server reached".
     pub counters: Vec<Arc<ClassCounters>>,
     pub latency: Arc<Histogram>,
+    pub policy: Arc<PolicyCounters>,
 }
 
 impl RouteRt {
@@ -35,6 +36,7 @@ impl RouteRt {
         counters.push(stats.requests(key("none".into())));
         Self {
             latency: stats.latency(&cfg.name),
+            policy: stats.policy(&cfg.name),
             cfg,
             upstream,
             counters,

@@ -12,4 +12,6 @@ pub struct Shared {
     pub access_log: ArcSwap<AccessLog>,
     pub global: Arc<GlobalStats>,
     pub registry: StatsRegistry,
+    /// Retry budgets per client address, across routes and reloads.
+    pub client_budgets: crate::resilience::budget::ClientBudgets,
 }

@@ -56,11 +56,25 @@ pub struct RequestKey {
     pub server: String,
 }
 
+/// What a route's resilience policies did.
+#[derive(Default)]
+pub struct PolicyCounters {
+    /// Attempts after the first.
+    pub retries: AtomicU64,
+    /// Retries refused because the upstream's or the client's budget was spent.
+    pub budget_exhausted: AtomicU64,
+    /// Retryable answers not retried because the upstream forbade it.
+    pub retry_forbidden: AtomicU64,
+    /// Sorry pages served instead of an upstream failure.
+    pub sorry_served: AtomicU64,
+}
+
 /// Registry of every counter ever handed out, so they survive reloads.
 #[derive(Default)]
 pub struct StatsRegistry {
     requests: Mutex<HashMap<RequestKey, Arc<ClassCounters>>>,
     latency: Mutex<HashMap<String, Arc<Histogram>>>,
+    policy: Mutex<HashMap<String, Arc<PolicyCounters>>>,
 }
 
 impl StatsRegistry {
@@ -72,6 +86,19 @@ impl StatsRegistry {
     pub fn latency(&self, route: &str) -> Arc<Histogram> {
         let mut m = self.latency.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(route.to_string()).or_default().clone()
+    }
+
+    pub fn policy(&self, route: &str) -> Arc<PolicyCounters> {
+        let mut m = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(route.to_string()).or_default().clone()
+    }
+
+    /// Snapshot of all policy counters, by route.
+    pub fn all_policy(&self) -> Vec<(String, Arc<PolicyCounters>)> {
+        let m = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Snapshot of all request counters.

@@ -29,6 +29,31 @@ pub struct RouteStatus {
     pub path_prefix: Option<String>,
     pub methods: Vec<String>,
     pub header: Option<String>,
+    pub retry: RetryStatus,
+    pub sorry: Option<SorryStatus>,
+}
+
+/// A route's retry policy and what it did.
+#[derive(Serialize)]
+pub struct RetryStatus {
+    pub attempts: u32,
+    pub on: Vec<String>,
+    pub budget_percent: f64,
+    pub min_retries_per_second: u32,
+    pub backoff: String,
+    pub retry_after_max_ms: u64,
+    pub retries: u64,
+    pub budget_exhausted: u64,
+    pub retry_forbidden: u64,
+}
+
+/// A route's sorry page and how often it was served.
+#[derive(Serialize)]
+pub struct SorryStatus {
+    pub on: Vec<u16>,
+    pub retry_after_s: u64,
+    pub page_bytes: usize,
+    pub served: u64,
 }
 
 #[derive(Serialize)]
@@ -55,6 +80,9 @@ pub struct ServerStatus {
     pub latency_ewma_ms: f64,
     pub idle_connections: usize,
     pub ejections: u64,
+    /// Circuit breaker phase (`closed`, `open`, `half-open`) when the upstream has one.
+    pub breaker: Option<&'static str>,
+    pub breaker_opened: u64,
 }
 
 impl Gateway {
@@ -99,6 +127,11 @@ impl Gateway {
                             latency_ewma_ms: s.load.ewma_secs() * 1e3,
                             idle_connections: s.pool.idle_len(),
                             ejections: s.ejections_total.load(std::sync::atomic::Ordering::Relaxed),
+                            breaker: up.config.breaker.as_ref().map(|_| s.breaker.phase().name()),
+                            breaker_opened: s
+                                .breaker
+                                .opened_total
+                                .load(std::sync::atomic::Ordering::Relaxed),
                         }
                     })
                     .collect(),
@@ -129,10 +162,56 @@ impl Gateway {
                     path_prefix: r.matcher.path_prefix.clone(),
                     methods: r.matcher.methods.iter().map(|m| m.to_string()).collect(),
                     header: r.matcher.header.as_ref().map(|h| h.name.to_string()),
+                    retry: retry_status(&r.retry, &self.inner.shared.registry.policy(&r.name)),
+                    sorry: r.sorry.as_ref().map(|p| SorryStatus {
+                        on: p.on_status.clone(),
+                        retry_after_s: p.retry_after.as_secs(),
+                        page_bytes: p.body.len(),
+                        served: self
+                            .inner
+                            .shared
+                            .registry
+                            .policy(&r.name)
+                            .sorry_served
+                            .load(std::sync::atomic::Ordering::Relaxed),
+                    }),
                 })
                 .collect(),
             upstreams,
             open_connections: self.open_connections(),
         }
+    }
+}
+
+fn retry_status(
+    p: &ballast_config::model::RetryPolicy,
+    c: &crate::stats::PolicyCounters,
+) -> RetryStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut on = Vec::new();
+    if p.on_connect_failure {
+        on.push("connect-failure".to_string());
+    }
+    if p.on_reset {
+        on.push("reset".to_string());
+    }
+    if p.on_timeout {
+        on.push("timeout".to_string());
+    }
+    on.extend(p.on_status.iter().map(u16::to_string));
+    RetryStatus {
+        attempts: p.attempts,
+        on,
+        budget_percent: (p.budget * 1000.0).round() / 10.0,
+        min_retries_per_second: p.min_per_second,
+        backoff: format!(
+            "{}ms..{}ms",
+            p.backoff_base.as_millis(),
+            p.backoff_max.as_millis()
+        ),
+        retry_after_max_ms: p.retry_after_max.as_millis() as u64,
+        retries: c.retries.load(Relaxed),
+        budget_exhausted: c.budget_exhausted.load(Relaxed),
+        retry_forbidden: c.retry_forbidden.load(Relaxed),
     }
 }

@@ -2,7 +2,10 @@
 //! tests, so it can really be killed. Every answer carries `x-backend: NAME`.
 //!
 //! - `/healthz`: 200 `ok`, or 503 after `POST /_ctl/health/fail` (until `/_ctl/health/ok`)
-//! - `/status/N`: answers status N
+//! - `/status/N`: answers status N; `?no-retry` adds `Ballast-No-Retry: 1`, `?retry-after=S`
+//!   adds `Retry-After: S`
+//! - `POST /_ctl/fail/N`: from now on every application request answers status N (`0` stops)
+//! - `/_ctl/app-count`: application requests so far (not health checks, not `/_ctl`)
 //! - `/slow/MS`: answers after MS milliseconds
 //! - `/headers`: the request headers as JSON
 //! - `/echo`: streams the request body back
@@ -28,6 +31,10 @@ struct State {
     name: String,
     healthy: AtomicBool,
     served: AtomicU64,
+    /// Application requests (not `/healthz`, not `/_ctl/...`).
+    app: AtomicU64,
+    /// Status forced on every application request; 0 = none.
+    forced: std::sync::atomic::AtomicU16,
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -49,7 +56,16 @@ fn text(status: StatusCode, s: impl Into<Bytes>) -> Response<Body> {
 async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
     st.served.fetch_add(1, Relaxed);
     let path = req.uri().path().to_string();
-    let mut resp = if req.headers().contains_key(header::UPGRADE) {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let control = path == "/healthz" || path.starts_with("/_ctl/");
+    if !control {
+        st.app.fetch_add(1, Relaxed);
+    }
+    let forced = st.forced.load(Relaxed);
+    let mut resp = if !control && forced != 0 {
+        let status = StatusCode::from_u16(forced).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        text(status, format!("forced status {forced}\n"))
+    } else if req.headers().contains_key(header::UPGRADE) {
         let on = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             if let Ok(up) = on.await {
@@ -76,13 +92,29 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
         text(StatusCode::OK, "done\n")
     } else if path == "/_ctl/count" {
         text(StatusCode::OK, st.served.load(Relaxed).to_string())
+    } else if path == "/_ctl/app-count" {
+        text(StatusCode::OK, st.app.load(Relaxed).to_string())
+    } else if let Some(code) = path.strip_prefix("/_ctl/fail/") {
+        st.forced.store(code.parse().unwrap_or(0), Relaxed);
+        text(StatusCode::OK, "done\n")
     } else if let Some(code) = path.strip_prefix("/status/") {
         let status = code
             .parse::<u16>()
             .ok()
             .and_then(|c| StatusCode::from_u16(c).ok())
             .unwrap_or(StatusCode::BAD_REQUEST);
-        text(status, format!("status {}\n", status.as_u16()))
+        let mut r = text(status, format!("status {}\n", status.as_u16()));
+        for item in query.split('&') {
+            if item == "no-retry" {
+                r.headers_mut()
+                    .insert("ballast-no-retry", http::HeaderValue::from_static("1"));
+            } else if let Some(v) = item.strip_prefix("retry-after=") {
+                if let Ok(v) = http::HeaderValue::from_str(v) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+        }
+        r
     } else if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(100))).await;
         text(StatusCode::OK, format!("slow hello from {}\n", st.name))
@@ -129,6 +161,8 @@ pub fn run(listen: &str, name: &str) -> anyhow::Result<()> {
         name: name.to_string(),
         healthy: AtomicBool::new(true),
         served: AtomicU64::new(0),
+        app: AtomicU64::new(0),
+        forced: std::sync::atomic::AtomicU16::new(0),
     });
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

@@ -32,6 +32,10 @@ pub struct LabArgs {
     /// No progress bars (plain lines instead).
     #[arg(long)]
     no_progress: bool,
+    /// Run nothing: print the docs/lab.md results section for an existing results.json
+    /// (plots linked under `lab/`).
+    #[arg(long, value_name = "RESULTS_JSON")]
+    doc_section: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -41,6 +45,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: LabArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.doc_section {
+        let report = ballast_lab::report::read_results(path)?;
+        print!("{}", ballast_lab::report::lab_doc_section(&report, "lab"));
+        return Ok(());
+    }
     let targets = args
         .only
         .iter()

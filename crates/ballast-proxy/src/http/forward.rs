@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ use super::upgrade;
 use crate::balancer::{Load, PickContext};
 use crate::error::{ProxyError, Source};
 use crate::listener::ListenerShared;
+use crate::resilience::{self, backoff};
+use crate::router::RouteRt;
 use crate::upstream::pool::Sender;
 use crate::upstream::{Outcome, ServerState, Tried};
 
@@ -134,16 +137,36 @@ async fn proxy(
     if let Some(s) = &slot {
         ex.get().bytes_in = BytesIn::Counted(s.clone());
     }
-    let resend_after_send = headers::is_idempotent(&head.method) && slot.is_none();
+    // May this request be sent again after it reached a server? Only an idempotent one whose
+    // (empty) body can be replayed.
+    let replayable = headers::is_idempotent(&head.method) && slot.is_none();
+    let mut head = head;
 
     let upstream = &route.upstream;
+    let policy = &route.cfg.retry;
+    let budgets = &l.shared.client_budgets;
+    upstream.retry_budget.deposit();
+    budgets.deposit(client.ip());
+    // Whether one more attempt may start after a wait of `wait` (attempts left, and within
+    // the route's response timeout counted from the request's arrival).
+    let may_retry = |attempts: u32, wait: Duration| -> bool {
+        attempts < policy.attempts && start.elapsed() + wait < route.cfg.response_timeout
+    };
+
     let sticky_name = upstream.config.sticky.as_ref().map(|s| s.cookie.as_str());
     let pinned = sticky_name
         .and_then(|n| headers::cookie(&head.headers, n))
         .map(str::to_owned);
+    let mut client_upgrade = client_upgrade;
     let mut tried = Tried::new();
     let mut last_err = ProxyError::NoServer;
-    while ex.get().attempts < route.cfg.attempts {
+    // The next attempt is a retry that must wait this long and be paid from the budgets.
+    let mut wait = Duration::ZERO;
+    let mut charged = false;
+    // A retryable answer, kept until its retry is certain (another server picked, budget
+    // granted); it is what the client gets when the retry cannot happen.
+    let mut held: Option<Answer> = None;
+    loop {
         let ctx = PickContext {
             client_ip: client.ip(),
             headers: Some(&head.headers),
@@ -152,14 +175,36 @@ async fn proxy(
         let Some(idx) = upstream.select(&ctx, &tried, pinned.as_deref()) else {
             break;
         };
+        if ex.get().attempts > 0 {
+            if charged
+                && !(upstream
+                    .retry_budget
+                    .try_withdraw(policy.budget, policy.min_per_second)
+                    && budgets.try_withdraw(client.ip(), policy.budget, policy.min_per_second))
+            {
+                route.policy.budget_exhausted.fetch_add(1, Relaxed);
+                break;
+            }
+            // The held answer is dropped unread, and its connection with it.
+            held = None;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            route.policy.retries.fetch_add(1, Relaxed);
+        }
         tried.push(idx);
         ex.get().attempts += 1;
+        let attempt_no = ex.get().attempts;
         let state = &upstream.members[idx].state;
         let body = match &slot {
             None => UpstreamBody::Empty,
             Some(s) if s.untouched() => UpstreamBody::from_slot(s),
             Some(_) => break,
         };
+        head.headers.insert(
+            resilience::ATTEMPT_HEADER.clone(),
+            HeaderValue::from(attempt_no),
+        );
         match attempt(
             state,
             &head,
@@ -169,7 +214,7 @@ async fn proxy(
         )
         .await
         {
-            Ok((mut resp, sender, took)) => {
+            Ok((resp, sender, took)) => {
                 let status = resp.status();
                 upstream.record(
                     idx,
@@ -179,42 +224,55 @@ async fn proxy(
                         Outcome::Success
                     },
                 );
-                ex.get().server = Some(idx);
-                ex.get().load_begun = true;
-                ex.get().upstream_time = Some(took);
-                ex.get().status = status.as_u16();
-                let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && wants_upgrade;
-                if upgraded {
-                    if let Some(client_side) = client_upgrade {
-                        upgrade::tunnel(
-                            client_side,
-                            hyper::upgrade::on(&mut resp),
-                            l.shared.clone(),
-                        );
-                    }
-                }
-                let (mut rparts, rbody) = resp.into_parts();
-                headers::strip_hop_by_hop(&mut rparts.headers, upgraded);
-                if let Some(name) = sticky_name {
-                    if pinned.as_deref() != Some(state.cookie_id.as_str()) {
-                        let c =
-                            format!("{name}={}; Path=/; HttpOnly; SameSite=Lax", state.cookie_id);
-                        if let Ok(v) = HeaderValue::from_str(&c) {
-                            rparts.headers.append(header::SET_COOKIE, v);
+                let answer = Answer {
+                    resp,
+                    sender,
+                    idx,
+                    took,
+                };
+                if replayable && policy.on_status.contains(&status.as_u16()) {
+                    if answer
+                        .resp
+                        .headers()
+                        .contains_key(&resilience::NO_RETRY_HEADER)
+                    {
+                        route.policy.retry_forbidden.fetch_add(1, Relaxed);
+                    } else {
+                        // A `Retry-After` the policy allows replaces the back-off; a longer
+                        // one ends the retries.
+                        let next = match answer
+                            .resp
+                            .headers()
+                            .get(header::RETRY_AFTER)
+                            .and_then(backoff::retry_after)
+                        {
+                            Some(d) if d <= policy.retry_after_max => Some(d),
+                            Some(_) => None,
+                            None => Some(backoff::delay(
+                                attempt_no,
+                                policy.backoff_base,
+                                policy.backoff_max,
+                            )),
+                        };
+                        if let Some(w) = next.filter(|w| may_retry(attempt_no, *w)) {
+                            tracing::debug!(server = %state.addr, %status, "retryable answer");
+                            held = Some(answer);
+                            wait = w;
+                            charged = true;
+                            continue;
                         }
                     }
                 }
-                rparts
-                    .headers
-                    .entry(&headers::X_REQUEST_ID)
-                    .or_insert(request_id);
-                let body = if upgraded {
-                    drop(sender);
-                    ProxyBody::empty()
-                } else {
-                    ProxyBody::upstream(rbody, sender, state.clone())
-                };
-                return Response::from_parts(rparts, body.with_exchange(ex.take()));
+                return respond(
+                    &mut ex,
+                    answer,
+                    &route,
+                    l,
+                    wants_upgrade,
+                    &mut client_upgrade,
+                    sticky_name,
+                    pinned.as_deref(),
+                );
             }
             Err(e) => {
                 // Only the server's own failures count against it: a client that aborts its
@@ -222,7 +280,23 @@ async fn proxy(
                 if e.source() == Source::Upstream {
                     upstream.record(idx, Outcome::Failure);
                 }
-                let again = e.nothing_sent() || (resend_after_send && e.retryable_if_idempotent());
+                // Nothing reached the server: free, immediate, safe for any method. Otherwise
+                // only a replayable request, on an outcome the policy lists, paid from the
+                // budgets, after a back-off.
+                let again = if e.nothing_sent() {
+                    wait = Duration::ZERO;
+                    charged = false;
+                    policy.on_connect_failure && may_retry(attempt_no, wait)
+                } else {
+                    let listed = match e {
+                        ProxyError::ClosedBeforeResponse => policy.on_reset,
+                        ProxyError::ResponseTimeout => policy.on_timeout,
+                        _ => false,
+                    };
+                    wait = backoff::delay(attempt_no, policy.backoff_base, policy.backoff_max);
+                    charged = true;
+                    listed && replayable && may_retry(attempt_no, wait)
+                };
                 tracing::debug!(server = %state.addr, error = %e, again, "attempt failed");
                 last_err = e;
                 if !again {
@@ -231,7 +305,121 @@ async fn proxy(
             }
         }
     }
-    gateway_error(ex.take(), last_err)
+    if let Some(answer) = held {
+        return respond(
+            &mut ex,
+            answer,
+            &route,
+            l,
+            wants_upgrade,
+            &mut client_upgrade,
+            sticky_name,
+            pinned.as_deref(),
+        );
+    }
+    match route.cfg.sorry.as_ref().filter(|p| {
+        last_err == ProxyError::NoServer || p.on_status.contains(&last_err.status().as_u16())
+    }) {
+        Some(page) => {
+            let status = last_err.status().as_u16();
+            ex.get().error = Some(last_err.kind());
+            sorry(ex.take(), page, &route, status)
+        }
+        None => gateway_error(ex.take(), last_err),
+    }
+}
+
+/// An upstream answer and where it came from.
+struct Answer {
+    resp: Response<Incoming>,
+    sender: Sender,
+    /// Member index of the server.
+    idx: usize,
+    /// Time to the response head.
+    took: Duration,
+}
+
+/// Turns the upstream's answer into the client's response (or the sorry page).
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    ex: &mut Unanswered,
+    answer: Answer,
+    route: &RouteRt,
+    l: &ListenerShared,
+    wants_upgrade: bool,
+    client_upgrade: &mut Option<hyper::upgrade::OnUpgrade>,
+    sticky_name: Option<&str>,
+    pinned: Option<&str>,
+) -> Response<ProxyBody> {
+    let Answer {
+        mut resp,
+        sender,
+        idx,
+        took,
+    } = answer;
+    let state = &route.upstream.members[idx].state;
+    let status = resp.status();
+    ex.get().server = Some(idx);
+    ex.get().load_begun = true;
+    ex.get().upstream_time = Some(took);
+    if let Some(page) = route
+        .cfg
+        .sorry
+        .as_ref()
+        .filter(|p| p.on_status.contains(&status.as_u16()))
+    {
+        // The upstream's own error page is replaced; its connection is not reused.
+        drop((resp, sender));
+        return sorry(ex.take(), page, route, status.as_u16());
+    }
+    ex.get().status = status.as_u16();
+    let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && wants_upgrade;
+    if upgraded {
+        if let Some(client_side) = client_upgrade.take() {
+            upgrade::tunnel(client_side, hyper::upgrade::on(&mut resp), l.shared.clone());
+        }
+    }
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rparts.headers, upgraded);
+    rparts.headers.remove(&resilience::NO_RETRY_HEADER);
+    if let Some(name) = sticky_name {
+        if pinned != Some(state.cookie_id.as_str()) {
+            let c = format!("{name}={}; Path=/; HttpOnly; SameSite=Lax", state.cookie_id);
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                rparts.headers.append(header::SET_COOKIE, v);
+            }
+        }
+    }
+    let request_id = ex.get().request_id.clone();
+    rparts
+        .headers
+        .entry(&headers::X_REQUEST_ID)
+        .or_insert(request_id);
+    let body = if upgraded {
+        drop(sender);
+        ProxyBody::empty()
+    } else {
+        ProxyBody::upstream(rbody, sender, state.clone())
+    };
+    Response::from_parts(rparts, body.with_exchange(ex.take()))
+}
+
+/// Serves the route's sorry page in place of a failure whose status was `replaced`.
+fn sorry(
+    mut ex: Box<Exchange>,
+    page: &ballast_config::model::SorryPage,
+    route: &RouteRt,
+    replaced: u16,
+) -> Response<ProxyBody> {
+    route.policy.sorry_served.fetch_add(1, Relaxed);
+    tracing::debug!(route = %route.cfg.name, replaced, "serving the sorry page");
+    let mut resp = resilience::sorry::response(page);
+    ex.status = resp.status().as_u16();
+    ex.error.get_or_insert("sorry_page");
+    resp.headers_mut()
+        .insert(headers::X_REQUEST_ID.clone(), ex.request_id.clone());
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, body.with_exchange(ex))
 }
 
 /// The exchange of a request that has no response yet. If the client goes away first (hyper

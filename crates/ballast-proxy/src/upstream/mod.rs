@@ -6,6 +6,7 @@
 //! failed this very request: then a backup is the last resort before an error); servers already tried by this request are
 //! skipped; a sticky client goes to its pinned server while that server is available.
 
+pub mod breaker;
 pub mod pool;
 pub mod server;
 
@@ -35,6 +36,8 @@ pub struct Upstream {
     /// Serializes ejection decisions: the cap check (count the ejected) and the ejection itself
     /// must be one step, or two servers failing at once could both pass the check.
     ejecting: std::sync::Mutex<()>,
+    /// Retries to this upstream, against its requests (see `resilience::budget`).
+    pub retry_budget: crate::resilience::budget::RetryBudget,
 }
 
 /// Indexes of members already tried by one request.
@@ -68,6 +71,7 @@ impl Upstream {
             config: config.clone(),
             members,
             ejecting: std::sync::Mutex::new(()),
+            retry_budget: Default::default(),
         }
     }
 
@@ -93,7 +97,8 @@ impl Upstream {
         let now = now_ms();
         if let Some(id) = sticky {
             if let Some(i) = self.members.iter().position(|m| m.state.cookie_id == id) {
-                if !tried.contains(&i) && self.members[i].state.is_available(now) {
+                if !tried.contains(&i) && self.eligible(&self.members[i], now) {
+                    self.picked(i, now);
                     return Some(i);
                 }
             }
@@ -103,9 +108,7 @@ impl Upstream {
                 .members
                 .iter()
                 .enumerate()
-                .filter(|(i, m)| {
-                    m.backup == backup && !tried.contains(i) && m.state.is_available(now)
-                })
+                .filter(|(i, m)| m.backup == backup && !tried.contains(i) && self.eligible(m, now))
                 .map(|(i, m)| Candidate {
                     index: i,
                     weight: m.state.effective_weight(m.weight, self.slow_start(), now),
@@ -114,17 +117,49 @@ impl Upstream {
                 .collect();
             if !candidates.is_empty() {
                 let k = self.balancer.pick(&candidates, ctx);
-                return Some(candidates[k.min(candidates.len() - 1)].index);
+                let index = candidates[k.min(candidates.len() - 1)].index;
+                self.picked(index, now);
+                return Some(index);
             }
         }
         None
     }
 
-    /// Records an attempt's outcome for passive health, honouring the ejection cap.
+    /// Available (health, drain, ejection) and let through by its circuit breaker.
+    fn eligible(&self, m: &Member, now: u64) -> bool {
+        m.state.is_available(now)
+            && self
+                .config
+                .breaker
+                .as_ref()
+                .is_none_or(|b| m.state.breaker.permits(b, now))
+    }
+
+    /// A member was chosen: past its breaker's cool-down, this request is a probe.
+    fn picked(&self, index: usize, now: u64) {
+        if let Some(cfg) = &self.config.breaker {
+            if let Some(t) = self.members[index].state.breaker.picked(cfg, now) {
+                self.breaker_event(index, t);
+            }
+        }
+    }
+
+    fn breaker_event(&self, index: usize, t: breaker::Transition) {
+        let addr = self.members[index].state.addr;
+        tracing::warn!(upstream = %self.name, server = %addr, transition = ?t, "circuit breaker");
+    }
+
+    /// Records an attempt's outcome for passive health (honouring the ejection cap) and for
+    /// the server's circuit breaker.
     pub fn record(&self, index: usize, outcome: Outcome) -> bool {
         let Some(m) = self.members.get(index) else {
             return false;
         };
+        if let Some(b) = &self.config.breaker {
+            if let Some(t) = m.state.breaker.record(b, outcome, now_ms()) {
+                self.breaker_event(index, t);
+            }
+        }
         // Only a failure can eject; successes stay lock-free.
         let _guard = (outcome == Outcome::Failure)
             .then(|| self.ejecting.lock().unwrap_or_else(|e| e.into_inner()));
@@ -145,6 +180,6 @@ impl Upstream {
         let now = now_ms();
         self.members
             .iter()
-            .any(|m| !m.backup && m.state.is_available(now))
+            .any(|m| !m.backup && self.eligible(m, now))
     }
 }

@@ -48,6 +48,8 @@ pub struct ServerState {
     pub ejections_total: AtomicU64,
     pub checks_failed_total: AtomicU64,
     pub transitions_total: AtomicU64,
+    /// Circuit breaker (consulted only when the upstream configures one).
+    pub breaker: super::breaker::Breaker,
 }
 
 /// What a request attempt did, as passive health sees it.
@@ -78,6 +80,7 @@ impl ServerState {
             ejections_total: AtomicU64::new(0),
             checks_failed_total: AtomicU64::new(0),
             transitions_total: AtomicU64::new(0),
+            breaker: Default::default(),
         }
     }
 

@@ -1,0 +1,16 @@
+//! Policies that keep the important part of a service up while the rest is failing: the retry
+//! contract (budgets, back-off, attempt header, forbid header) and the sorry page. They are
+//! consulted by `http::forward`; each keeps its own counters for `/metrics` and shows its
+//! configuration in `/api/v1/status`.
+
+pub mod backoff;
+pub mod budget;
+pub mod sorry;
+
+use http::HeaderName;
+
+/// Sent upstream with every attempt: `1` for the first, `2` for the first retry, …
+pub static ATTEMPT_HEADER: HeaderName = HeaderName::from_static("ballast-attempt");
+/// An upstream answer carrying this header is never retried (the header is removed before the
+/// answer goes to the client).
+pub static NO_RETRY_HEADER: HeaderName = HeaderName::from_static("ballast-no-retry");

@@ -1,0 +1,368 @@
+//! The retry contract and the sorry page, through real sockets: a gateway process in front of
+//! demo backend processes that are told to fail.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Application requests a demo backend has served (health checks and control calls excluded).
+fn app_count(b: &Backend) -> u64 {
+    let (code, body) = raw_http(
+        b.addr,
+        "GET /_ctl/app-count HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 200, "{body}");
+    body.trim().parse().unwrap()
+}
+
+fn force(b: &Backend, status: u16) {
+    let (code, body) = raw_http(
+        b.addr,
+        &format!("POST /_ctl/fail/{status} HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
+/// One route with `route_extra` lines, one upstream of `servers` with passive health off (so
+/// failing servers stay in the pool and every request meets them).
+fn config(port: u16, route_extra: &str, upstream_extra: &str, servers: &[&Backend]) -> String {
+    let servers: Vec<String> = servers
+        .iter()
+        .map(|b| format!(r#"{{ addr = "{}" }}"#, b.addr))
+        .collect();
+    format!(
+        r#"
+[admin]
+listen = "{{ADMIN}}"
+[log]
+access = "{{ACCESS_LOG}}"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:{port}"
+[[route]]
+upstream = "app"
+{route_extra}
+[[upstream]]
+name = "app"
+passive = {{ enabled = false }}
+{upstream_extra}
+servers = [{}]
+"#,
+        servers.join(", ")
+    )
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn retry_budget_caps_amplification_over_a_long_failing_run() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    force(&a, 503);
+    force(&b, 503);
+    let port = free_port();
+    let gw = Gateway::start(
+        "budget",
+        &config(
+            port,
+            r#"retry = { attempts = 3, on = ["503"], budget = "10%", min_retries_per_second = 0, backoff = "1ms..2ms" }"#,
+            "",
+            &[&a, &b],
+        ),
+    );
+    const N: u64 = 600;
+    let statuses = rt().block_on(async {
+        let mut c = Conn::open(local(port)).await.unwrap();
+        let mut statuses = Vec::new();
+        for _ in 0..N {
+            statuses.push(c.get("/").await.unwrap().status);
+        }
+        statuses
+    });
+    assert!(statuses.iter().all(|s| *s == 503), "clients see the 503");
+    let upstream = app_count(&a) + app_count(&b);
+    let amplification = upstream as f64 / N as f64;
+    eprintln!(
+        "{upstream} upstream requests for {N} client requests: amplification {amplification:.3}"
+    );
+    assert!(
+        (1.0..=1.10).contains(&amplification),
+        "{upstream} upstream requests for {N} client requests: amplification {amplification:.3} must stay within 1 + budget (10%)"
+    );
+    let m = gw.metrics();
+    let retries = metric_value(&m, r#"ballast_retries_total{route="route-0"}"#).unwrap();
+    let refused = metric_value(
+        &m,
+        r#"ballast_retry_budget_exhausted_total{route="route-0"}"#,
+    )
+    .unwrap();
+    assert!(retries > 0.0, "some retries were allowed: {m}");
+    assert_eq!(
+        retries as u64,
+        upstream - N,
+        "every extra upstream request is a counted retry"
+    );
+    assert!(refused > 0.0, "the budget refused retries");
+    let st = gw.status();
+    assert_eq!(st["routes"][0]["retry"]["budget_percent"], 10.0);
+    assert_eq!(st["routes"][0]["retry"]["retries"], retries as u64);
+}
+
+#[test]
+fn a_404_is_never_retried_and_a_503_is() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let port = free_port();
+    let _gw = Gateway::start("no404", &config(port, "", "", &[&a, &b]));
+    rt().block_on(async {
+        let mut c = Conn::open(local(port)).await.unwrap();
+        for _ in 0..20 {
+            assert_eq!(c.get("/status/404").await.unwrap().status, 404);
+        }
+    });
+    assert_eq!(
+        app_count(&a) + app_count(&b),
+        20,
+        "one upstream request per 404"
+    );
+
+    // The default policy retries 503 (within the default budget's floor of 5/s).
+    let before = app_count(&a) + app_count(&b);
+    let reply = rt().block_on(async { get(local(port), "/status/503", &[]).await.unwrap() });
+    assert_eq!(reply.status, 503);
+    assert_eq!(
+        app_count(&a) + app_count(&b) - before,
+        2,
+        "a 503 is tried on the other server too (2 servers, so 2 attempts)"
+    );
+}
+
+#[test]
+fn the_upstream_can_forbid_a_retry() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let port = free_port();
+    let gw = Gateway::start("forbid", &config(port, "", "", &[&a, &b]));
+    let replies = rt().block_on(async {
+        let mut c = Conn::open(local(port)).await.unwrap();
+        let mut v = Vec::new();
+        for _ in 0..10 {
+            v.push(c.get("/status/503?no-retry").await.unwrap());
+        }
+        v
+    });
+    for r in &replies {
+        assert_eq!(r.status, 503);
+        assert!(
+            !r.headers.contains_key("ballast-no-retry"),
+            "the internal header is removed before the client"
+        );
+    }
+    assert_eq!(app_count(&a) + app_count(&b), 10, "no request was retried");
+    let m = gw.metrics();
+    assert_eq!(
+        metric_value(&m, r#"ballast_retry_forbidden_total{route="route-0"}"#),
+        Some(10.0)
+    );
+
+    // A Retry-After longer than `retry_after_max` (1s by default) ends the retries too.
+    let before = app_count(&a) + app_count(&b);
+    let r = rt().block_on(async {
+        get(local(port), "/status/503?retry-after=30", &[])
+            .await
+            .unwrap()
+    });
+    assert_eq!(r.status, 503);
+    assert_eq!(app_count(&a) + app_count(&b) - before, 1);
+}
+
+#[test]
+fn the_backend_sees_the_attempt_number() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let c = Backend::start("c");
+    force(&a, 503);
+    let port = free_port();
+    let _gw = Gateway::start("attempt", &config(port, "", "", &[&a, &b, &c]));
+    let attempts: Vec<String> = rt().block_on(async {
+        let mut conn = Conn::open(local(port)).await.unwrap();
+        let mut v = Vec::new();
+        for _ in 0..12 {
+            let r = conn.get("/headers").await.unwrap();
+            assert_eq!(
+                r.status, 200,
+                "a 503 from a is retried elsewhere: {}",
+                r.body
+            );
+            assert_ne!(r.backend(), Some("a"));
+            let h: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            v.push(
+                h["ballast-attempt"]
+                    .as_str()
+                    .unwrap_or("missing")
+                    .to_string(),
+            );
+        }
+        v
+    });
+    // Requests that met a first reach b or c as attempt 2; the others arrive as attempt 1.
+    assert!(
+        attempts.iter().any(|a| a == "2"),
+        "retried requests say attempt 2: {attempts:?}"
+    );
+    assert!(
+        attempts.iter().any(|a| a == "1"),
+        "first tries say attempt 1: {attempts:?}"
+    );
+    assert!(
+        attempts.iter().all(|a| a == "1" || a == "2"),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        app_count(&a) as usize,
+        attempts.iter().filter(|a| *a == "2").count(),
+        "every attempt 2 followed exactly one attempt on a"
+    );
+}
+
+#[test]
+fn sorry_page_with_every_backend_down_never_touches_them() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let port = free_port();
+    let dir = scratch("sorry-page");
+    std::fs::write(dir.join("down.html"), "<h1>back soon</h1>\n").unwrap();
+    let route = format!(
+        r#"sorry = {{ page = "{}", retry_after = "20s" }}"#,
+        dir.join("down.html").display()
+    );
+    let gw = Gateway::start(
+        "sorry",
+        &config(
+            port,
+            &route,
+            r#"health = { path = "/healthz", interval = "100ms", timeout = "100ms", rise = 1, fall = 1 }"#,
+            &[&a, &b],
+        ),
+    );
+    // An upstream 502 is replaced by the page.
+    let r = rt().block_on(async { get(local(port), "/status/502", &[]).await.unwrap() });
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, "<h1>back soon</h1>\n");
+    assert_eq!(r.headers["retry-after"], "20");
+
+    for bk in [&a, &b] {
+        let (code, _) = raw_http(
+            bk.addr,
+            "POST /_ctl/health/fail HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(code, 200);
+    }
+    wait_until("both servers marked down", Duration::from_secs(5), || {
+        gw.status()["upstreams"][0]["primaries_available"] == false
+    });
+    let before = app_count(&a) + app_count(&b);
+    let replies = rt().block_on(async {
+        let mut c = Conn::open(local(port)).await.unwrap();
+        let mut v = Vec::new();
+        for _ in 0..200 {
+            v.push(c.get("/").await.unwrap());
+        }
+        v
+    });
+    for r in &replies {
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body, "<h1>back soon</h1>\n");
+        assert_eq!(r.headers["retry-after"], "20");
+        assert_eq!(r.headers["content-type"], "text/html; charset=utf-8");
+    }
+    assert_eq!(
+        app_count(&a) + app_count(&b),
+        before,
+        "no request reached a backend while none was healthy"
+    );
+    let m = gw.metrics();
+    assert_eq!(
+        metric_value(&m, r#"ballast_sorry_pages_total{route="route-0"}"#),
+        Some(201.0)
+    );
+}
+
+#[test]
+fn the_breaker_opens_half_opens_and_closes() {
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    force(&a, 500);
+    let port = free_port();
+    let gw = Gateway::start(
+        "breaker",
+        &config(
+            port,
+            r#"retry = { on = ["connect-failure"] }"#,
+            r#"breaker = { consecutive_failures = 3, cool_down = "1s", probes = 2 }"#,
+            &[&a, &b],
+        ),
+    );
+    let breaker_of = |addr: std::net::SocketAddr| -> String {
+        let st = gw.status();
+        st["upstreams"][0]["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["addr"] == addr.to_string())
+            .map(|s| s["breaker"].as_str().unwrap_or("none").to_string())
+            .unwrap()
+    };
+    assert_eq!(breaker_of(a.addr), "closed");
+    let send = |n: usize| {
+        rt().block_on(async {
+            let mut c = Conn::open(local(port)).await.unwrap();
+            let mut codes = Vec::new();
+            for _ in 0..n {
+                codes.push(c.get("/").await.unwrap().status);
+            }
+            codes
+        })
+    };
+    // Round-robin: every other request meets a; its third 500 in a row opens the breaker.
+    let codes = send(20);
+    assert_eq!(codes.iter().filter(|c| **c == 500).count(), 3, "{codes:?}");
+    assert_eq!(breaker_of(a.addr), "open");
+    let seen_by_a = app_count(&a);
+    let codes = send(20);
+    assert!(
+        codes.iter().all(|c| *c == 200),
+        "open: everything goes to b: {codes:?}"
+    );
+    assert_eq!(
+        app_count(&a),
+        seen_by_a,
+        "no request reaches a while its breaker is open"
+    );
+
+    // a recovers; after the cool-down two probes succeed and the breaker closes.
+    force(&a, 0);
+    std::thread::sleep(Duration::from_millis(1200));
+    let codes = send(10);
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    assert_eq!(breaker_of(a.addr), "closed");
+    assert!(app_count(&a) > seen_by_a, "a serves again");
+    let m = gw.metrics();
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!(
+                r#"ballast_breaker_opened_total{{upstream="app",server="{}"}}"#,
+                a.addr
+            )
+        ),
+        Some(1.0)
+    );
+}

@@ -90,10 +90,42 @@ pub struct Route {
     pub matcher: Match,
     pub upstream: String,
     pub connect_timeout: Duration,
+    /// Time allowed for one attempt's response head.
     pub response_timeout: Duration,
+    /// Deadline of the whole request (every attempt and back-off) until a response head.
+    pub total_timeout: Duration,
     pub retry: RetryPolicy,
     /// Serve a static page instead of upstream failures.
     pub sorry: Option<SorryPage>,
+    /// Per-client rate limit and flood blocking.
+    pub flood: Option<FloodConfig>,
+}
+
+/// Who a client is, for rate limits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FloodKey {
+    /// The client address (from `X-Forwarded-For` when the peer is a trusted proxy).
+    ClientIp,
+    /// A request header's value (e.g. an API key); requests without it are keyed by address.
+    Header(http::HeaderName),
+}
+
+/// When a client is blocked, and for how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloodConfig {
+    pub key: FloodKey,
+    /// Requests per second above which a client is blocked (0: no absolute limit).
+    pub max_per_second: u32,
+    /// A client above `factor ×` the median client's rate is blocked (0: off)...
+    pub factor: f64,
+    /// ...once it is also above this many requests per second.
+    pub min_per_second: u32,
+    /// Cooling-off period.
+    pub block: Duration,
+    /// Never blocked.
+    pub allow: Vec<std::net::IpAddr>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// When and how often a failed attempt is tried again (on another server when there is one).

@@ -90,6 +90,24 @@ pub struct Route {
     pub timeout: Option<RouteTimeout>,
     pub retry: Option<Retry>,
     pub sorry: Option<Sorry>,
+    pub flood: Option<Flood>,
+}
+
+/// Per-client rate limit and flood blocking.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flood {
+    /// "client-ip" or "header:NAME".
+    pub key: Option<String>,
+    #[serde(default, deserialize_with = "whole")]
+    pub max_per_second: Option<i64>,
+    #[serde(default, deserialize_with = "whole")]
+    pub factor: Option<i64>,
+    #[serde(default, deserialize_with = "whole")]
+    pub min_per_second: Option<i64>,
+    pub block: Option<Duration>,
+    pub allow: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +142,7 @@ pub struct HeaderMatch {
 pub struct RouteTimeout {
     pub connect: Option<Duration>,
     pub response: Option<Duration>,
+    pub total: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -480,21 +480,31 @@ fn route(
     };
     // A match whose conditions were refused is not a catch-all: it would only add noise.
     let catch_all = matcher == Match::default() && c.problems.len() == problems_before;
-    let (connect, response) = match r.timeout {
-        None => (None, None),
-        Some(t) => (t.connect, t.response),
+    let (connect, response, total) = match r.timeout {
+        None => (None, None, None),
+        Some(t) => (t.connect, t.response, t.total),
     };
     let retry = retry_policy(c, &p, r.retry);
     let sorry = r.sorry.map(|s| sorry_page(c, &p, s));
+    let flood = r.flood.map(|f| flood(c, &p, f));
+    let response_timeout = c.positive(p("timeout.response"), response, defaults::RESPONSE_TIMEOUT);
+    // Without a total deadline every attempt may use its whole response timeout.
+    let total_timeout = c.positive(
+        p("timeout.total"),
+        total,
+        response_timeout.saturating_mul(retry.attempts),
+    );
     let route = Route {
         name: r.name.unwrap_or_else(|| format!("route-{i}")),
         listener: r.listener,
         matcher,
         upstream: r.upstream,
         connect_timeout: c.positive(p("timeout.connect"), connect, defaults::CONNECT_TIMEOUT),
-        response_timeout: c.positive(p("timeout.response"), response, defaults::RESPONSE_TIMEOUT),
+        response_timeout,
+        total_timeout,
         retry,
         sorry,
+        flood,
     };
     (route, catch_all)
 }
@@ -563,6 +573,64 @@ fn retry_policy(c: &mut Checker, p: &dyn Fn(&str) -> String, r: Option<raw::Retr
         policy.retry_after_max = d.get();
     }
     policy
+}
+
+/// A route's `flood` table, defaults filled in.
+fn flood(c: &mut Checker, p: &dyn Fn(&str) -> String, f: raw::Flood) -> FloodConfig {
+    let key = match f.key.as_deref() {
+        None | Some("client-ip") => FloodKey::ClientIp,
+        Some(k) => {
+            match k
+                .strip_prefix("header:")
+                .map(|h| http::HeaderName::from_bytes(h.trim().as_bytes()))
+            {
+                Some(Ok(name)) => FloodKey::Header(name),
+                _ => {
+                    c.fail(
+                    p("flood.key"),
+                    format!("`{k}` is not a client key: write \"client-ip\" or \"header:X-Api-Key\""),
+                );
+                    FloodKey::ClientIp
+                }
+            }
+        }
+    };
+    let mut ips = |field: &str, list: Option<Vec<String>>| -> Vec<std::net::IpAddr> {
+        let mut out = Vec::new();
+        for (k, text) in list.unwrap_or_default().iter().enumerate() {
+            match text.parse() {
+                Ok(ip) => out.push(ip),
+                Err(_) => c.fail(
+                    p(&format!("flood.{field}[{k}]")),
+                    format!("`{text}` is not an IP address, e.g. \"10.0.0.7\" or \"::1\""),
+                ),
+            }
+        }
+        out
+    };
+    let allow = ips("allow", f.allow);
+    let trusted_proxies = ips("trusted_proxies", f.trusted_proxies);
+    FloodConfig {
+        key,
+        max_per_second: c.count(
+            p("flood.max_per_second"),
+            f.max_per_second,
+            0,
+            0,
+            10_000_000,
+        ),
+        factor: f64::from(c.count(p("flood.factor"), f.factor, 10, 0, 100_000)),
+        min_per_second: c.count(
+            p("flood.min_per_second"),
+            f.min_per_second,
+            50,
+            1,
+            10_000_000,
+        ),
+        block: c.positive(p("flood.block"), f.block, Duration::from_secs(30)),
+        allow,
+        trusted_proxies,
+    }
 }
 
 /// Largest sorry page accepted; it is served from memory.

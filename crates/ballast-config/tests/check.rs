@@ -1027,6 +1027,7 @@ const TABLES: &[&[&str]] = &[
     &["route", "timeout"],
     &["route", "retry"],
     &["route", "sorry"],
+    &["route", "flood"],
     &["upstream"],
     &["upstream#2", "hash"],
     &["upstream", "sticky"],

@@ -240,6 +240,26 @@ impl prometheus_client::collector::Collector for Collector {
             &per_route(|c| c.sorry_served.load(Relaxed)),
         )?;
 
+        let floods = shared.registry.all_flood();
+        let flood_rows = |f: fn(&crate::resilience::flood::FloodGuard) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            floods
+                .iter()
+                .map(|(route, g)| (vec![("route", route.clone())], f(g)))
+                .collect()
+        };
+        counter(
+            &mut enc,
+            "ballast_flood_blocks",
+            "Clients blocked by flood protection, by route.",
+            &flood_rows(|g| g.blocks_total.load(Relaxed)),
+        )?;
+        counter(
+            &mut enc,
+            "ballast_flood_refused",
+            "Requests refused with 429 because their client was blocked, by route.",
+            &flood_rows(|g| g.refused_total.load(Relaxed)),
+        )?;
+
         let g = &shared.global;
         counter(
             &mut enc,

@@ -19,6 +19,7 @@ pub struct RouteRt {
     pub counters: Vec<Arc<ClassCounters>>,
     pub latency: Arc<Histogram>,
     pub policy: Arc<PolicyCounters>,
+    pub flood: Arc<crate::resilience::flood::FloodGuard>,
 }
 
 impl RouteRt {
@@ -37,6 +38,7 @@ impl RouteRt {
         Self {
             latency: stats.latency(&cfg.name),
             policy: stats.policy(&cfg.name),
+            flood: stats.flood(&cfg.name),
             cfg,
             upstream,
             counters,

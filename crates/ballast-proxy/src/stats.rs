@@ -75,6 +75,7 @@ pub struct StatsRegistry {
     requests: Mutex<HashMap<RequestKey, Arc<ClassCounters>>>,
     latency: Mutex<HashMap<String, Arc<Histogram>>>,
     policy: Mutex<HashMap<String, Arc<PolicyCounters>>>,
+    flood: Mutex<HashMap<String, Arc<crate::resilience::flood::FloodGuard>>>,
 }
 
 impl StatsRegistry {
@@ -91,6 +92,20 @@ impl StatsRegistry {
     pub fn policy(&self, route: &str) -> Arc<PolicyCounters> {
         let mut m = self.policy.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(route.to_string()).or_default().clone()
+    }
+
+    /// A route's flood guard (its blocks survive reloads).
+    pub fn flood(&self, route: &str) -> Arc<crate::resilience::flood::FloodGuard> {
+        let mut m = self.flood.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(route.to_string()).or_default().clone()
+    }
+
+    /// Snapshot of all flood guards, by route.
+    pub fn all_flood(&self) -> Vec<(String, Arc<crate::resilience::flood::FloodGuard>)> {
+        let m = self.flood.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Snapshot of all policy counters, by route.

@@ -31,6 +31,25 @@ pub struct RouteStatus {
     pub header: Option<String>,
     pub retry: RetryStatus,
     pub sorry: Option<SorryStatus>,
+    pub flood: Option<FloodStatus>,
+}
+
+/// A route's flood protection and the clients it has blocked right now.
+#[derive(Serialize)]
+pub struct FloodStatus {
+    pub max_per_second: u32,
+    pub factor: f64,
+    pub min_per_second: u32,
+    pub block_s: u64,
+    pub blocks: u64,
+    pub refused: u64,
+    pub blocked: Vec<BlockedClient>,
+}
+
+#[derive(Serialize)]
+pub struct BlockedClient {
+    pub client: String,
+    pub left_ms: u64,
 }
 
 /// A route's retry policy and what it did.
@@ -163,6 +182,22 @@ impl Gateway {
                     methods: r.matcher.methods.iter().map(|m| m.to_string()).collect(),
                     header: r.matcher.header.as_ref().map(|h| h.name.to_string()),
                     retry: retry_status(&r.retry, &self.inner.shared.registry.policy(&r.name)),
+                    flood: r.flood.as_ref().map(|f| {
+                        let g = self.inner.shared.registry.flood(&r.name);
+                        FloodStatus {
+                            max_per_second: f.max_per_second,
+                            factor: f.factor,
+                            min_per_second: f.min_per_second,
+                            block_s: f.block.as_secs(),
+                            blocks: g.blocks_total.load(std::sync::atomic::Ordering::Relaxed),
+                            refused: g.refused_total.load(std::sync::atomic::Ordering::Relaxed),
+                            blocked: g
+                                .blocked()
+                                .into_iter()
+                                .map(|(client, left_ms)| BlockedClient { client, left_ms })
+                                .collect(),
+                        }
+                    }),
                     sorry: r.sorry.as_ref().map(|p| SorryStatus {
                         on: p.on_status.clone(),
                         retry_after_s: p.retry_after.as_secs(),

@@ -48,7 +48,7 @@ listen = "{listen}"
 [[route]]
 upstream = "app"
 timeout = {{ connect = "{connect}ms", response = "{response}ms" }}
-retry = {{ attempts = {attempts} }}
+retry = {{ attempts = {attempts}, on = ["connect-failure", "reset", "timeout", "502", "503"] }}
 
 [[upstream]]
 name = "app"

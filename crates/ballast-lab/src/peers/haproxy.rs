@@ -41,6 +41,7 @@ defaults
     timeout http-keep-alive 30s
     timeout check {check}ms
     retries {retries}
+    retry-on conn-failure empty-response response-timeout 502 503
     option redispatch
 
 frontend web

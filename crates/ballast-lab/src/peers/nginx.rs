@@ -68,7 +68,7 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_connect_timeout {connect}ms;
             proxy_read_timeout {response}ms;
-            proxy_next_upstream error timeout;
+            proxy_next_upstream error timeout http_502 http_503;
             proxy_next_upstream_tries {attempts};
         }}
     }}

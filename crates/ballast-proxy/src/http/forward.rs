@@ -23,6 +23,7 @@ use super::upgrade;
 use crate::balancer::{Load, PickContext};
 use crate::error::{ProxyError, Source};
 use crate::listener::ListenerShared;
+use crate::resilience::flood::Verdict;
 use crate::resilience::{self, backoff};
 use crate::router::RouteRt;
 use crate::upstream::pool::Sender;
@@ -114,6 +115,13 @@ async fn proxy(
     };
     drop(table);
     ex.get().route = Some(route.clone());
+    if let Some(fc) = &route.cfg.flood {
+        if let Some(key) = flood_key(fc, client.ip(), &parts.headers) {
+            if let Verdict::Blocked(ms) = route.flood.check(fc, &key) {
+                return flood_refused(ex.take(), ms);
+            }
+        }
+    }
 
     headers::strip_hop_by_hop(&mut parts.headers, wants_upgrade);
     headers::add_forwarded(
@@ -147,10 +155,10 @@ async fn proxy(
     let budgets = &l.shared.client_budgets;
     upstream.retry_budget.deposit();
     budgets.deposit(client.ip());
-    // Whether one more attempt may start after a wait of `wait` (attempts left, and within
-    // the route's response timeout counted from the request's arrival).
+    // Whether one more attempt may start after a wait of `wait` (attempts left, and before the
+    // route's total deadline, counted from the request's arrival).
     let may_retry = |attempts: u32, wait: Duration| -> bool {
-        attempts < policy.attempts && start.elapsed() + wait < route.cfg.response_timeout
+        attempts < policy.attempts && start.elapsed() + wait < route.cfg.total_timeout
     };
 
     let sticky_name = upstream.config.sticky.as_ref().map(|s| s.cookie.as_str());
@@ -205,12 +213,14 @@ async fn proxy(
             resilience::ATTEMPT_HEADER.clone(),
             HeaderValue::from(attempt_no),
         );
+        // No attempt waits past the route's total deadline.
+        let left = route.cfg.total_timeout.saturating_sub(start.elapsed());
         match attempt(
             state,
             &head,
             body,
-            route.cfg.connect_timeout,
-            route.cfg.response_timeout,
+            route.cfg.connect_timeout.min(left),
+            route.cfg.response_timeout.min(left),
         )
         .await
         {
@@ -402,6 +412,57 @@ fn respond(
         ProxyBody::upstream(rbody, sender, state.clone())
     };
     Response::from_parts(rparts, body.with_exchange(ex.take()))
+}
+
+/// Who the client is for `fc`, or `None` when it is allowlisted. Behind a trusted proxy the
+/// address is the rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
+fn flood_key(
+    fc: &ballast_config::model::FloodConfig,
+    peer: std::net::IpAddr,
+    headers: &http::HeaderMap,
+) -> Option<String> {
+    let mut ip = peer;
+    if fc.trusted_proxies.contains(&peer) {
+        let hops: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse().ok())
+            .collect();
+        if let Some(first_untrusted) = hops.iter().rev().find(|h| !fc.trusted_proxies.contains(h)) {
+            ip = *first_untrusted;
+        }
+    }
+    if fc.allow.contains(&ip) {
+        return None;
+    }
+    if let ballast_config::model::FloodKey::Header(name) = &fc.key {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Some(format!("{name}={v}"));
+        }
+    }
+    Some(ip.to_string())
+}
+
+/// 429 for a blocked client, produced without touching any upstream.
+fn flood_refused(mut ex: Box<Exchange>, left_ms: u64) -> Response<ProxyBody> {
+    ex.status = 429;
+    ex.error = Some("flood_blocked");
+    let request_id = ex.request_id.clone();
+    let mut resp = Response::new(ProxyBody::full("429 Too Many Requests\n").with_exchange(ex));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(left_ms.div_ceil(1000).max(1)),
+    );
+    h.insert(headers::X_REQUEST_ID.clone(), request_id);
+    resp
 }
 
 /// Serves the route's sorry page in place of a failure whose status was `replaced`.

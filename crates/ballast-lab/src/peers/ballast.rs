@@ -49,7 +49,7 @@ listen = "{listen}"
 upstream = "app"
 timeout = {{ connect = "{connect}ms", response = "{response}ms" }}
 retry = {{ attempts = {attempts}, on = ["connect-failure", "reset", "timeout", "502", "503"] }}
-
+{extra}
 [[upstream]]
 name = "app"
 balance = "{balance}"
@@ -67,7 +67,24 @@ servers = [
             timeout = ms(topo.health_timeout),
             rise = topo.rise,
             fall = topo.fall,
+            extra = Self::route_extra(topo),
         )
+    }
+
+    fn route_extra(topo: &Topology) -> String {
+        let mut extra = String::new();
+        if let Some(n) = topo.flood_per_second {
+            extra.push_str(&format!(
+                "flood = {{ max_per_second = {n}, block = \"10s\" }}\n"
+            ));
+        }
+        if topo.sorry_page {
+            extra.push_str(&format!(
+                "sorry = {{ page = \"{}\", retry_after = \"10s\" }}\n",
+                topo.dir.join("sorry.html").display()
+            ));
+        }
+        extra
     }
 }
 
@@ -82,6 +99,9 @@ impl Peer for Ballast {
 
     fn prepare(&self, topo: &Topology) -> Result<Command, LabError> {
         let path = topo.dir.join("ballast.toml");
+        if topo.sorry_page {
+            write(&topo.dir.join("sorry.html"), super::SORRY_HTML)?;
+        }
         write(&path, &Self::config(topo))?;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("run").arg("--config").arg(path);

@@ -46,14 +46,14 @@ defaults
 
 frontend web
     bind {listen}
-    default_backend app
+{frontend_extra}    default_backend app
 
 backend app
     balance {balance}
     http-reuse always
     option httpchk GET /healthz
     default-server check inter {interval}ms rise {rise} fall {fall}
-{servers}"#,
+{backend_extra}{servers}"#,
             dir = topo.dir.display(),
             connect = ms(topo.connect_timeout),
             response = ms(topo.response_timeout),
@@ -63,6 +63,19 @@ backend app
             interval = ms(topo.health_interval),
             rise = topo.rise,
             fall = topo.fall,
+            frontend_extra = match topo.flood_per_second {
+                // HAProxy has no block-for-a-while out of the box: requests above the rate are
+                // denied while the client stays above it.
+                Some(n) => format!(
+                    "    stick-table type ip size 100k expire 10s store http_req_rate(1s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt {n} }}\n"
+                ),
+                None => String::new(),
+            },
+            backend_extra = if topo.sorry_page {
+                format!("    errorfile 503 {}/sorry.http\n", topo.dir.display())
+            } else {
+                String::new()
+            },
         )
     }
 }
@@ -84,6 +97,15 @@ impl Peer for Haproxy {
 
     fn prepare(&self, topo: &Topology) -> Result<Command, LabError> {
         let path = topo.dir.join("haproxy.cfg");
+        if topo.sorry_page {
+            // `errorfile` takes a whole HTTP response.
+            let body = super::SORRY_HTML;
+            let raw = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\nRetry-After: 10\r\nCache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            write(&topo.dir.join("sorry.http"), &raw)?;
+        }
         write(&path, &Self::config(topo))?;
         let mut cmd = Command::new("haproxy");
         cmd.arg("-W").arg("-db").arg("-f").arg(path);

@@ -50,9 +50,16 @@ pub struct Topology {
     pub response_timeout: Duration,
     /// Total tries per request, the first included.
     pub attempts: u32,
+    /// Per-client request limit (requests per second) where the scenario wants one.
+    pub flood_per_second: Option<u32>,
+    /// Serve a static sorry page instead of the proxy's own 502/503/504.
+    pub sorry_page: bool,
     /// Where configs, logs and pid files go.
     pub dir: PathBuf,
 }
+
+/// The sorry page body every proxy serves.
+pub const SORRY_HTML: &str = "<!doctype html><title>Back soon</title><h1>Back soon</h1>\n";
 
 /// One proxy product.
 pub trait Peer: Send + Sync {

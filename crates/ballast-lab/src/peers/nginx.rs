@@ -53,14 +53,14 @@ http {{
     uwsgi_temp_path {dir}/nginx-tmp/uwsgi;
     scgi_temp_path {dir}/nginx-tmp/scgi;
 
-    upstream app {{
+{http_extra}    upstream app {{
 {balance}{servers}        keepalive 256;
         keepalive_requests 1000000;
         keepalive_timeout 60s;
     }}
     server {{
         listen {listen};
-        location / {{
+{server_extra}        location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -78,6 +78,25 @@ http {{
             connect = ms(topo.connect_timeout),
             response = ms(topo.response_timeout),
             attempts = topo.attempts,
+            http_extra = match topo.flood_per_second {
+                Some(n) => format!(
+                    "    limit_req_zone $binary_remote_addr zone=perip:10m rate={n}r/s;\n    limit_req_status 429;\n"
+                ),
+                None => String::new(),
+            },
+            server_extra = {
+                let mut x = String::new();
+                if let Some(n) = topo.flood_per_second {
+                    x.push_str(&format!("        limit_req zone=perip burst={n} nodelay;\n"));
+                }
+                if topo.sorry_page {
+                    x.push_str(&format!(
+                        "        proxy_intercept_errors on;\n        error_page 502 503 504 /sorry.html;\n        location = /sorry.html {{ internal; root {}; add_header Retry-After 10 always; }}\n",
+                        topo.dir.display()
+                    ));
+                }
+                x
+            },
         )
     }
 }
@@ -99,6 +118,9 @@ impl Peer for Nginx {
 
     fn prepare(&self, topo: &Topology) -> Result<Command, LabError> {
         let path = topo.dir.join("nginx.conf");
+        if topo.sorry_page {
+            write(&topo.dir.join("sorry.html"), super::SORRY_HTML)?;
+        }
         write(&path, &Self::config(topo))?;
         std::fs::create_dir_all(topo.dir.join("nginx-tmp"))
             .map_err(LabError::io("creating nginx temp dir"))?;

@@ -122,6 +122,8 @@ impl Stage {
             connect_timeout: Duration::from_millis(500),
             response_timeout: Duration::from_secs(2),
             attempts: 3,
+            flood_per_second: None,
+            sorry_page: false,
             dir: self.dir.clone(),
         }
     }

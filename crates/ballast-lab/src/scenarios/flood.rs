@@ -24,10 +24,12 @@ pub async fn run(
     progress: Arc<AtomicU64>,
 ) -> Result<Run, LabError> {
     let mut stage = Stage::new(settings, "flood", target, 3).await?;
-    let topo = stage.topology(&[0, 1, 2], Balance::RoundRobin);
+    let per_client = settings.rate / f64::from(CLIENTS) / 2.0;
+    let mut topo = stage.topology(&[0, 1, 2], Balance::RoundRobin);
+    // Every proxy gets the same absolute per-client limit: 5× a normal client's rate.
+    topo.flood_per_second = Some((per_client * 5.0).ceil() as u32);
     let addr = stage.start_proxy(peer, &topo).await?;
     let epoch = Instant::now();
-    let per_client = settings.rate / f64::from(CLIENTS) / 2.0;
     let mut normal = Vec::new();
     for i in 0..CLIENTS {
         let mut spec = LoadSpec::new(addr);

@@ -21,7 +21,8 @@ pub async fn run(
     progress: Arc<AtomicU64>,
 ) -> Result<Run, LabError> {
     let mut stage = Stage::new(settings, "total-outage", target, 3).await?;
-    let topo = stage.topology(&[0, 1, 2], Balance::RoundRobin);
+    let mut topo = stage.topology(&[0, 1, 2], Balance::RoundRobin);
+    topo.sorry_page = true;
     let addr = stage.start_proxy(peer, &topo).await?;
     let epoch = Instant::now();
     let mut spec = LoadSpec::new(addr);

@@ -15,7 +15,9 @@ usage: bench/compare.sh [options]
   --connections N   concurrent client connections (default 64)
   --rounds R        run the whole sequence R times, interleaved, report medians (default 3)
   --warmup D        warm-up run before each measured run (default 2s)
-  --only LIST       comma-separated subset of ballast,haproxy,nginx (default: all three)
+  --only LIST       comma-separated subset of ballast,ballast-policies,haproxy,nginx
+                    (default: ballast,haproxy,nginx). ballast-policies is Ballast with every
+                    resilience policy on (retry budget, breaker, flood guard, sorry page)
   --out FILE        also write the Markdown report to FILE
   --build           always run `cargo build --release -p ballast` first
   --no-build        never build; fail if the Ballast binary is missing
@@ -73,11 +75,11 @@ WARMUP_S=$(to_seconds "$WARMUP") || die "--warmup '$WARMUP': write a number with
 
 PROXIES=()
 IFS=, read -r -a _only <<<"$ONLY"
-for p in ballast haproxy nginx; do # fixed order, whatever the order in --only
+for p in ballast ballast-policies haproxy nginx; do # fixed order, whatever the order in --only
     for q in "${_only[@]}"; do [[ $q == "$p" ]] && PROXIES+=("$p") && break; done
 done
 for q in "${_only[@]}"; do
-    case $q in ballast | haproxy | nginx) ;; *) die "--only: unknown proxy '$q' (expected ballast, haproxy, nginx)" ;; esac
+    case $q in ballast | ballast-policies | haproxy | nginx) ;; *) die "--only: unknown proxy '$q' (expected ballast, ballast-policies, haproxy, nginx)" ;; esac
 done
 ((${#PROXIES[@]} > 0)) || die "--only: no proxy selected"
 wants() { local p; for p in "${PROXIES[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
@@ -91,7 +93,7 @@ wants haproxy && { command -v haproxy >/dev/null || die "'haproxy' not found (ap
 (($(nproc --all) >= 2)) || die "needs at least 2 CPUs (proxies on CPU 0, load generator and backends on CPU 1)"
 taskset -c 1 true 2>/dev/null || die "cannot pin to CPU 1 (taskset -c 1 failed; check the allowed CPU set)"
 
-if wants ballast; then
+if wants ballast || wants ballast-policies; then
     if [[ -n ${BALLAST_BIN:-} ]]; then
         [[ -x $BALLAST_BIN ]] || die "BALLAST_BIN=$BALLAST_BIN is not an executable file"
     else
@@ -111,7 +113,8 @@ fi
 
 BACKEND_PORTS=(19101 19102 19103)
 ADMIN_PORT=19900
-declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082)
+declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082 [ballast-policies]=18083)
+ADMIN_PORT_POLICIES=19901
 
 W=$(mktemp -d /tmp/ballast-bench.XXXXXX)
 chmod 755 "$W" # nginx workers run as nobody and must reach their temp directories
@@ -155,7 +158,7 @@ trap 'exit 143' TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for p in "${BACKEND_PORTS[@]}" "${PORT[ballast]}" "${PORT[haproxy]}" "${PORT[nginx]}" "$ADMIN_PORT"; do
+for p in "${BACKEND_PORTS[@]}" "${PORT[ballast]}" "${PORT[haproxy]}" "${PORT[nginx]}" "${PORT[ballast-policies]}" "$ADMIN_PORT" "$ADMIN_PORT_POLICIES"; do
     port_busy "$p" && die "port 127.0.0.1:$p is already in use; stop whatever listens there first"
 done
 
@@ -359,9 +362,47 @@ servers = [
 EOF
 }
 
+# The same gateway with every resilience policy switched on: retry budget and back-off (the
+# route default), a circuit breaker, the flood guard (one wrk client: never blocked) and a
+# sorry page. Compared with plain `ballast` it prices the policies on the hot path.
+write_ballast_policies_conf() {
+    cat >"$W/ballast-policies.toml" <<EOF
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT_POLICIES"
+
+[log]
+access = "$W/ballast-policies-access.log"
+
+[runtime]
+threads = 1
+
+[[listener]]
+name = "web"
+listen = "127.0.0.1:${PORT[ballast-policies]}"
+
+[[route]]
+upstream = "app"
+retry = { attempts = 3, on = ["connect-failure", "reset", "timeout", "502", "503"], budget = "10%" }
+flood = { max_per_second = 10000000, factor = 10 }
+sorry = { retry_after = "10s" }
+
+[[upstream]]
+name = "app"
+balance = "round-robin"
+health = { path = "/healthz", interval = "2s", timeout = "1s", rise = 2, fall = 3 }
+breaker = { consecutive_failures = 5, error_ratio = "50%" }
+servers = [
+  { addr = "127.0.0.1:${BACKEND_PORTS[0]}" },
+  { addr = "127.0.0.1:${BACKEND_PORTS[1]}" },
+  { addr = "127.0.0.1:${BACKEND_PORTS[2]}" },
+]
+EOF
+}
+
 start_proxy() {
     case $1 in
         ballast) start ballast 0 "$BALLAST_BIN" run --config "$W/ballast.toml" ;;
+        ballast-policies) start ballast-policies 0 "$BALLAST_BIN" run --config "$W/ballast-policies.toml" ;;
         haproxy) start haproxy 0 haproxy -db -f "$W/haproxy.cfg" ;;
         nginx) start nginx 0 nginx -p "$W" -c "$W/nginx.conf" -e "$W/nginx-error.log" -g 'daemon off;' ;;
     esac
@@ -370,6 +411,7 @@ start_proxy() {
 access_log_of() {
     case $1 in
         ballast) echo "$W/ballast-access.log" ;;
+        ballast-policies) echo "$W/ballast-policies-access.log" ;;
         haproxy) echo "$W/haproxy.out" ;; # stdout carries the httplog lines
         nginx) echo "$W/nginx-access.log" ;;
     esac
@@ -430,6 +472,7 @@ write_backend_conf
 wants haproxy && write_haproxy_conf
 wants nginx && write_nginx_conf
 wants ballast && write_ballast_conf
+wants ballast-policies && write_ballast_policies_conf
 
 say "work directory: $W"
 say "backends: one nginx worker on CPU 1, ports ${BACKEND_PORTS[*]}"
@@ -473,6 +516,7 @@ declare -A LABEL=(
     [ballast]="Ballast $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
     [haproxy]="HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }')"
     [nginx]="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')"
+    [ballast-policies]="Ballast, every policy on"
 )
 
 report() {

@@ -455,3 +455,56 @@ fn a_flooding_client_is_blocked_quickly_while_another_keeps_full_success() {
         "refused requests never reached the backend"
     );
 }
+
+#[test]
+fn clients_that_speed_up_together_are_not_blocked() {
+    // Found by the lab: five clients that started together after a quiet second were all
+    // blocked against that quiet second's baseline. The baseline now includes the current
+    // second, where they all count.
+    let a = Backend::start("a");
+    let port = free_port();
+    let gw = Gateway::start(
+        "flood-ramp",
+        &config(
+            port,
+            r#"flood = { factor = 3, min_per_second = 30 }"#,
+            "",
+            &[&a],
+        ),
+    );
+    let addr = local(port);
+    let codes = rt().block_on(async {
+        // A quiet client sets a low baseline for a while...
+        let quiet = tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let mut codes = Vec::new();
+            while start.elapsed() < Duration::from_millis(2700) {
+                codes.push(get_from([127, 0, 0, 20], addr, "/").await);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            codes
+        });
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        // ...then four clients start at once, each far above it.
+        let mut tasks = Vec::new();
+        for i in 0..4u8 {
+            tasks.push(tokio::spawn(async move {
+                let start = std::time::Instant::now();
+                let mut codes = Vec::new();
+                while start.elapsed() < Duration::from_millis(1500) {
+                    codes.push(get_from([127, 0, 0, 10 + i], addr, "/").await);
+                }
+                codes
+            }));
+        }
+        let mut all = quiet.await.unwrap();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    assert!(codes.len() > 150, "{} requests", codes.len());
+    let refused: Vec<_> = codes.iter().filter(|c| **c != Ok(200)).take(5).collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(gw.status()["routes"][0]["flood"]["blocks"], 0);
+}

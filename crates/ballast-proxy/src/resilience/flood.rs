@@ -2,9 +2,10 @@
 //!
 //! Each client (its address, or a header value) gets a counter per second. A client is blocked
 //! for the cooling-off period when, within the current second, it sends more than the absolute
-//! limit, or more than `factor ×` the population's baseline (the median per-client rate of the
-//! previous second, among clients that sent anything) and more than a small floor, so that a
-//! quiet service does not block its first busy user. While blocked, the client gets 429 with
+//! limit, or more than `factor ×` the population's baseline (the lower median per-client rate,
+//! of the previous second or of the current one so far, whichever is larger; clients that sent
+//! nothing do not count) and more than a small floor, so that a quiet service does not block
+//! its first busy user and a population that speeds up together is not blocked at all. While blocked, the client gets 429 with
 //! `Retry-After` from the gateway; the upstream never sees it. Allowlisted clients are never
 //! blocked. Blocks and unblocks are logged and counted, and the current blocks are listed in
 //! `/api/v1/status`.
@@ -47,7 +48,7 @@ pub enum Verdict {
 /// The flood guard of one route.
 pub struct FloodGuard {
     shards: Vec<Mutex<HashMap<String, Client>>>,
-    /// The baseline (median per-client rate) of the last complete second, and that second.
+    /// The baseline (see [`FloodGuard::baseline`]) and when it was computed (ms).
     baseline: Mutex<(u64, u32)>,
     pub blocks_total: AtomicU64,
     pub refused_total: AtomicU64,
@@ -78,7 +79,7 @@ impl FloodGuard {
     pub fn check(&self, cfg: &FloodConfig, key: &str) -> Verdict {
         let now = now_ms();
         let sec = now / 1000;
-        let baseline = self.baseline(sec);
+        let mut baseline = self.baseline(now, 100);
         let mut m = self.shards[shard_of(key)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -100,53 +101,74 @@ impl FloodGuard {
             c.count = 0;
         }
         c.count = c.count.saturating_add(1);
-        let relative = f64::from(baseline) * cfg.factor;
-        let over_absolute = cfg.max_per_second > 0 && c.count > cfg.max_per_second;
-        let over_baseline = cfg.factor > 0.0
-            && baseline > 0
-            && f64::from(c.count) > relative.max(f64::from(cfg.min_per_second));
-        if over_absolute || over_baseline {
-            c.blocked_until_ms = now + cfg.block.as_millis() as u64;
-            self.blocks_total.fetch_add(1, Relaxed);
-            self.refused_total.fetch_add(1, Relaxed);
-            tracing::warn!(
-                client = %key,
-                rate = c.count,
-                baseline,
-                block_ms = cfg.block.as_millis() as u64,
-                "flood: client blocked"
-            );
-            return Verdict::Blocked(cfg.block.as_millis() as u64);
+        let count = c.count;
+        let over_absolute = cfg.max_per_second > 0 && count > cfg.max_per_second;
+        let over = |baseline: u32| {
+            cfg.factor > 0.0
+                && baseline > 0
+                && f64::from(count)
+                    > (f64::from(baseline) * cfg.factor).max(f64::from(cfg.min_per_second))
+        };
+        if !over_absolute && !over(baseline) {
+            return Verdict::Pass;
         }
-        Verdict::Pass
+        if !over_absolute {
+            // About to block against a baseline up to 100 ms old: while a population ramps up
+            // that can be far too low. Check against a fresh one first (blocks are rare, so
+            // this costs little). The shard lock is released meanwhile: the baseline reads
+            // every shard.
+            drop(m);
+            baseline = self.baseline(now, 10);
+            if !over(baseline) {
+                return Verdict::Pass;
+            }
+            m = self.shards[shard_of(key)]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        if let Some(c) = m.get_mut(key) {
+            c.blocked_until_ms = now + cfg.block.as_millis() as u64;
+        }
+        self.blocks_total.fetch_add(1, Relaxed);
+        self.refused_total.fetch_add(1, Relaxed);
+        tracing::warn!(
+            client = %key,
+            rate = count,
+            baseline,
+            block_ms = cfg.block.as_millis() as u64,
+            "flood: client blocked"
+        );
+        Verdict::Blocked(cfg.block.as_millis() as u64)
     }
 
-    /// Median per-client count of the previous second, recomputed once per second.
-    fn baseline(&self, sec: u64) -> u32 {
+    /// The population's baseline: the larger of the previous second's median per-client count
+    /// and the current second's so far, reused for up to `max_age_ms`. The current second matters
+    /// when traffic ramps up: clients that all speed up together raise the baseline together,
+    /// so none of them stands out; only a client far above the others does.
+    fn baseline(&self, now_ms: u64, max_age_ms: u64) -> u32 {
+        let sec = now_ms / 1000;
         {
             let b = self.baseline.lock().unwrap_or_else(|e| e.into_inner());
-            if b.0 == sec {
+            // Never across a second boundary: the current second's counts restart at zero.
+            if b.0 / 1000 == sec && now_ms.saturating_sub(b.0) < max_age_ms {
                 return b.1;
             }
         }
-        let mut counts: Vec<u32> = Vec::new();
+        let (mut prev, mut cur): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
         for shard in &self.shards {
             let m = shard.lock().unwrap_or_else(|e| e.into_inner());
-            counts.extend(m.values().filter_map(|c| match c.sec {
-                s if s == sec => Some(c.prev),
-                s if s + 1 == sec => Some(c.count),
-                _ => None,
-            }));
+            for c in m.values() {
+                if c.sec == sec {
+                    prev.push(c.prev);
+                    cur.push(c.count);
+                } else if c.sec + 1 == sec {
+                    prev.push(c.count);
+                }
+            }
         }
-        counts.retain(|c| *c > 0);
-        counts.sort_unstable();
-        // The lower median: with two clients, the baseline is the quieter one, not the flooder.
-        let median = counts
-            .get(counts.len().saturating_sub(1) / 2)
-            .copied()
-            .unwrap_or(0);
-        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = (sec, median);
-        median
+        let baseline = lower_median(prev).max(lower_median(cur));
+        *self.baseline.lock().unwrap_or_else(|e| e.into_inner()) = (now_ms, baseline);
+        baseline
     }
 
     /// Clients blocked right now, with the time left in ms.
@@ -163,5 +185,28 @@ impl FloodGuard {
         }
         out.sort();
         out
+    }
+}
+
+/// The lower median of the non-zero counts (with two clients: the quieter one), 0 if none.
+fn lower_median(mut counts: Vec<u32>) -> u32 {
+    counts.retain(|c| *c > 0);
+    counts.sort_unstable();
+    counts
+        .get(counts.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lower_median;
+
+    #[test]
+    fn lower_median_ignores_idle_clients_and_the_loud_one() {
+        assert_eq!(lower_median(vec![]), 0);
+        assert_eq!(lower_median(vec![0, 0]), 0);
+        assert_eq!(lower_median(vec![10, 2000]), 10);
+        assert_eq!(lower_median(vec![100, 100, 2000, 100, 100, 100, 0]), 100);
     }
 }

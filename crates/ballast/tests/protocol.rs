@@ -805,3 +805,56 @@ async fn admin_token_required() {
     let (_, status) = ask("GET", "/api/v1/status", Some("Bearer s3cret"));
     assert!(!status.contains("draining"), "{status}");
 }
+
+/// Found by the lab's slow-clients scenario: a head trickling in a byte at a time was never
+/// cut, because the framing guard holds heads back and hyper's header timer never started.
+#[test]
+fn a_slow_request_head_is_cut_after_header_read() {
+    let backend = Backend::start("slowhead");
+    let port = free_port();
+    let _gw = one_upstream(
+        "slowhead",
+        port,
+        r#"timeout = { header_read = "300ms" }"#,
+        &[backend.addr],
+    );
+    let mut s = TcpStream::connect(local(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: slow\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut cut = false;
+    // One more header byte every 100 ms: the head never completes.
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(100));
+        if s.write_all(b"X").is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        s.set_nonblocking(true).unwrap();
+        let r = s.read(&mut buf);
+        s.set_nonblocking(false).unwrap();
+        match r {
+            Ok(0) => {
+                cut = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        cut,
+        "the connection was still open after {:?}",
+        started.elapsed()
+    );
+    // A normal request is still served.
+    let (code, _) = raw_http(
+        local(port),
+        "GET / HTTP/1.1\r\nHost: fine\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 200);
+}

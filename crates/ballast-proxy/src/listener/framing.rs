@@ -10,10 +10,12 @@
 //! the request never reaches an upstream.
 //!
 //! Heads are held back until complete (at most `max_head` bytes, beyond which hyper's own 431
-//! applies); bodies pass through while their framing (fixed length or chunked) is followed so
+//! applies, and at most the listener's `header_read` timeout, beyond which the guard closes
+//! the connection: hyper cannot time a head it has not seen start); bodies pass through while their framing (fixed length or chunked) is followed so
 //! the next head on a keep-alive connection is found. HTTP/2 (the connection preface), upgrades
 //! and anything unparseable switch the guard to plain pass-through: hyper judges those itself.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -158,6 +160,11 @@ pub struct FramingGuard<S> {
     eof: bool,
     /// Read buffer of the slow path (allocated once, when first needed).
     scratch: Vec<u8>,
+    /// Time a request head may take to arrive in full. Heads are held back here, so hyper's
+    /// own header-read timeout never sees a slow one start: this guard must enforce it.
+    head_timeout: Option<std::time::Duration>,
+    /// Running while an incomplete head is held.
+    head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<S> FramingGuard<S> {
@@ -171,6 +178,31 @@ impl<S> FramingGuard<S> {
             max_head,
             eof: false,
             scratch: Vec::new(),
+            head_timeout: None,
+            head_deadline: None,
+        }
+    }
+
+    /// Closes the connection (a read error) when a request head takes longer than `d`.
+    pub fn with_head_timeout(mut self, d: std::time::Duration) -> Self {
+        self.head_timeout = Some(d);
+        self
+    }
+
+    /// The inner read is pending: fine, unless an incomplete head has been held too long.
+    fn pending_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(timeout) = self.head_timeout.filter(|_| !self.pending.is_empty()) else {
+            return Poll::Pending;
+        };
+        let deadline = self
+            .head_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not complete within the listener's header_read timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -312,6 +344,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
+            if this.pending.is_empty() {
+                // No head held back (any more): the slow-head clock stops.
+                this.head_deadline = None;
+            }
             if this.out_pos < this.out.len() {
                 let n = (this.out.len() - this.out_pos).min(buf.remaining());
                 buf.put_slice(&this.out[this.out_pos..this.out_pos + n]);
@@ -341,7 +377,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
                 // incomplete head at the end is taken back out and held.
                 let start = buf.filled().len();
                 match Pin::new(&mut this.io).poll_read(cx, buf) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => return this.pending_read(cx),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Ready(Ok(())) => {}
                 }
@@ -366,7 +402,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
             }
             let mut rb = ReadBuf::new(&mut this.scratch);
             match Pin::new(&mut this.io).poll_read(cx, &mut rb) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => return this.pending_read(cx),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => {
                     let n = rb.filled().len();

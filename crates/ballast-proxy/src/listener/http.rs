@@ -74,7 +74,8 @@ pub fn spawn(
                 match tls {
                     None => {
                         serve(
-                            FramingGuard::new(stream, max_head),
+                            FramingGuard::new(stream, max_head)
+                                .with_head_timeout(handshake_timeout),
                             client,
                             shared,
                             &builder,
@@ -87,7 +88,8 @@ pub fn spawn(
                         {
                             Ok(Ok(s)) => {
                                 serve(
-                                    FramingGuard::new(s, max_head),
+                                    FramingGuard::new(s, max_head)
+                                        .with_head_timeout(handshake_timeout),
                                     client,
                                     shared,
                                     &builder,

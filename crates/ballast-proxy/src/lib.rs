@@ -21,5 +21,6 @@ pub mod shared;
 pub mod stats;
 pub mod status;
 pub mod upstream;
+mod window;
 
 pub use gateway::{Gateway, GatewayError, ReloadReport, ServerLookupError};

@@ -9,47 +9,31 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// Length of the sliding window, in one-second buckets.
-const WINDOW: usize = 10;
+use crate::window::Window;
+
+/// Length of the sliding window in seconds (one bucket per second).
+const WINDOW_SECS: u64 = 10;
 /// Clients tracked per shard before idle ones are forgotten.
 const MAX_CLIENTS_PER_SHARD: usize = 4096;
 const SHARDS: usize = 16;
 
-/// Requests and retries in the last [`WINDOW`] seconds.
+/// Requests (`a`) and retries (`b`) per second over the last ten seconds.
 #[derive(Clone, Default)]
-pub struct Window {
-    /// (second, requests, retries) per bucket; a bucket from an older second counts as empty.
-    buckets: [(u64, u32, u32); WINDOW],
+pub struct Budget {
+    window: Window,
 }
 
-impl Window {
-    fn bucket(&mut self, sec: u64) -> &mut (u64, u32, u32) {
-        let b = &mut self.buckets[(sec % WINDOW as u64) as usize];
-        if b.0 != sec {
-            *b = (sec, 0, 0);
-        }
-        b
-    }
-
-    fn totals(&self, sec: u64) -> (u64, u64) {
-        self.buckets
-            .iter()
-            .filter(|b| b.0 + (WINDOW as u64) > sec && b.0 <= sec)
-            .fold((0, 0), |(r, t), b| (r + u64::from(b.1), t + u64::from(b.2)))
-    }
-
+impl Budget {
     pub fn deposit(&mut self, sec: u64) {
-        let b = self.bucket(sec);
-        b.1 = b.1.saturating_add(1);
+        self.window.add(sec, 1, 0);
     }
 
     /// Takes one retry if the budget allows it.
     pub fn try_withdraw(&mut self, sec: u64, ratio: f64, min_per_second: u32) -> bool {
-        let (requests, retries) = self.totals(sec);
-        let allowed = f64::from(min_per_second) * WINDOW as f64 + ratio * requests as f64;
+        let (requests, retries) = self.window.totals(sec);
+        let allowed = f64::from(min_per_second) * WINDOW_SECS as f64 + ratio * requests as f64;
         if (retries + 1) as f64 <= allowed {
-            let b = self.bucket(sec);
-            b.2 = b.2.saturating_add(1);
+            self.window.add(sec, 0, 1);
             true
         } else {
             false
@@ -57,7 +41,7 @@ impl Window {
     }
 
     fn last_second(&self) -> u64 {
-        self.buckets.iter().map(|b| b.0).max().unwrap_or(0)
+        self.window.last_slot()
     }
 }
 
@@ -70,7 +54,7 @@ pub fn now_sec() -> u64 {
 /// One budget shared by every request to an upstream.
 #[derive(Default)]
 pub struct RetryBudget {
-    window: Mutex<Window>,
+    window: Mutex<Budget>,
 }
 
 impl RetryBudget {
@@ -91,7 +75,7 @@ impl RetryBudget {
 
 /// One budget per client address, in shards so clients do not contend on one lock.
 pub struct ClientBudgets {
-    shards: Vec<Mutex<HashMap<IpAddr, Window>>>,
+    shards: Vec<Mutex<HashMap<IpAddr, Budget>>>,
 }
 
 impl Default for ClientBudgets {
@@ -103,7 +87,7 @@ impl Default for ClientBudgets {
 }
 
 impl ClientBudgets {
-    fn shard(&self, ip: IpAddr) -> &Mutex<HashMap<IpAddr, Window>> {
+    fn shard(&self, ip: IpAddr) -> &Mutex<HashMap<IpAddr, Budget>> {
         let h = match ip {
             IpAddr::V4(v) => u32::from(v) as usize,
             IpAddr::V6(v) => (u128::from(v) as usize) ^ ((u128::from(v) >> 64) as usize),
@@ -116,7 +100,7 @@ impl ClientBudgets {
         let mut m = self.shard(ip).lock().unwrap_or_else(|e| e.into_inner());
         if m.len() >= MAX_CLIENTS_PER_SHARD && !m.contains_key(&ip) {
             // Forget clients idle for a whole window: they have nothing left in it.
-            m.retain(|_, w| w.last_second() + WINDOW as u64 > sec);
+            m.retain(|_, w| w.last_second() + WINDOW_SECS > sec);
             if m.len() >= MAX_CLIENTS_PER_SHARD {
                 return;
             }
@@ -135,11 +119,11 @@ impl ClientBudgets {
 
 #[cfg(test)]
 mod tests {
-    use super::Window;
+    use super::Budget;
 
     #[test]
     fn floor_then_share() {
-        let mut w = Window::default();
+        let mut w = Budget::default();
         // No requests yet: only the floor (1/s over 10 s = 10 retries).
         let granted = (0..20).filter(|_| w.try_withdraw(0, 0.1, 1)).count();
         assert_eq!(granted, 10);
@@ -153,7 +137,7 @@ mod tests {
 
     #[test]
     fn old_seconds_leave_the_window() {
-        let mut w = Window::default();
+        let mut w = Budget::default();
         for _ in 0..100 {
             w.deposit(0);
         }

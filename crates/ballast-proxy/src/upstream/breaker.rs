@@ -22,11 +22,13 @@ use std::sync::Mutex;
 use ballast_config::BreakerConfig;
 
 use super::server::Outcome;
+use crate::window::Window;
 
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
-const BUCKETS: usize = 10;
+/// The window is kept in ten buckets.
+const BUCKETS: u64 = 10;
 
 /// A state change, for events and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +59,8 @@ impl Phase {
 #[derive(Default)]
 struct Inner {
     consecutive: u32,
-    /// (bucket start in ms / bucket length, requests, failures).
-    window: [(u64, u32, u32); BUCKETS],
+    /// Requests and failures per tenth of the configured window.
+    window: Window,
     open_until_ms: u64,
     /// When the current round of probes began; a round whose outcomes never all arrive (the
     /// client went away) is restarted after another cool-down instead of sticking.
@@ -142,7 +144,7 @@ impl Breaker {
                 }
                 inner.probes_ok += 1;
                 if inner.probes_ok >= cfg.probes {
-                    inner.window = Default::default();
+                    inner.window.clear();
                     inner.consecutive = 0;
                     self.phase.store(CLOSED, Relaxed);
                     return Some(Transition::Closed);
@@ -151,31 +153,19 @@ impl Breaker {
             }
             OPEN => None,
             _ => {
-                let bucket_ms = (cfg.window.as_millis() as u64 / BUCKETS as u64).max(1);
+                let bucket_ms = (cfg.window.as_millis() as u64 / BUCKETS).max(1);
                 let slot = now_ms / bucket_ms;
-                let b = &mut inner.window[(slot % BUCKETS as u64) as usize];
-                if b.0 != slot {
-                    *b = (slot, 0, 0);
-                }
-                b.1 += 1;
-                if failed {
-                    b.2 += 1;
-                    inner.consecutive += 1;
-                } else {
-                    inner.consecutive = 0;
-                }
+                inner.window.add(slot, 1, u32::from(failed));
                 if !failed {
+                    inner.consecutive = 0;
                     return None;
                 }
-                let (requests, failures) = inner
-                    .window
-                    .iter()
-                    .filter(|b| b.0 + BUCKETS as u64 > slot && b.0 <= slot)
-                    .fold((0u32, 0u32), |(r, f), b| (r + b.1, f + b.2));
+                inner.consecutive += 1;
+                let (requests, failures) = inner.window.totals(slot);
                 let streak =
                     cfg.consecutive_failures > 0 && inner.consecutive >= cfg.consecutive_failures;
-                let ratio = requests >= cfg.min_requests
-                    && f64::from(failures) >= cfg.error_ratio * f64::from(requests);
+                let ratio = requests >= u64::from(cfg.min_requests)
+                    && failures as f64 >= cfg.error_ratio * requests as f64;
                 (streak || ratio).then(|| self.open(&mut inner, cfg, now_ms))
             }
         }

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::backend::{BackendControl, BackendStats, Knobs};
+use crate::load::{LoadSpec, Mode};
 use crate::peers::process::Proc;
 use crate::peers::{Balance, Peer, Topology};
 use crate::result::Target;
@@ -224,6 +225,19 @@ impl Drop for Stage {
             p.stop();
         }
     }
+}
+
+/// The main clients of a fault scenario: open loop at the lab's rate for the whole run, 5 s
+/// request timeout (longer than any proxy's own), timeline counted from `epoch`.
+pub fn open_loop(settings: &Settings, addr: SocketAddr, epoch: Instant) -> LoadSpec {
+    let mut spec = LoadSpec::new(addr);
+    spec.mode = Mode::Open {
+        rate: settings.rate,
+    };
+    spec.duration = settings.duration;
+    spec.request_timeout = Duration::from_secs(5);
+    spec.epoch = epoch;
+    spec
 }
 
 pub fn proxy_addr() -> SocketAddr {

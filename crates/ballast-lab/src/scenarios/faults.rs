@@ -6,27 +6,16 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::env::{Settings, Stage};
+use super::env::{open_loop, Settings, Stage};
 use super::figures::{joined, p99_ms, percent, ratio, recovery_s, secs, window, worst_p99_ms};
 use crate::backend::{Knobs, LatencyKnob};
-use crate::load::{self, LoadSpec, Mode};
+use crate::load;
 use crate::peers::{Balance, Peer};
 use crate::result::{Fault, LoadStats, Run, Target};
 use crate::LabError;
 
 /// The backend that misbehaves (b2).
 const VICTIM: usize = 1;
-
-fn open_loop(settings: &Settings, addr: std::net::SocketAddr, epoch: Instant) -> LoadSpec {
-    let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open {
-        rate: settings.rate,
-    };
-    spec.duration = settings.duration;
-    spec.request_timeout = Duration::from_secs(5);
-    spec.epoch = epoch;
-    spec
-}
 
 fn fault_at(settings: &Settings) -> Duration {
     settings.duration / 3

@@ -6,9 +6,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::env::{Settings, Stage};
+use super::env::{open_loop, Settings, Stage};
 use super::figures::{joined, percent, secs};
-use crate::load::{self, LoadSpec, Mode};
+use crate::load;
 use crate::peers::{Balance, Peer};
 use crate::result::{Fault, Run, Target};
 use crate::LabError;
@@ -23,13 +23,7 @@ pub async fn run(
     let topo = stage.topology(&[0, 1, 2], Balance::RoundRobin);
     let addr = stage.start_proxy(peer, &topo).await?;
     let epoch = Instant::now();
-    let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open {
-        rate: settings.rate,
-    };
-    spec.duration = settings.duration;
-    spec.request_timeout = Duration::from_secs(5);
-    spec.epoch = epoch;
+    let spec = open_loop(settings, addr, epoch);
     let task = tokio::spawn(load::run(spec, Some(progress)));
     tokio::time::sleep_until((epoch + settings.duration / 3).into()).await;
 

@@ -5,11 +5,11 @@
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::env::{Settings, Stage};
+use super::env::{open_loop, Settings, Stage};
 use super::figures::{joined, percent, secs, window, worst_p99_ms};
-use crate::load::{self, LoadSpec, Mode};
+use crate::load;
 use crate::peers::{Balance, Peer};
 use crate::result::{Fault, Run, Target};
 use crate::LabError;
@@ -24,14 +24,8 @@ pub async fn run(
     let topo = stage.topology(&[0, 1, 2], Balance::RoundRobin);
     let addr = stage.start_proxy(peer, &topo).await?;
     let epoch = Instant::now();
-    let mut spec = LoadSpec::new(addr);
-    spec.mode = Mode::Open {
-        rate: settings.rate,
-    };
-    spec.duration = settings.duration;
-    spec.request_timeout = Duration::from_secs(5);
+    let mut spec = open_loop(settings, addr, epoch);
     spec.source_ip = Some(IpAddr::from([127, 0, 0, 2]));
-    spec.epoch = epoch;
     let task = tokio::spawn(load::run(spec, Some(progress)));
     let fault_at = settings.duration / 3;
     tokio::time::sleep_until((epoch + fault_at).into()).await;

@@ -36,6 +36,8 @@ pub trait Control: Send + Sync + 'static {
     fn set_drain(&self, upstream: &str, addr: &str, drained: bool) -> Result<(), NotFound>;
     /// Re-reads and applies the config file; `Err` carries the reason it was refused.
     fn reload(&self) -> BoxFuture<'_, Result<Value, String>>;
+    /// Policy events with a sequence number above `after`, oldest first, as a JSON array.
+    fn events(&self, after: u64) -> Value;
 }
 
 /// Shared state of the admin router.
@@ -50,6 +52,7 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/events", get(events))
         .route("/api/v1/servers/{upstream}/{addr}/drain", post(drain))
         .route("/api/v1/servers/{upstream}/{addr}/enable", post(enable))
         .route("/api/v1/reload", post(reload))
@@ -161,6 +164,20 @@ async fn status(State(state): State<AdminState>) -> Json<Value> {
     Json(state.control.status())
 }
 
+/// `?after=N` returns only events newer than sequence number N (for polling).
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+async fn events(
+    State(state): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<EventsQuery>,
+) -> Json<Value> {
+    Json(state.control.events(q.after))
+}
+
 fn set_drain(state: &AdminState, upstream: &str, addr: &str, drained: bool) -> Response {
     match state.control.set_drain(upstream, addr, drained) {
         Ok(()) => Json(json!({ "upstream": upstream, "server": addr, "drained": drained }))
@@ -222,6 +239,9 @@ mod tests {
                 .unwrap()
                 .push((upstream.into(), addr.into(), drained));
             Ok(())
+        }
+        fn events(&self, after: u64) -> Value {
+            json!([{ "seq": after + 1, "kind": "breaker_opened" }])
         }
         fn reload(&self) -> BoxFuture<'_, Result<Value, String>> {
             let ok = self.reload_ok;
@@ -298,6 +318,20 @@ mod tests {
                 ("app".into(), "127.0.0.1:1".into(), false)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn events_pass_the_after_parameter() {
+        let (r, _) = app(None, true);
+        let (s, body) = call(r.clone(), "GET", "/api/v1/events?after=41", None).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["seq"], 42);
+        let (s, body) = call(r.clone(), "GET", "/api/v1/events", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()[0]["seq"], 1);
+        let (s, _) = call(r, "GET", "/api/v1/events?after=-1", None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
     }
 
     #[tokio::test]

@@ -6,9 +6,11 @@
 //! file is the classic unit-confusion outage, so the parsers here refuse it and say what to write.
 
 pub mod duration;
+pub mod event;
 pub mod ratio;
 pub mod size;
 
 pub use duration::{Duration, DurationError};
+pub use event::{Event, Stamped};
 pub use ratio::{Ratio, RatioError};
 pub use size::{Size, SizeError};

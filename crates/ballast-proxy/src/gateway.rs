@@ -103,6 +103,7 @@ impl Gateway {
             global,
             registry: StatsRegistry::default(),
             client_budgets: Default::default(),
+            events: Default::default(),
         });
         let inner = Arc::new(Inner {
             shared,
@@ -139,7 +140,7 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
-                let up = Upstream::new(u, |name, addr| {
+                let up = Upstream::new(u, self.inner.shared.events.clone(), |name, addr| {
                     let key = (name.to_string(), addr);
                     let state = match old.get(&key) {
                         Some(s) => {

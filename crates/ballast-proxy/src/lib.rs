@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod balancer;
 mod clock;
 pub mod error;
+pub mod events;
 pub mod gateway;
 pub mod health;
 pub mod http;

@@ -14,4 +14,6 @@ pub struct Shared {
     pub registry: StatsRegistry,
     /// Retry budgets per client address, across routes and reloads.
     pub client_budgets: crate::resilience::budget::ClientBudgets,
+    /// Policy state changes, for `/api/v1/events` (and the alerting to come).
+    pub events: Arc<crate::events::EventLog>,
 }

@@ -67,6 +67,8 @@ pub struct PolicyCounters {
     pub retry_forbidden: AtomicU64,
     /// Sorry pages served instead of an upstream failure.
     pub sorry_served: AtomicU64,
+    /// 1 + the second of the last budget-exhausted event (0: none yet).
+    pub budget_event_sec: AtomicU64,
 }
 
 /// Registry of every counter ever handed out, so they survive reloads.

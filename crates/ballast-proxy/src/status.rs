@@ -105,6 +105,11 @@ pub struct ServerStatus {
 }
 
 impl Gateway {
+    /// Policy events newer than sequence number `after`.
+    pub fn events(&self, after: u64) -> Vec<ballast_core::Stamped> {
+        self.inner.shared.events.since(after)
+    }
+
     /// The current status snapshot.
     pub fn status(&self) -> Status {
         let cfg = self.config();

@@ -78,6 +78,10 @@ impl Control for App {
     fn reload(&self) -> BoxFuture<'_, Result<Value, String>> {
         Box::pin(App::reload(self))
     }
+
+    fn events(&self, after: u64) -> Value {
+        serde_json::to_value(self.gateway.events(after)).unwrap_or(Value::Null)
+    }
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the configured grace period.

@@ -111,6 +111,11 @@ fn retry_budget_caps_amplification_over_a_long_failing_run() {
         "every extra upstream request is a counted retry"
     );
     assert!(refused > 0.0, "the budget refused retries");
+    let (_, body) = gw.admin_get("/api/v1/events");
+    assert!(
+        body.contains(r#""kind":"retry_budget_exhausted""#),
+        "the refusal is an event: {body}"
+    );
     let st = gw.status();
     assert_eq!(st["routes"][0]["retry"]["budget_percent"], 10.0);
     assert_eq!(st["routes"][0]["retry"]["retries"], retries as u64);
@@ -366,6 +371,21 @@ fn the_breaker_opens_half_opens_and_closes() {
         ),
         Some(1.0)
     );
+    // The transitions are events, in order.
+    let (code, body) = gw.admin_get("/api/v1/events");
+    assert_eq!(code, 200);
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["server"] == a.addr.to_string())
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["breaker_opened", "breaker_half_opened", "breaker_closed"]
+    );
 }
 
 /// One request on a fresh connection from source address `from` (a 127.0.0.x identity).
@@ -448,6 +468,17 @@ fn a_flooding_client_is_blocked_quickly_while_another_keeps_full_success() {
         metric_value(&m, r#"ballast_flood_blocks_total{route="route-0"}"#),
         Some(1.0)
     );
+    let (_, body) = gw.admin_get("/api/v1/events");
+    let events: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let blocked: Vec<_> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "client_blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{events}");
+    assert_eq!(blocked[0]["client"], "127.0.0.2");
+    assert_eq!(blocked[0]["route"], "route-0");
     let refused = flooder.iter().filter(|c| **c == Ok(429)).count() as u64;
     assert_eq!(
         app_count(&a),

@@ -117,7 +117,11 @@ async fn proxy(
     ex.get().route = Some(route.clone());
     if let Some(fc) = &route.cfg.flood {
         if let Some(key) = flood_key(fc, client.ip(), &parts.headers) {
-            if let Verdict::Blocked(ms) = route.flood.check(fc, &key) {
+            if let Verdict::Blocked(ms) =
+                route
+                    .flood
+                    .check(fc, &key, &route.cfg.name, &l.shared.events)
+            {
                 return flood_refused(ex.take(), ms);
             }
         }
@@ -191,6 +195,15 @@ async fn proxy(
                     && budgets.try_withdraw(client.ip(), policy.budget, policy.min_per_second))
             {
                 route.policy.budget_exhausted.fetch_add(1, Relaxed);
+                // One event per route per second at most: it is a state, not a request log.
+                let sec = resilience::budget::now_sec() + 1;
+                if route.policy.budget_event_sec.swap(sec, Relaxed) != sec {
+                    l.shared
+                        .events
+                        .emit(ballast_core::Event::RetryBudgetExhausted {
+                            route: route.cfg.name.clone(),
+                        });
+                }
                 break;
             }
             // The held answer is dropped unread, and its connection with it.

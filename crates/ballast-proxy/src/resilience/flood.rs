@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use ballast_config::FloodConfig;
+use ballast_core::Event;
+
+use crate::events::EventLog;
 
 use crate::clock::now_ms;
 
@@ -76,7 +79,7 @@ fn shard_of(key: &str) -> usize {
 
 impl FloodGuard {
     /// Counts a request from `key` and says whether it may pass.
-    pub fn check(&self, cfg: &FloodConfig, key: &str) -> Verdict {
+    pub fn check(&self, cfg: &FloodConfig, key: &str, route: &str, events: &EventLog) -> Verdict {
         let now = now_ms();
         let sec = now / 1000;
         let mut baseline = self.baseline(now, 100);
@@ -138,6 +141,13 @@ impl FloodGuard {
             block_ms = cfg.block.as_millis() as u64,
             "flood: client blocked"
         );
+        events.emit(Event::ClientBlocked {
+            route: route.to_string(),
+            client: key.to_string(),
+            rate: count,
+            baseline,
+            block_ms: cfg.block.as_millis() as u64,
+        });
         Verdict::Blocked(cfg.block.as_millis() as u64)
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_config::{Health, Passive, Upstream as UpstreamConfig};
+use ballast_core::Event;
 use smallvec::SmallVec;
 
 use crate::balancer::{self, Balancer, Candidate, PickContext};
@@ -38,6 +39,7 @@ pub struct Upstream {
     ejecting: std::sync::Mutex<()>,
     /// Retries to this upstream, against its requests (see `resilience::budget`).
     pub retry_budget: crate::resilience::budget::RetryBudget,
+    events: Arc<crate::events::EventLog>,
 }
 
 /// Indexes of members already tried by one request.
@@ -47,6 +49,7 @@ impl Upstream {
     /// Builds the runtime pool; `state_for` returns the (possibly carried-over) state of a server.
     pub fn new(
         config: &UpstreamConfig,
+        events: Arc<crate::events::EventLog>,
         mut state_for: impl FnMut(&str, std::net::SocketAddr) -> Arc<ServerState>,
     ) -> Self {
         let members: Vec<Member> = config
@@ -72,6 +75,7 @@ impl Upstream {
             members,
             ejecting: std::sync::Mutex::new(()),
             retry_budget: Default::default(),
+            events,
         }
     }
 
@@ -147,6 +151,12 @@ impl Upstream {
     fn breaker_event(&self, index: usize, t: breaker::Transition) {
         let addr = self.members[index].state.addr;
         tracing::warn!(upstream = %self.name, server = %addr, transition = ?t, "circuit breaker");
+        let (upstream, server) = (self.name.clone(), addr.to_string());
+        self.events.emit(match t {
+            breaker::Transition::Opened => Event::BreakerOpened { upstream, server },
+            breaker::Transition::HalfOpened => Event::BreakerHalfOpened { upstream, server },
+            breaker::Transition::Closed => Event::BreakerClosed { upstream, server },
+        });
     }
 
     /// Records an attempt's outcome for passive health (honouring the ejection cap) and for

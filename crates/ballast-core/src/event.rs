@@ -1,0 +1,40 @@
+//! Events: state changes the gateway's policies make, as values. They are what the alerting
+//! and the incident timeline (later engines) consume; today they are kept in a bounded log and
+//! served by `GET /api/v1/events`. An event is a fact about one thing (a server, a client, a
+//! route), never a per-request record: those belong to the access log.
+
+use serde::Serialize;
+
+/// A policy changed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A server's circuit breaker opened: it gets no requests for the cool-down.
+    BreakerOpened { upstream: String, server: String },
+    /// The cool-down passed: probes are let through.
+    BreakerHalfOpened { upstream: String, server: String },
+    /// The probes succeeded: the server is back.
+    BreakerClosed { upstream: String, server: String },
+    /// A client was blocked by a route's flood guard.
+    ClientBlocked {
+        route: String,
+        client: String,
+        /// Its requests in the second that tripped the guard.
+        rate: u32,
+        /// The population's baseline at that moment (0 when none).
+        baseline: u32,
+        block_ms: u64,
+    },
+    /// A route refused a retry because a retry budget was spent (at most one per route per
+    /// second).
+    RetryBudgetExhausted { route: String },
+}
+
+/// An event and when it happened (milliseconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stamped {
+    pub seq: u64,
+    pub at_unix_ms: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}

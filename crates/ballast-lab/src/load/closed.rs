@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use super::conn::{Conn, Endpoint, Phase, SendError};
+use super::conn::{Conn, Endpoint, Phase};
 use super::recorder::{Outcome, Recorder};
 use super::LoadSpec;
 
@@ -65,30 +65,7 @@ async fn worker(endpoint: Arc<Endpoint>, rec: Arc<Recorder>, end: Instant, timeo
 
 /// One request on the worker's connection, opening one first when there is none.
 async fn exchange(endpoint: &Endpoint, conn: &mut Option<Conn>, phase: &Phase) -> Outcome {
-    loop {
-        let (mut c, reused) = match conn.take() {
-            Some(c) => (c, true),
-            None => {
-                phase.connecting(true);
-                let opened = endpoint.open().await;
-                phase.connecting(false);
-                match opened {
-                    Ok(c) => (c, false),
-                    Err(outcome) => return outcome,
-                }
-            }
-        };
-        match c.send(endpoint.request()).await {
-            Ok(status) => {
-                if !c.is_closed() {
-                    *conn = Some(c);
-                }
-                return Outcome::Status(status);
-            }
-            // The server closed the idle connection before the request left: resend on a
-            // new one (at most once, since the new one is not reused).
-            Err(SendError::Unsent) if reused => continue,
-            Err(_) => return Outcome::Io,
-        }
-    }
+    let (outcome, kept) = super::conn::exchange(endpoint, phase, || conn.take()).await;
+    *conn = kept.filter(|c| !c.is_closed());
+    outcome
 }

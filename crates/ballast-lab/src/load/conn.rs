@@ -272,3 +272,33 @@ impl Phase {
         }
     }
 }
+
+/// Sends one HTTP/1.1 request on an idle connection taken from `idle`, or on a new one when
+/// there is none. An idle connection the server had already closed (the request never left)
+/// is skipped and the request goes out on the next one. Returns the outcome and, after an
+/// answer, the connection for the caller to keep.
+pub(crate) async fn exchange(
+    endpoint: &Endpoint,
+    phase: &Phase,
+    mut idle: impl FnMut() -> Option<Conn>,
+) -> (Outcome, Option<Conn>) {
+    loop {
+        let (mut conn, reused) = match idle() {
+            Some(c) => (c, true),
+            None => {
+                phase.connecting(true);
+                let opened = endpoint.open().await;
+                phase.connecting(false);
+                match opened {
+                    Ok(c) => (c, false),
+                    Err(outcome) => return (outcome, None),
+                }
+            }
+        };
+        match conn.send(endpoint.request()).await {
+            Ok(status) => return (Outcome::Status(status), Some(conn)),
+            Err(SendError::Unsent) if reused => continue,
+            Err(_) => return (Outcome::Io, None),
+        }
+    }
+}

@@ -173,30 +173,11 @@ impl H1Pool {
         let Ok(_slot) = self.slots.acquire().await else {
             return Outcome::Io;
         };
-        loop {
-            let (mut conn, reused) = match self.take_idle() {
-                Some(c) => (c, true),
-                None => {
-                    phase.connecting(true);
-                    let opened = endpoint.open().await;
-                    phase.connecting(false);
-                    match opened {
-                        Ok(c) => (c, false),
-                        Err(outcome) => return outcome,
-                    }
-                }
-            };
-            match conn.send(endpoint.request()).await {
-                Ok(status) => {
-                    self.put_idle(conn);
-                    return Outcome::Status(status);
-                }
-                // An idle connection the server had closed: the request never left, so it
-                // goes out on the next connection. Each retry uses up one idle connection.
-                Err(SendError::Unsent) if reused => continue,
-                Err(_) => return Outcome::Io,
-            }
+        let (outcome, kept) = super::conn::exchange(endpoint, phase, || self.take_idle()).await;
+        if let Some(conn) = kept {
+            self.put_idle(conn);
         }
+        outcome
     }
 }
 

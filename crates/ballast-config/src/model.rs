@@ -99,6 +99,72 @@ pub struct Route {
     pub sorry: Option<SorryPage>,
     /// Per-client rate limit and flood blocking.
     pub flood: Option<FloodConfig>,
+    /// Class used by the upstream's admission control when it is saturated.
+    pub priority: Priority,
+}
+
+/// A route's class for load shedding: lower classes are shed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    Critical,
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    /// Every class, most important first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Critical,
+        Priority::High,
+        Priority::Normal,
+        Priority::Low,
+    ];
+
+    /// Position in [`Priority::ALL`]: 0 is the most important.
+    pub fn rank(self) -> usize {
+        self as usize
+    }
+
+    /// The name written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Critical => "critical",
+            Priority::High => "high",
+            Priority::Normal => "normal",
+            Priority::Low => "low",
+        }
+    }
+}
+
+/// How an upstream's concurrency limit moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAlgorithm {
+    /// Shrinks when latency rises past `tolerance ×` the baseline, grows while it does not.
+    Gradient,
+    /// Stays at `initial`.
+    Fixed,
+}
+
+/// Admission control of one upstream: at most `limit` requests in it at once; above that,
+/// requests wait in priority order for at most `max_wait`, or are shed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConcurrencyLimit {
+    pub algorithm: LimitAlgorithm,
+    pub initial: u32,
+    pub min: u32,
+    pub max: u32,
+    /// Latency factor over the baseline tolerated before the limit shrinks.
+    pub tolerance: f64,
+    /// Queueing-delay bound: the longest a request waits for a slot.
+    pub max_wait: Duration,
+    /// Requests waiting at most; above it the lowest class waiting is shed first.
+    pub max_queue: u32,
+    /// `Retry-After` of a shed answer.
+    pub retry_after: Duration,
+    /// Share of each class (by [`Priority::rank`]) refused at once while saturated.
+    pub shed: [f64; 4],
 }
 
 /// Who a client is, for rate limits.
@@ -205,6 +271,8 @@ pub struct Upstream {
     pub passive: Option<Passive>,
     /// Circuit breaker per server; off unless configured.
     pub breaker: Option<BreakerConfig>,
+    /// Adaptive concurrency limit and priority shedding; off unless configured.
+    pub limit: Option<ConcurrencyLimit>,
     pub slow_start: Option<Duration>,
     pub pool: Pool,
     pub servers: Vec<Server>,

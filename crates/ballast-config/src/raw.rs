@@ -91,6 +91,8 @@ pub struct Route {
     pub retry: Option<Retry>,
     pub sorry: Option<Sorry>,
     pub flood: Option<Flood>,
+    /// "critical", "high", "normal" or "low".
+    pub priority: Option<String>,
 }
 
 /// Per-client rate limit and flood blocking.
@@ -182,6 +184,7 @@ pub struct Upstream {
     pub health: Option<Health>,
     pub passive: Option<Passive>,
     pub breaker: Option<Breaker>,
+    pub limit: Option<Limit>,
     pub slow_start: Option<Duration>,
     pub pool: Option<Pool>,
     #[serde(default)]
@@ -244,6 +247,40 @@ pub struct Breaker {
     pub cool_down: Option<Duration>,
     #[serde(default, deserialize_with = "whole")]
     pub probes: Option<i64>,
+}
+
+/// Adaptive concurrency limit and priority shedding for one upstream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// "gradient" (adapts to latency) or "fixed".
+    pub algorithm: Option<String>,
+    #[serde(default, deserialize_with = "whole")]
+    pub initial: Option<i64>,
+    #[serde(default, deserialize_with = "whole")]
+    pub min: Option<i64>,
+    #[serde(default, deserialize_with = "whole")]
+    pub max: Option<i64>,
+    /// Latency growth tolerated before the limit shrinks, as a factor of the baseline (1.5).
+    pub tolerance: Option<f64>,
+    pub max_wait: Option<Duration>,
+    #[serde(default, deserialize_with = "whole")]
+    pub max_queue: Option<i64>,
+    pub retry_after: Option<Duration>,
+    /// Share of each class refused outright while the upstream is saturated.
+    pub shed: Option<ShedShares>,
+}
+
+/// Fractional shedding per priority class (`critical` is never shed this way).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShedShares {
+    #[serde(default, deserialize_with = "percent")]
+    pub high: Option<Ratio>,
+    #[serde(default, deserialize_with = "percent")]
+    pub normal: Option<Ratio>,
+    #[serde(default, deserialize_with = "percent")]
+    pub low: Option<Ratio>,
 }
 
 #[derive(Debug, Deserialize)]

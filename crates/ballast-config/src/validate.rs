@@ -505,6 +505,19 @@ fn route(
         retry,
         sorry,
         flood,
+        priority: match r.priority.as_deref() {
+            None => Priority::default(),
+            Some(name) => Priority::ALL
+                .into_iter()
+                .find(|c| c.name() == name)
+                .unwrap_or_else(|| {
+                    c.fail(
+                        p("priority"),
+                        format!("`{name}` is not a priority: write \"critical\", \"high\", \"normal\" or \"low\""),
+                    );
+                    Priority::default()
+                }),
+        },
     };
     (route, catch_all)
 }
@@ -573,6 +586,81 @@ fn retry_policy(c: &mut Checker, p: &dyn Fn(&str) -> String, r: Option<raw::Retr
         policy.retry_after_max = d.get();
     }
     policy
+}
+
+/// An upstream's `limit` table, defaults filled in.
+fn concurrency_limit(
+    c: &mut Checker,
+    p: &dyn Fn(&str) -> String,
+    l: raw::Limit,
+) -> ConcurrencyLimit {
+    let algorithm = match l.algorithm.as_deref() {
+        None | Some("gradient") => LimitAlgorithm::Gradient,
+        Some("fixed") => LimitAlgorithm::Fixed,
+        Some(other) => {
+            c.fail(
+                p("limit.algorithm"),
+                format!("`{other}` is not a limit algorithm: write \"gradient\" or \"fixed\""),
+            );
+            LimitAlgorithm::Gradient
+        }
+    };
+    let min = c.count(p("limit.min"), l.min, 4, 1, 100_000);
+    let max = c.count(p("limit.max"), l.max, 1000, 1, 100_000);
+    if max < min {
+        c.fail(
+            p("limit.max"),
+            format!("must not be below limit.min ({min})"),
+        );
+    }
+    let initial = c.count(
+        p("limit.initial"),
+        l.initial,
+        min.max(10).min(max),
+        1,
+        100_000,
+    );
+    if initial < min || initial > max {
+        c.fail(
+            p("limit.initial"),
+            format!("must lie between limit.min ({min}) and limit.max ({max})"),
+        );
+    }
+    let tolerance = match l.tolerance {
+        None => 1.5,
+        Some(t) if (1.0..=10.0).contains(&t) => t,
+        Some(t) => {
+            c.fail(
+                p("limit.tolerance"),
+                format!("must be a factor between 1.0 and 10.0 (e.g. 1.5: latency may grow by half), got {t}"),
+            );
+            1.5
+        }
+    };
+    let shares = l.shed.as_ref();
+    let share = |f: fn(&raw::ShedShares) -> Option<ballast_core::Ratio>| {
+        shares.and_then(f).map_or(0.0, |r| r.get())
+    };
+    ConcurrencyLimit {
+        algorithm,
+        initial,
+        min,
+        max,
+        tolerance,
+        max_wait: c.positive(p("limit.max_wait"), l.max_wait, Duration::from_millis(50)),
+        max_queue: c.count(p("limit.max_queue"), l.max_queue, 1000, 0, 1_000_000),
+        retry_after: c.positive(
+            p("limit.retry_after"),
+            l.retry_after,
+            Duration::from_secs(1),
+        ),
+        shed: [
+            0.0,
+            share(|s| s.high),
+            share(|s| s.normal),
+            share(|s| s.low),
+        ],
+    }
 }
 
 /// A route's `flood` table, defaults filled in.
@@ -815,6 +903,7 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
             );
         }
     }
+    let limit = u.limit.map(|l| concurrency_limit(c, &p, l));
     let pool = match u.pool {
         None => Pool {
             max_idle: defaults::POOL_MAX_IDLE,
@@ -892,6 +981,7 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
         health,
         passive,
         breaker,
+        limit,
         slow_start: u.slow_start.map(|d| d.get()).filter(|d| !d.is_zero()),
         pool,
         servers,

@@ -1034,6 +1034,8 @@ const TABLES: &[&[&str]] = &[
     &["upstream", "health"],
     &["upstream", "passive"],
     &["upstream", "breaker"],
+    &["upstream", "limit"],
+    &["upstream", "limit", "shed"],
     &["upstream", "pool"],
     &["upstream", "servers"],
 ];
@@ -1215,4 +1217,64 @@ fn a_sorry_page_must_exist_and_only_replace_5xx() {
     assert!(String::from_utf8_lossy(&page.body).contains("back soon"));
     assert_eq!(page.on_status, vec![502, 503, 504]);
     assert_eq!(page.retry_after, std::time::Duration::from_secs(30));
+}
+
+// ── Priority classes and the concurrency limit ──────────────────────────────────────────────
+
+#[test]
+fn priority_and_limit_are_read_with_defaults_filled_in() {
+    use ballast_config::{LimitAlgorithm, Priority};
+    let src = format!(
+        "{WEB}[[route]]\nmatch = {{ path_prefix = \"/pay/\" }}\nupstream = \"app\"\npriority = \"critical\"\n[[route]]\nname = \"rest\"\nupstream = \"app\"\n{APP}limit = {{}}\n"
+    );
+    let c = accept(&src);
+    assert_eq!(c.routes[0].priority, Priority::Critical);
+    assert_eq!(c.routes[1].priority, Priority::Normal);
+    let l = c.upstreams[0].limit.as_ref().expect("limit on");
+    assert_eq!(l.algorithm, LimitAlgorithm::Gradient);
+    assert_eq!((l.initial, l.min, l.max), (10, 4, 1000));
+    assert_eq!(l.max_wait, Duration::from_millis(50));
+    assert_eq!(l.shed, [0.0; 4]);
+
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\n{APP}limit = {{ algorithm = \"fixed\", initial = 12, min = 2, max = 50, tolerance = 2.0, max_wait = \"1s\", max_queue = 0, retry_after = \"3s\", shed = {{ low = \"50%\", normal = \"10%\" }} }}\n"
+    );
+    let l = accept(&src).upstreams[0].limit.clone().unwrap();
+    assert_eq!(l.algorithm, LimitAlgorithm::Fixed);
+    assert_eq!((l.initial, l.min, l.max, l.max_queue), (12, 2, 50, 0));
+    assert_eq!(l.tolerance, 2.0);
+    assert_eq!(l.retry_after, Duration::from_secs(3));
+    assert_eq!(l.shed, [0.0, 0.0, 0.1, 0.5]);
+}
+
+#[test]
+fn impossible_priorities_and_limits_are_refused() {
+    let src = format!("{WEB}[[route]]\nupstream = \"app\"\npriority = \"urgent\"\n{APP}");
+    let msg = refused_at(&src, "route[0].priority", "priority =");
+    assert_says(&msg, "write \"critical\", \"high\", \"normal\" or \"low\"");
+
+    let src = format!("{WEB}[[route]]\nupstream = \"app\"\n{APP}limit = {{ min = 20, max = 10, tolerance = 0.5, algorithm = \"vegas\" }}\n");
+    let err = refuse(&src);
+    assert_says(
+        &problem_at(&err, &src, "upstream[0].limit.max", "max = 10"),
+        "must not be below limit.min (20)",
+    );
+    assert_says(
+        &problem_at(&err, &src, "upstream[0].limit.tolerance", "tolerance"),
+        "between 1.0 and 10.0",
+    );
+    assert_says(
+        &problem_at(&err, &src, "upstream[0].limit.algorithm", "algorithm ="),
+        "write \"gradient\" or \"fixed\"",
+    );
+
+    // Critical is never shed by share: the key does not exist.
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\n{APP}limit = {{ shed = {{ critical = \"10%\" }} }}\n"
+    );
+    assert_says(&refuse(&src).to_string(), "unknown field `critical`");
+    // A bare number for a share says to add the %.
+    let src =
+        format!("{WEB}[[route]]\nupstream = \"app\"\n{APP}limit = {{ shed = {{ low = 50 }} }}\n");
+    assert_says(&refuse(&src).to_string(), "\"50%\"");
 }

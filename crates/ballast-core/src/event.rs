@@ -28,6 +28,15 @@ pub enum Event {
     /// A route refused a retry because a retry budget was spent (at most one per route per
     /// second).
     RetryBudgetExhausted { route: String },
+    /// An upstream's admission control began shedding requests (it is saturated).
+    SheddingStarted { upstream: String, limit: u32 },
+    /// A second passed without a shed request: the episode is over.
+    SheddingStopped {
+        upstream: String,
+        /// Requests shed during the episode.
+        shed: u64,
+        limit: u32,
+    },
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).

@@ -140,7 +140,7 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
-                let up = Upstream::new(u, self.inner.shared.events.clone(), |name, addr| {
+                let mut up = Upstream::new(u, self.inner.shared.events.clone(), |name, addr| {
                     let key = (name.to_string(), addr);
                     let state = match old.get(&key) {
                         Some(s) => {
@@ -156,6 +156,11 @@ impl Gateway {
                     servers.insert(key, state.clone());
                     state
                 });
+                let shared = &self.inner.shared;
+                up.admission = u
+                    .limit
+                    .as_ref()
+                    .map(|cfg| shared.registry.admission(&u.name, cfg, &shared.events));
                 (u.name.clone(), Arc::new(up))
             })
             .collect();
@@ -326,6 +331,14 @@ impl Gateway {
                     .and_then(|u| built.upstreams.get(u).cloned()),
             );
         }
+        // Admission controls of upstreams that lost their limit stop being reported.
+        let limited: std::collections::HashSet<&str> = config
+            .upstreams
+            .iter()
+            .filter(|u| u.limit.is_some())
+            .map(|u| u.name.as_str())
+            .collect();
+        self.inner.shared.registry.retain_admission(&limited);
         let stopped: Vec<String> = retire.iter().map(|r| r.cfg.name.clone()).collect();
         for r in &retire {
             r.stop();

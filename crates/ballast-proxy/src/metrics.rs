@@ -260,6 +260,66 @@ impl prometheus_client::collector::Collector for Collector {
             &flood_rows(|g| g.refused_total.load(Relaxed)),
         )?;
 
+        let adm = shared.registry.all_admission();
+        let mut limit_rows = Vec::new();
+        let mut adm_inflight = Vec::new();
+        let mut waiting = Vec::new();
+        let mut admitted = Vec::new();
+        let mut shed = Vec::new();
+        for (name, a) in &adm {
+            let snap = a.snapshot();
+            let l = || vec![("upstream", name.clone())];
+            limit_rows.push((l(), i64::from(snap.limit)));
+            adm_inflight.push((l(), i64::from(snap.in_flight)));
+            waiting.push((l(), snap.waiting as i64));
+            admitted.push((l(), a.admitted.load(Relaxed)));
+            for (r, reason) in crate::resilience::admission::ShedReason::ALL
+                .iter()
+                .enumerate()
+            {
+                for class in ballast_config::Priority::ALL {
+                    shed.push((
+                        vec![
+                            ("upstream", name.clone()),
+                            ("priority", class.name().to_string()),
+                            ("reason", reason.name().to_string()),
+                        ],
+                        a.shed[r][class.rank()].load(Relaxed),
+                    ));
+                }
+            }
+        }
+        gauge(
+            &mut enc,
+            "ballast_concurrency_limit",
+            "An upstream's current concurrency limit (upstreams with a limit).",
+            &limit_rows,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_admission_inflight",
+            "Requests holding an upstream's admission slot.",
+            &adm_inflight,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_admission_waiting",
+            "Requests waiting for an upstream's admission slot.",
+            &waiting,
+        )?;
+        counter(
+            &mut enc,
+            "ballast_admission_admitted",
+            "Requests let into an upstream by its admission control.",
+            &admitted,
+        )?;
+        counter(
+            &mut enc,
+            "ballast_shed",
+            "Requests shed with 503 by an upstream's admission control, by class and reason.",
+            &shed,
+        )?;
+
         let g = &shared.global;
         counter(
             &mut enc,

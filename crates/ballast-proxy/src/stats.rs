@@ -4,6 +4,7 @@
 //! Counters are registered once per (route, upstream, server) when a config is applied and the
 //! same `Arc`s are handed out again after a reload, so a reload never resets a counter.
 
+use crate::resilience::admission::Admission;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,7 @@ pub struct StatsRegistry {
     latency: Mutex<HashMap<String, Arc<Histogram>>>,
     policy: Mutex<HashMap<String, Arc<PolicyCounters>>>,
     flood: Mutex<HashMap<String, Arc<crate::resilience::flood::FloodGuard>>>,
+    admission: Mutex<HashMap<String, Arc<Admission>>>,
 }
 
 impl StatsRegistry {
@@ -100,6 +102,37 @@ impl StatsRegistry {
     pub fn flood(&self, route: &str) -> Arc<crate::resilience::flood::FloodGuard> {
         let mut m = self.flood.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(route.to_string()).or_default().clone()
+    }
+
+    /// An upstream's admission control, configured with `cfg` (its learned limit and its
+    /// counters survive reloads).
+    pub fn admission(
+        &self,
+        upstream: &str,
+        cfg: &ballast_config::ConcurrencyLimit,
+        events: &Arc<crate::events::EventLog>,
+    ) -> Arc<Admission> {
+        let mut m = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        let a = m
+            .entry(upstream.to_string())
+            .or_insert_with(|| Arc::new(Admission::new(upstream, cfg, events.clone())))
+            .clone();
+        a.configure(cfg);
+        a
+    }
+
+    /// Forgets the admission control of upstreams that no longer have one.
+    pub fn retain_admission(&self, keep: &std::collections::HashSet<&str>) {
+        let mut m = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|k, _| keep.contains(k.as_str()));
+    }
+
+    /// Snapshot of all admission controls, by upstream.
+    pub fn all_admission(&self) -> Vec<(String, Arc<Admission>)> {
+        let m = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// Snapshot of all flood guards, by route.

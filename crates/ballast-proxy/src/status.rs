@@ -30,6 +30,8 @@ pub struct RouteStatus {
     pub methods: Vec<String>,
     pub header: Option<String>,
     pub retry: RetryStatus,
+    /// Class for load shedding.
+    pub priority: &'static str,
     pub sorry: Option<SorryStatus>,
     pub flood: Option<FloodStatus>,
 }
@@ -81,7 +83,24 @@ pub struct UpstreamStatus {
     pub balance: &'static str,
     pub sticky_cookie: Option<String>,
     pub primaries_available: bool,
+    /// Admission control, when the upstream has a `limit`.
+    pub limit: Option<LimitStatus>,
     pub servers: Vec<ServerStatus>,
+}
+
+/// An upstream's concurrency limit right now and what it has shed.
+#[derive(Serialize)]
+pub struct LimitStatus {
+    pub algorithm: &'static str,
+    pub min: u32,
+    pub max: u32,
+    pub max_wait_ms: u64,
+    pub max_queue: u32,
+    #[serde(flatten)]
+    pub now: crate::resilience::admission::Snapshot,
+    pub admitted: u64,
+    /// Requests shed, by class.
+    pub shed: std::collections::BTreeMap<&'static str, u64>,
 }
 
 #[derive(Serialize)]
@@ -124,6 +143,12 @@ impl Gateway {
                 balance: up.config.balance.name(),
                 sticky_cookie: up.config.sticky.as_ref().map(|s| s.cookie.clone()),
                 primaries_available: up.primaries_available(),
+                limit: up
+                    .config
+                    .limit
+                    .as_ref()
+                    .zip(up.admission.as_ref())
+                    .map(|(cfg, a)| limit_status(cfg, a)),
                 servers: up
                     .members
                     .iter()
@@ -187,6 +212,7 @@ impl Gateway {
                     methods: r.matcher.methods.iter().map(|m| m.to_string()).collect(),
                     header: r.matcher.header.as_ref().map(|h| h.name.to_string()),
                     retry: retry_status(&r.retry, &self.inner.shared.registry.policy(&r.name)),
+                    priority: r.priority.name(),
                     flood: r.flood.as_ref().map(|f| {
                         let g = self.inner.shared.registry.flood(&r.name);
                         FloodStatus {
@@ -220,6 +246,32 @@ impl Gateway {
             upstreams,
             open_connections: self.open_connections(),
         }
+    }
+}
+
+fn limit_status(
+    cfg: &ballast_config::ConcurrencyLimit,
+    a: &crate::resilience::admission::Admission,
+) -> LimitStatus {
+    use std::sync::atomic::Ordering::Relaxed;
+    LimitStatus {
+        algorithm: match cfg.algorithm {
+            ballast_config::LimitAlgorithm::Gradient => "gradient",
+            ballast_config::LimitAlgorithm::Fixed => "fixed",
+        },
+        min: cfg.min,
+        max: cfg.max,
+        max_wait_ms: cfg.max_wait.as_millis() as u64,
+        max_queue: cfg.max_queue,
+        now: a.snapshot(),
+        admitted: a.admitted.load(Relaxed),
+        shed: ballast_config::Priority::ALL
+            .iter()
+            .map(|c| {
+                let n = a.shed.iter().map(|by| by[c.rank()].load(Relaxed)).sum();
+                (c.name(), n)
+            })
+            .collect(),
     }
 }
 

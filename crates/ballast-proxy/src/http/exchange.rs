@@ -42,11 +42,22 @@ pub struct Exchange {
     pub upstream_time: Option<Duration>,
     pub attempts: u32,
     pub error: Option<&'static str>,
+    /// The request's slot in its upstream's admission control, given back at the end.
+    pub permit: Option<crate::resilience::admission::Permit>,
 }
 
 impl Exchange {
     /// Completes the record; `clean` is false when the body did not reach its end.
-    pub fn finish(self: Box<Self>, bytes_out: u64, clean: bool) {
+    pub fn finish(mut self: Box<Self>, bytes_out: u64, clean: bool) {
+        if let Some(mut permit) = self.permit.take() {
+            // The limit learns from the upstream's answer time; an overload answer (a 503 or
+            // 429 the upstream sent, or a response timeout) says the upstream is past capacity.
+            permit.rtt = self.upstream_time;
+            permit.overload = match self.error {
+                None => matches!(self.status, 429 | 503),
+                Some(kind) => kind == "response_timeout",
+            };
+        }
         let total = self.start.elapsed();
         let mut server_addr: Option<&str> = None;
         if let Some(route) = &self.route {

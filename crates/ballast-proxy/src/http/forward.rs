@@ -23,6 +23,7 @@ use super::upgrade;
 use crate::balancer::{Load, PickContext};
 use crate::error::{ProxyError, Source};
 use crate::listener::ListenerShared;
+use crate::resilience::admission::ShedReason;
 use crate::resilience::flood::Verdict;
 use crate::resilience::{self, backoff};
 use crate::router::RouteRt;
@@ -92,6 +93,7 @@ async fn proxy(
         upstream_time: None,
         attempts: 0,
         error: None,
+        permit: None,
     })));
 
     if let Err(e) = headers::check_framing(&parts.headers) {
@@ -124,6 +126,13 @@ async fn proxy(
             {
                 return flood_refused(ex.take(), ms);
             }
+        }
+    }
+
+    if let Some(adm) = &route.upstream.admission {
+        match adm.acquire(route.cfg.priority).await {
+            Ok(permit) => ex.get().permit = Some(permit),
+            Err(reason) => return shed(ex.take(), reason, adm.retry_after()),
         }
     }
 
@@ -473,6 +482,27 @@ fn flood_refused(mut ex: Box<Exchange>, left_ms: u64) -> Response<ProxyBody> {
     h.insert(
         header::RETRY_AFTER,
         HeaderValue::from(left_ms.div_ceil(1000).max(1)),
+    );
+    h.insert(headers::X_REQUEST_ID.clone(), request_id);
+    resp
+}
+
+/// 503 for a request shed by admission control, produced without touching any upstream.
+fn shed(mut ex: Box<Exchange>, reason: ShedReason, retry_after: Duration) -> Response<ProxyBody> {
+    ex.status = 503;
+    ex.error = Some(reason.error_kind());
+    let request_id = ex.request_id.clone();
+    let mut resp =
+        Response::new(ProxyBody::full("503 Service Unavailable: overloaded\n").with_exchange(ex));
+    *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after.as_millis().div_ceil(1000).max(1) as u64),
     );
     h.insert(headers::X_REQUEST_ID.clone(), request_id);
     resp

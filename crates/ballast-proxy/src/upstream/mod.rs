@@ -39,6 +39,8 @@ pub struct Upstream {
     ejecting: std::sync::Mutex<()>,
     /// Retries to this upstream, against its requests (see `resilience::budget`).
     pub retry_budget: crate::resilience::budget::RetryBudget,
+    /// Concurrency limit and priority shedding, when configured.
+    pub admission: Option<Arc<crate::resilience::admission::Admission>>,
     events: Arc<crate::events::EventLog>,
 }
 
@@ -75,6 +77,7 @@ impl Upstream {
             members,
             ejecting: std::sync::Mutex::new(()),
             retry_budget: Default::default(),
+            admission: None,
             events,
         }
     }

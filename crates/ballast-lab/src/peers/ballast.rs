@@ -45,7 +45,7 @@ grace = "2s"
 name = "web"
 listen = "{listen}"
 
-[[route]]
+{critical}[[route]]
 upstream = "app"
 timeout = {{ connect = "{connect}ms", response = "{response}ms" }}
 retry = {{ attempts = {attempts}, on = ["connect-failure", "reset", "timeout", "502", "503"] }}
@@ -53,6 +53,7 @@ retry = {{ attempts = {attempts}, on = ["connect-failure", "reset", "timeout", "
 [[upstream]]
 name = "app"
 balance = "{balance}"
+{limit}
 health = {{ path = "/healthz", interval = "{interval}ms", timeout = "{timeout}ms", rise = {rise}, fall = {fall} }}
 servers = [
 {servers}]
@@ -68,6 +69,21 @@ servers = [
             rise = topo.rise,
             fall = topo.fall,
             extra = Self::route_extra(topo),
+            critical = match &topo.priority {
+                Some(p) => format!(
+                    "[[route]]\nname = \"critical\"\nmatch = {{ path_prefix = \"{prefix}\" }}\nupstream = \"app\"\npriority = \"critical\"\ntimeout = {{ connect = \"{connect}ms\", response = \"{response}ms\" }}\nretry = {{ attempts = {attempts}, on = [\"connect-failure\", \"reset\", \"timeout\", \"502\", \"503\"] }}\n\n",
+                    prefix = p.critical_prefix,
+                    connect = ms(topo.connect_timeout),
+                    response = ms(topo.response_timeout),
+                    attempts = topo.attempts,
+                ),
+                None => String::new(),
+            },
+            limit = if topo.priority.is_some() {
+                "limit = {}\n"
+            } else {
+                ""
+            },
         )
     }
 
@@ -77,6 +93,9 @@ servers = [
             extra.push_str(&format!(
                 "flood = {{ max_per_second = {n}, block = \"10s\" }}\n"
             ));
+        }
+        if topo.priority.is_some() {
+            extra.push_str("priority = \"low\"\n");
         }
         if topo.sorry_page {
             extra.push_str(&format!(

@@ -54,8 +54,21 @@ pub struct Topology {
     pub flood_per_second: Option<u32>,
     /// Serve a static sorry page instead of the proxy's own 502/503/504.
     pub sorry_page: bool,
+    /// Priority classes: requests under this path prefix are critical, the rest low, and the
+    /// proxy bounds the concurrency it sends to the backends.
+    pub priority: Option<Priorities>,
     /// Where configs, logs and pid files go.
     pub dir: PathBuf,
+}
+
+/// Priority classes and admission control, where the scenario wants them.
+#[derive(Clone, Debug)]
+pub struct Priorities {
+    /// Path prefix of the critical route.
+    pub critical_prefix: String,
+    /// What each backend can serve at once. Only HAProxy is told (`maxconn`, as an operator
+    /// who measured the backends would); Ballast learns its limit from latency.
+    pub per_server_concurrency: u32,
 }
 
 /// The sorry page body every proxy serves.

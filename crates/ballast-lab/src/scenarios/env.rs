@@ -125,6 +125,7 @@ impl Stage {
             attempts: 3,
             flood_per_second: None,
             sorry_page: false,
+            priority: None,
             dir: self.dir.clone(),
         }
     }

@@ -10,7 +10,7 @@ use super::env::{Settings, Stage};
 use super::figures::{joined, p99_ms, percent};
 use crate::backend::{Knobs, LatencyKnob};
 use crate::load::{self, LoadSpec, Mode};
-use crate::peers::{Balance, Peer};
+use crate::peers::{Balance, Peer, Priorities};
 use crate::result::{Fault, Run, Target};
 use crate::LabError;
 
@@ -33,7 +33,11 @@ pub async fn run(
     };
     stage.set_knobs(&[0, 1, 2], &knobs).await?;
     let capacity = (3 * PER_BACKEND_CONCURRENCY) as f64 * 1000.0 / SERVICE_MS as f64;
-    let topo = stage.topology(&[0, 1, 2], Balance::LoadAware);
+    let mut topo = stage.topology(&[0, 1, 2], Balance::LoadAware);
+    topo.priority = Some(Priorities {
+        critical_prefix: "/critical/".into(),
+        per_server_concurrency: PER_BACKEND_CONCURRENCY as u32,
+    });
     let addr = stage.start_proxy(peer, &topo).await?;
 
     let epoch = Instant::now();

@@ -17,7 +17,8 @@ usage: bench/compare.sh [options]
   --warmup D        warm-up run before each measured run (default 2s)
   --only LIST       comma-separated subset of ballast,ballast-policies,haproxy,nginx
                     (default: ballast,haproxy,nginx). ballast-policies is Ballast with every
-                    resilience policy on (retry budget, breaker, flood guard, sorry page)
+                    resilience policy on (retry budget, breaker, flood guard, sorry page,
+                    concurrency limit with priority)
   --out FILE        also write the Markdown report to FILE
   --build           always run `cargo build --release -p ballast` first
   --no-build        never build; fail if the Ballast binary is missing
@@ -363,8 +364,9 @@ EOF
 }
 
 # The same gateway with every resilience policy switched on: retry budget and back-off (the
-# route default), a circuit breaker, the flood guard (one wrk client: never blocked) and a
-# sorry page. Compared with plain `ballast` it prices the policies on the hot path.
+# route default), a circuit breaker, the flood guard (one wrk client: never blocked), a sorry
+# page, and admission control (an adaptive concurrency limit with a priority class). Compared
+# with plain `ballast` it prices the policies on the hot path.
 write_ballast_policies_conf() {
     cat >"$W/ballast-policies.toml" <<EOF
 [admin]
@@ -385,12 +387,14 @@ upstream = "app"
 retry = { attempts = 3, on = ["connect-failure", "reset", "timeout", "502", "503"], budget = "10%" }
 flood = { max_per_second = 10000000, factor = 10 }
 sorry = { retry_after = "10s" }
+priority = "high"
 
 [[upstream]]
 name = "app"
 balance = "round-robin"
 health = { path = "/healthz", interval = "2s", timeout = "1s", rise = 2, fall = 3 }
 breaker = { consecutive_failures = 5, error_ratio = "50%" }
+limit = {}
 servers = [
   { addr = "127.0.0.1:${BACKEND_PORTS[0]}" },
   { addr = "127.0.0.1:${BACKEND_PORTS[1]}" },

@@ -22,7 +22,7 @@ impl std::fmt::Debug for Collector {
     }
 }
 
-fn counter(
+pub(crate) fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -36,7 +36,7 @@ fn counter(
     Ok(())
 }
 
-fn gauge(
+pub(crate) fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -259,6 +259,8 @@ impl prometheus_client::collector::Collector for Collector {
             "Requests refused with 429 because their client was blocked, by route.",
             &flood_rows(|g| g.refused_total.load(Relaxed)),
         )?;
+
+        crate::resilience::waiting_room::metrics::encode(&mut enc, inner)?;
 
         let g = &shared.global;
         counter(

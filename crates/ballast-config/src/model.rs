@@ -99,6 +99,8 @@ pub struct Route {
     pub sorry: Option<SorryPage>,
     /// Per-client rate limit and flood blocking.
     pub flood: Option<FloodConfig>,
+    /// At most `capacity` active visitors; the rest wait in line.
+    pub waiting_room: Option<WaitingRoomConfig>,
     /// Class used by the upstream's admission control when it is saturated.
     pub priority: Priority,
 }
@@ -165,6 +167,37 @@ pub struct ConcurrencyLimit {
     pub retry_after: Duration,
     /// Share of each class (by [`Priority::rank`]) refused at once while saturated.
     pub shed: [f64; 4],
+}
+
+/// A route's waiting room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingRoomConfig {
+    /// Admitted visitors whose session has not expired, at most.
+    pub capacity: u32,
+    /// How long an admitted visitor keeps access without a request (renewed while active).
+    pub session: Duration,
+    /// How often the queue page refreshes itself; a waiting visitor unseen for 3 × this loses
+    /// its place.
+    pub refresh: Duration,
+    /// Visitors waiting, at most; beyond it new visitors get a plain 503.
+    pub max_queue: u32,
+    /// Name of the signed cookie that carries the ticket or the session.
+    pub cookie: String,
+    /// Cookie-signing key; `None`: a random key per process.
+    pub secret: Option<Secret>,
+    /// The queue page template (UTF-8 HTML with `{{position}}`, `{{wait}}`, ...); `None`: the
+    /// built-in page.
+    pub page: Option<String>,
+}
+
+/// Key material; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
 }
 
 /// Who a client is, for rate limits.

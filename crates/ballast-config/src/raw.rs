@@ -93,6 +93,24 @@ pub struct Route {
     pub flood: Option<Flood>,
     /// "critical", "high", "normal" or "low".
     pub priority: Option<String>,
+    pub waiting_room: Option<WaitingRoom>,
+}
+
+/// Admission control: at most `capacity` active visitors, the rest wait in line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitingRoom {
+    #[serde(default, deserialize_with = "whole")]
+    pub capacity: Option<i64>,
+    pub session: Option<Duration>,
+    pub refresh: Option<Duration>,
+    #[serde(default, deserialize_with = "whole")]
+    pub max_queue: Option<i64>,
+    pub cookie: Option<String>,
+    /// A file holding the cookie-signing key, read at load time.
+    pub secret_file: Option<String>,
+    /// An HTML template with `{{position}}`, `{{wait}}`, … read at load time.
+    pub page: Option<String>,
 }
 
 /// Per-client rate limit and flood blocking.

@@ -12,6 +12,8 @@ use crate::locate::locate;
 use crate::model::*;
 use crate::raw;
 
+pub mod waiting_room;
+
 /// Defaults, in one place so `docs/configuration.md` can quote them.
 pub mod defaults {
     use std::time::Duration;
@@ -185,6 +187,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         .map(|(i, r)| route(&mut c, i, r, &listeners, &upstream_names))
         .unzip();
     unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
+    waiting_room::distinct_cookies(&mut c, &routes, &upstreams);
     for (i, r) in routes.iter().enumerate() {
         let shadow = (0..i).find(|&j| {
             catch_all[j] && (routes[j].listener.is_none() || routes[j].listener == r.listener)
@@ -487,6 +490,7 @@ fn route(
     let retry = retry_policy(c, &p, r.retry);
     let sorry = r.sorry.map(|s| sorry_page(c, &p, s));
     let flood = r.flood.map(|f| flood(c, &p, f));
+    let waiting_room = r.waiting_room.map(|w| waiting_room::waiting_room(c, &p, w));
     let response_timeout = c.positive(p("timeout.response"), response, defaults::RESPONSE_TIMEOUT);
     // Without a total deadline every attempt may use its whole response timeout.
     let total_timeout = c.positive(
@@ -518,6 +522,7 @@ fn route(
                     Priority::default()
                 }),
         },
+        waiting_room,
     };
     (route, catch_all)
 }

@@ -1028,6 +1028,7 @@ const TABLES: &[&[&str]] = &[
     &["route", "retry"],
     &["route", "sorry"],
     &["route", "flood"],
+    &["route#3", "waiting_room"],
     &["upstream"],
     &["upstream#2", "hash"],
     &["upstream", "sticky"],
@@ -1277,4 +1278,137 @@ fn impossible_priorities_and_limits_are_refused() {
     let src =
         format!("{WEB}[[route]]\nupstream = \"app\"\n{APP}limit = {{ shed = {{ low = 50 }} }}\n");
     assert_says(&refuse(&src).to_string(), "\"50%\"");
+}
+
+// ── Waiting room ────────────────────────────────────────────────────────────────────────────
+
+/// A file in a fresh temporary directory, by absolute path.
+fn temp_file(name: &str, content: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ballast-check-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn a_waiting_room_is_read_with_defaults_filled_in() {
+    let src =
+        format!("{WEB}[[route]]\nupstream = \"app\"\nwaiting_room = {{ capacity = 2 }}\n{APP}");
+    let w = accept(&src).routes[0].waiting_room.clone().expect("room");
+    assert_eq!(w.capacity, 2);
+    assert_eq!(w.session, Duration::from_secs(600));
+    assert_eq!(w.refresh, Duration::from_secs(5));
+    assert_eq!(w.max_queue, 10_000);
+    assert_eq!(w.cookie, "ballast_wr");
+    assert_eq!((w.secret, w.page), (None, None));
+
+    let key = temp_file("wr.key", b"0123456789abcdef0123\n");
+    let page = temp_file("q.html", "Platz {{position}} — {{wait}}".as_bytes());
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\nwaiting_room = {{ capacity = 500, session = \"90s\", refresh = \"2s\", max_queue = 7, cookie = \"line\", secret_file = \"{}\", page = \"{}\" }}\n{APP}",
+        key.display(),
+        page.display()
+    );
+    let w = accept(&src).routes[0].waiting_room.clone().expect("room");
+    assert_eq!(
+        (
+            w.capacity,
+            w.session,
+            w.refresh,
+            w.max_queue,
+            w.cookie.as_str()
+        ),
+        (
+            500,
+            Duration::from_secs(90),
+            Duration::from_secs(2),
+            7,
+            "line"
+        )
+    );
+    // The trailing newline is not part of the key, and the key is never printed.
+    assert_eq!(w.secret.as_ref().unwrap().0, b"0123456789abcdef0123");
+    assert!(!format!("{w:?}").contains("0123456789"));
+    assert_eq!(w.page.as_deref(), Some("Platz {{position}} — {{wait}}"));
+}
+
+#[test]
+fn a_waiting_room_needs_a_capacity_and_sane_settings() {
+    let src =
+        format!("{WEB}[[route]]\nupstream = \"app\"\nwaiting_room = {{ session = \"1m\" }}\n{APP}");
+    let msg = refused_at(&src, "route[0].waiting_room", "waiting_room =");
+    assert_says(&msg, "`capacity` is required");
+
+    for (bad, path, needle, says) in [
+        ("capacity = 0", "capacity", "capacity", "between 1 and"),
+        (
+            "capacity = 1, refresh = \"500ms\"",
+            "refresh",
+            "refresh",
+            "at least \"1s\"",
+        ),
+        ("capacity = 1, session = 600", "session", "600", "\"600ms\""),
+        (
+            "capacity = 1, max_queue = 0",
+            "max_queue",
+            "max_queue",
+            "between 1 and",
+        ),
+        (
+            "capacity = 1, cookie = \"a b\"",
+            "cookie",
+            "cookie",
+            "not a cookie name",
+        ),
+        (
+            "capacity = 1, page = \"no/such.html\"",
+            "page",
+            "page",
+            "cannot read",
+        ),
+        (
+            "capacity = 1, secret_file = \"no/such.key\"",
+            "secret_file",
+            "secret_file",
+            "cannot read",
+        ),
+    ] {
+        let src = format!("{WEB}[[route]]\nupstream = \"app\"\nwaiting_room = {{ {bad} }}\n{APP}");
+        let msg = refused_at(&src, &format!("route[0].waiting_room.{path}"), needle);
+        assert_says(&msg, says);
+    }
+
+    let short = temp_file("short.key", b"too short\n");
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\nwaiting_room = {{ capacity = 1, secret_file = \"{}\" }}\n{APP}",
+        short.display()
+    );
+    let msg = refused_at(&src, "route[0].waiting_room.secret_file", "secret_file");
+    assert_says(&msg, "holds 9 bytes");
+    assert_says(&msg, "at least 16");
+}
+
+#[test]
+fn each_waiting_room_needs_its_own_cookie() {
+    let src = format!(
+        "{WEB}[[route]]\nname = \"a\"\nmatch = {{ path_prefix = \"/a/\" }}\nupstream = \"app\"\nwaiting_room = {{ capacity = 1 }}\n[[route]]\nname = \"b\"\nupstream = \"app\"\nwaiting_room = {{ capacity = 2 }}\n{APP}"
+    );
+    // The default cookie is not written: the line of the room is shown.
+    let msg = refused_at(
+        &src,
+        "route[1].waiting_room.cookie",
+        "waiting_room = { capacity = 2",
+    );
+    assert_says(&msg, "already the cookie of route[0]'s waiting room");
+
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\nwaiting_room = {{ capacity = 1, cookie = \"SRV\" }}\n{APP}sticky = {{ cookie = \"SRV\" }}\n"
+    );
+    let msg = refused_at(
+        &src,
+        "route[0].waiting_room.cookie",
+        "cookie = \"SRV\" }\n\n[",
+    );
+    assert_says(&msg, "sticky cookie of upstream `app`");
 }

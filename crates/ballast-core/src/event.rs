@@ -37,6 +37,25 @@ pub enum Event {
         shed: u64,
         limit: u32,
     },
+    /// A route's waiting room filled up: from now on new visitors wait in line.
+    WaitingRoomQueueing {
+        route: String,
+        capacity: u32,
+        /// Active sessions at that moment (above `capacity` when sessions from before a
+        /// restart or reload came back).
+        active: u64,
+    },
+    /// A waiting room's line reached `max_queue`: new visitors get a plain 503 (once per
+    /// queueing spell).
+    WaitingRoomFull { route: String, max_queue: u32 },
+    /// Nobody waits in a route's waiting room any more.
+    WaitingRoomCleared {
+        route: String,
+        /// Visitors let in while the line existed.
+        admitted: u64,
+        /// How long the line existed.
+        queued_ms: u64,
+    },
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).

@@ -22,7 +22,7 @@ impl std::fmt::Debug for Collector {
     }
 }
 
-fn counter(
+pub(crate) fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -36,7 +36,7 @@ fn counter(
     Ok(())
 }
 
-fn gauge(
+pub(crate) fn gauge(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -319,6 +319,7 @@ impl prometheus_client::collector::Collector for Collector {
             "Requests shed with 503 by an upstream's admission control, by class and reason.",
             &shed,
         )?;
+        crate::resilience::waiting_room::metrics::encode(&mut enc, inner)?;
 
         let g = &shared.global;
         counter(

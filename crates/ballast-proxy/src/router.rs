@@ -20,6 +20,7 @@ pub struct RouteRt {
     pub latency: Arc<Histogram>,
     pub policy: Arc<PolicyCounters>,
     pub flood: Arc<crate::resilience::flood::FloodGuard>,
+    pub room: Option<Arc<crate::resilience::waiting_room::WaitingRoom>>,
 }
 
 impl RouteRt {
@@ -39,6 +40,7 @@ impl RouteRt {
             latency: stats.latency(&cfg.name),
             policy: stats.policy(&cfg.name),
             flood: stats.flood(&cfg.name),
+            room: stats.waiting_room(&cfg.name, cfg.waiting_room.as_ref()),
             cfg,
             upstream,
             counters,

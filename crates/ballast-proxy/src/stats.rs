@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::resilience::waiting_room::WaitingRoom;
+
 /// Requests by status class: index 0 = 1xx … 4 = 5xx.
 #[derive(Default)]
 pub struct ClassCounters {
@@ -80,7 +82,13 @@ pub struct StatsRegistry {
     policy: Mutex<HashMap<String, Arc<PolicyCounters>>>,
     flood: Mutex<HashMap<String, Arc<crate::resilience::flood::FloodGuard>>>,
     admission: Mutex<HashMap<String, Arc<Admission>>>,
+    /// Waiting rooms by route, newest settings first. More than one is kept so that a reload
+    /// that fails after building its routes (a port in use) leaves the running room findable.
+    rooms: Mutex<HashMap<String, Vec<Arc<WaitingRoom>>>>,
 }
+
+/// Waiting rooms kept per route name.
+const ROOMS_KEPT: usize = 4;
 
 impl StatsRegistry {
     pub fn requests(&self, key: RequestKey) -> Arc<ClassCounters> {
@@ -133,6 +141,35 @@ impl StatsRegistry {
         let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// A route's waiting room: the existing one while its settings are unchanged (a reload
+    /// keeps the line and the sessions), else a new one; `None` without a `waiting_room`.
+    pub fn waiting_room(
+        &self,
+        route: &str,
+        cfg: Option<&ballast_config::WaitingRoomConfig>,
+    ) -> Option<Arc<WaitingRoom>> {
+        let cfg = cfg?;
+        let mut m = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let rooms = m.entry(route.to_string()).or_default();
+        if let Some(r) = rooms.iter().find(|r| r.cfg == *cfg) {
+            return Some(r.clone());
+        }
+        let r = Arc::new(WaitingRoom::new(cfg.clone()));
+        rooms.insert(0, r.clone());
+        rooms.truncate(ROOMS_KEPT);
+        Some(r)
+    }
+
+    /// The waiting room serving `route` with settings `cfg`, if one was made.
+    pub fn room(
+        &self,
+        route: &str,
+        cfg: &ballast_config::WaitingRoomConfig,
+    ) -> Option<Arc<WaitingRoom>> {
+        let m = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(route)?.iter().find(|r| r.cfg == *cfg).cloned()
     }
 
     /// Snapshot of all flood guards, by route.

@@ -34,6 +34,7 @@ pub struct RouteStatus {
     pub priority: &'static str,
     pub sorry: Option<SorryStatus>,
     pub flood: Option<FloodStatus>,
+    pub waiting_room: Option<crate::resilience::waiting_room::RoomStatus>,
 }
 
 /// A route's flood protection and the clients it has blocked right now.
@@ -228,6 +229,10 @@ impl Gateway {
                                 .map(|(client, left_ms)| BlockedClient { client, left_ms })
                                 .collect(),
                         }
+                    }),
+                    waiting_room: r.waiting_room.as_ref().and_then(|w| {
+                        let room = self.inner.shared.registry.room(&r.name, w)?;
+                        Some(room.status(&r.name, &self.inner.shared.events))
                     }),
                     sorry: r.sorry.as_ref().map(|p| SorryStatus {
                         on: p.on_status.clone(),

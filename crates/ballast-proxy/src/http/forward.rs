@@ -25,6 +25,7 @@ use crate::error::{ProxyError, Source};
 use crate::listener::ListenerShared;
 use crate::resilience::admission::ShedReason;
 use crate::resilience::flood::Verdict;
+use crate::resilience::waiting_room::{self, Admission};
 use crate::resilience::{self, backoff};
 use crate::router::RouteRt;
 use crate::upstream::pool::Sender;
@@ -37,7 +38,10 @@ pub async fn handle(
     client: SocketAddr,
     client_value: HeaderValue,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    Ok(proxy(req, &listener, client, client_value).await)
+    let mut room_cookie = None;
+    let mut resp = proxy(req, &listener, client, client_value, &mut room_cookie).await;
+    waiting_room::add_cookie(&mut resp, room_cookie);
+    Ok(resp)
 }
 
 /// The parts of the request sent upstream, kept so an attempt can be repeated.
@@ -63,6 +67,7 @@ async fn proxy(
     l: &ListenerShared,
     client: SocketAddr,
     client_value: HeaderValue,
+    room_cookie: &mut Option<HeaderValue>,
 ) -> Response<ProxyBody> {
     let start = Instant::now();
     let wants_upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
@@ -126,6 +131,12 @@ async fn proxy(
             {
                 return flood_refused(ex.take(), ms);
             }
+        }
+    }
+    if let Some(room) = &route.room {
+        match room.admit(&route.cfg.name, &parts.headers, l.tls, &l.shared.events) {
+            Admission::Pass(cookie) => *room_cookie = cookie,
+            Admission::Answer(resp, why) => return waiting_room::answer(ex.take(), resp, why),
         }
     }
 

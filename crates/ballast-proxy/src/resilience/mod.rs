@@ -1,6 +1,6 @@
 //! Policies that keep the important part of a service up while the rest is failing: the retry
-//! contract (budgets, back-off, attempt header, forbid header), flood blocking, admission
-//! control with priority shedding, and the sorry page. They are
+//! contract (budgets, back-off, attempt header, forbid header), flood blocking, the waiting
+//! room, admission control with priority shedding, and the sorry page. They are
 //! consulted by `http::forward`; each keeps its own counters for `/metrics` and shows its
 //! configuration in `/api/v1/status`.
 
@@ -10,6 +10,7 @@ pub mod budget;
 pub mod flood;
 pub mod limit;
 pub mod sorry;
+pub mod waiting_room;
 
 use http::HeaderName;
 

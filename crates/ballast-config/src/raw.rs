@@ -91,6 +91,21 @@ pub struct Route {
     pub retry: Option<Retry>,
     pub sorry: Option<Sorry>,
     pub flood: Option<Flood>,
+    pub cache: Option<Cache>,
+}
+
+/// The response cache of a route, with stale serving while the upstream fails.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    pub max_size: Option<Size>,
+    pub max_object: Option<Size>,
+    pub max_stale: Option<Duration>,
+    /// Request parts that make the key: "scheme", "host", "path", "query", "header:NAME",
+    /// "cookie:NAME".
+    pub key: Option<Vec<String>>,
+    /// 5xx statuses (upstream answers or the gateway's own) replaced by stale content.
+    pub stale_on: Option<Vec<String>>,
 }
 
 /// Per-client rate limit and flood blocking.

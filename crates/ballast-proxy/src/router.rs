@@ -20,6 +20,8 @@ pub struct RouteRt {
     pub latency: Arc<Histogram>,
     pub policy: Arc<PolicyCounters>,
     pub flood: Arc<crate::resilience::flood::FloodGuard>,
+    /// The response cache, when the route has one.
+    pub cache: Option<Arc<crate::cache::RouteCache>>,
 }
 
 impl RouteRt {
@@ -39,6 +41,10 @@ impl RouteRt {
             latency: stats.latency(&cfg.name),
             policy: stats.policy(&cfg.name),
             flood: stats.flood(&cfg.name),
+            cache: cfg
+                .cache
+                .as_ref()
+                .map(|c| stats.cache(&cfg.name, &upstream.name, c)),
             cfg,
             upstream,
             counters,

@@ -42,6 +42,8 @@ pub struct Exchange {
     pub upstream_time: Option<Duration>,
     pub attempts: u32,
     pub error: Option<&'static str>,
+    /// What the route's cache did: `hit`, `stale`, `miss` (routes without a cache: `None`).
+    pub cache: Option<&'static str>,
 }
 
 impl Exchange {
@@ -95,6 +97,7 @@ impl Exchange {
             upstream_us: self.upstream_time.map(|t| t.as_micros() as u64),
             attempts: self.attempts,
             error: self.error,
+            cache: self.cache,
             aborted: !clean,
         });
     }

@@ -1,4 +1,5 @@
-//! The admin listener: Prometheus metrics, the JSON status API, runtime drain/enable and reload.
+//! The admin listener: Prometheus metrics, the JSON status API, runtime drain/enable, reload
+//! and cache purges.
 //!
 //! The router talks to the gateway only through the [`Control`] trait, so this crate knows
 //! nothing about proxy internals and is tested without sockets via `tower::ServiceExt::oneshot`.
@@ -38,6 +39,9 @@ pub trait Control: Send + Sync + 'static {
     fn reload(&self) -> BoxFuture<'_, Result<Value, String>>;
     /// Policy events with a sequence number above `after`, oldest first, as a JSON array.
     fn events(&self, after: u64) -> Value;
+    /// Removes cached answers: of one route or of all, under a path prefix or all of them.
+    /// Returns what was removed; `Err` names a route that does not exist or has no cache.
+    fn purge_cache(&self, route: Option<&str>, prefix: Option<&str>) -> Result<Value, NotFound>;
 }
 
 /// Shared state of the admin router.
@@ -56,6 +60,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/servers/{upstream}/{addr}/drain", post(drain))
         .route("/api/v1/servers/{upstream}/{addr}/enable", post(enable))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/cache/purge", post(purge))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -207,6 +212,32 @@ async fn reload(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// `?route=NAME` limits a purge to one route, `?prefix=/path` to paths under it.
+#[derive(serde::Deserialize)]
+struct PurgeQuery {
+    route: Option<String>,
+    prefix: Option<String>,
+}
+
+async fn purge(
+    State(state): State<AdminState>,
+    axum::extract::Query(q): axum::extract::Query<PurgeQuery>,
+) -> Response {
+    if let Some(p) = q.prefix.as_deref().filter(|p| !p.starts_with('/')) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("prefix `{p}` must start with '/', e.g. /{p}"),
+        );
+    }
+    match state
+        .control
+        .purge_cache(q.route.as_deref(), q.prefix.as_deref())
+    {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, &e.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +251,7 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         drained: Mutex<Vec<(String, String, bool)>>,
+        purged: Mutex<Vec<(Option<String>, Option<String>)>>,
         reload_ok: bool,
     }
 
@@ -242,6 +274,20 @@ mod tests {
         }
         fn events(&self, after: u64) -> Value {
             json!([{ "seq": after + 1, "kind": "breaker_opened" }])
+        }
+        fn purge_cache(
+            &self,
+            route: Option<&str>,
+            prefix: Option<&str>,
+        ) -> Result<Value, NotFound> {
+            if route == Some("nope") {
+                return Err(NotFound("no route named `nope`".into()));
+            }
+            self.purged
+                .lock()
+                .unwrap()
+                .push((route.map(Into::into), prefix.map(Into::into)));
+            Ok(json!({ "removed": 3 }))
         }
         fn reload(&self) -> BoxFuture<'_, Result<Value, String>> {
             let ok = self.reload_ok;
@@ -335,6 +381,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn purge_passes_route_and_prefix_and_checks_them() {
+        let (r, rec) = app(None, true);
+        let (s, body) = call(r.clone(), "POST", "/api/v1/cache/purge", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["removed"], 3);
+        let (s, _) = call(
+            r.clone(),
+            "POST",
+            "/api/v1/cache/purge?route=web&prefix=/img%20x/",
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, body) = call(r.clone(), "POST", "/api/v1/cache/purge?route=nope", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert!(body.contains("nope"), "{body}");
+        let (s, body) = call(r.clone(), "POST", "/api/v1/cache/purge?prefix=img", None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(body.contains("must start with"), "{body}");
+        assert_eq!(
+            call(r, "GET", "/api/v1/cache/purge", None).await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            *rec.purged.lock().unwrap(),
+            vec![
+                (None, None),
+                (Some("web".to_string()), Some("/img x/".to_string()))
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn token_is_enforced() {
         let (r, _) = app(Some("s3cret"), true);
         assert_eq!(
@@ -343,6 +422,10 @@ mod tests {
         );
         assert_eq!(
             call(r.clone(), "GET", "/metrics", Some("wrong")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(r.clone(), "POST", "/api/v1/cache/purge", None).await.0,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(

@@ -99,6 +99,8 @@ pub struct Route {
     pub sorry: Option<SorryPage>,
     /// Per-client rate limit and flood blocking.
     pub flood: Option<FloodConfig>,
+    /// Response cache with stale serving.
+    pub cache: Option<CacheConfig>,
     /// At most `capacity` active visitors; the rest wait in line.
     pub waiting_room: Option<WaitingRoomConfig>,
     /// Class used by the upstream's admission control when it is saturated.
@@ -197,6 +199,51 @@ pub struct Secret(pub Vec<u8>);
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// A route's response cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Bytes held at most (bodies, headers and keys); least recently used entries go first.
+    pub max_size: u64,
+    /// Largest response kept; a longer body is still streamed to the client, not stored.
+    pub max_object: u64,
+    /// How long past its freshness an entry may stand in for a failing upstream (0: never).
+    pub max_stale: Duration,
+    /// What tells two requests apart; always includes the path.
+    pub key: Vec<CacheKeyPart>,
+    /// 5xx statuses replaced by stale content: upstream answers, and the gateway's own answer
+    /// when no server could be reached (502 connect failure, 504 timeout). "No healthy server"
+    /// always is.
+    pub stale_on: Vec<u16>,
+}
+
+/// One part of a cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheKeyPart {
+    /// `http` or `https`.
+    Scheme,
+    /// The `Host` header (or HTTP/2 authority), lower-cased, port included.
+    Host,
+    Path,
+    /// The query string as sent.
+    Query,
+    Header(http::HeaderName),
+    Cookie(String),
+}
+
+impl CacheKeyPart {
+    /// The name written in the config.
+    pub fn name(&self) -> String {
+        match self {
+            CacheKeyPart::Scheme => "scheme".into(),
+            CacheKeyPart::Host => "host".into(),
+            CacheKeyPart::Path => "path".into(),
+            CacheKeyPart::Query => "query".into(),
+            CacheKeyPart::Header(h) => format!("header:{h}"),
+            CacheKeyPart::Cookie(c) => format!("cookie:{c}"),
+        }
     }
 }
 

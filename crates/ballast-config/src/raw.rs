@@ -91,6 +91,7 @@ pub struct Route {
     pub retry: Option<Retry>,
     pub sorry: Option<Sorry>,
     pub flood: Option<Flood>,
+    pub cache: Option<Cache>,
     /// "critical", "high", "normal" or "low".
     pub priority: Option<String>,
     pub waiting_room: Option<WaitingRoom>,
@@ -111,6 +112,20 @@ pub struct WaitingRoom {
     pub secret_file: Option<String>,
     /// An HTML template with `{{position}}`, `{{wait}}`, … read at load time.
     pub page: Option<String>,
+}
+
+/// The response cache of a route, with stale serving while the upstream fails.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    pub max_size: Option<Size>,
+    pub max_object: Option<Size>,
+    pub max_stale: Option<Duration>,
+    /// Request parts that make the key: "scheme", "host", "path", "query", "header:NAME",
+    /// "cookie:NAME".
+    pub key: Option<Vec<String>>,
+    /// 5xx statuses (upstream answers or the gateway's own) replaced by stale content.
+    pub stale_on: Option<Vec<String>>,
 }
 
 /// Per-client rate limit and flood blocking.

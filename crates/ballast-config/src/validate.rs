@@ -37,6 +37,9 @@ pub mod defaults {
     pub const MAX_EJECTED: f64 = 0.5;
     pub const POOL_MAX_IDLE: usize = 256;
     pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const CACHE_MAX_SIZE: u64 = 64 << 20;
+    pub const CACHE_MAX_OBJECT: u64 = 1 << 20;
+    pub const CACHE_MAX_STALE: Duration = Duration::from_secs(600);
 }
 
 struct Checker<'a> {
@@ -491,6 +494,7 @@ fn route(
     let sorry = r.sorry.map(|s| sorry_page(c, &p, s));
     let flood = r.flood.map(|f| flood(c, &p, f));
     let waiting_room = r.waiting_room.map(|w| waiting_room::waiting_room(c, &p, w));
+    let cache = r.cache.map(|k| cache(c, &p, k));
     let response_timeout = c.positive(p("timeout.response"), response, defaults::RESPONSE_TIMEOUT);
     // Without a total deadline every attempt may use its whole response timeout.
     let total_timeout = c.positive(
@@ -523,6 +527,7 @@ fn route(
                 }),
         },
         waiting_room,
+        cache,
     };
     (route, catch_all)
 }
@@ -725,6 +730,115 @@ fn flood(c: &mut Checker, p: &dyn Fn(&str) -> String, f: raw::Flood) -> FloodCon
         trusted_proxies,
     }
 }
+
+/// A route's `cache` table, defaults filled in.
+fn cache(c: &mut Checker, p: &dyn Fn(&str) -> String, k: raw::Cache) -> CacheConfig {
+    let size = |c: &mut Checker, field: &str, v: Option<ballast_core::Size>, default: u64| match v {
+        None => default,
+        Some(s) if s.get() == 0 => {
+            c.fail(
+                p(&format!("cache.{field}")),
+                "must be larger than zero, e.g. \"1MiB\"",
+            );
+            default
+        }
+        Some(s) => s.get(),
+    };
+    let max_size = size(c, "max_size", k.max_size, defaults::CACHE_MAX_SIZE);
+    let mut max_object = size(c, "max_object", k.max_object, defaults::CACHE_MAX_OBJECT);
+    if max_object > MAX_CACHE_OBJECT {
+        c.fail(
+            p("cache.max_object"),
+            "must be at most \"1GiB\": a response is held in memory while it is copied",
+        );
+        max_object = defaults::CACHE_MAX_OBJECT;
+    } else if max_object > max_size {
+        let fix = if k.max_object.is_some() {
+            "must not be larger than cache.max_size"
+        } else {
+            "the default max_object (\"1MiB\") is larger than cache.max_size: set max_object too, at most max_size"
+        };
+        let field = if k.max_object.is_some() {
+            "cache.max_object"
+        } else {
+            "cache.max_size"
+        };
+        c.fail(p(field), fix);
+    }
+    let mut key = Vec::new();
+    match k.key {
+        None => key.extend([
+            CacheKeyPart::Scheme,
+            CacheKeyPart::Host,
+            CacheKeyPart::Path,
+            CacheKeyPart::Query,
+        ]),
+        Some(parts) => {
+            for (j, text) in parts.iter().enumerate() {
+                let part = match text.as_str() {
+                    "scheme" => Some(CacheKeyPart::Scheme),
+                    "host" => Some(CacheKeyPart::Host),
+                    "path" => Some(CacheKeyPart::Path),
+                    "query" => Some(CacheKeyPart::Query),
+                    other => match other.split_once(':') {
+                        Some(("header", h)) => http::HeaderName::from_bytes(h.trim().as_bytes())
+                            .ok()
+                            .map(CacheKeyPart::Header),
+                        Some(("cookie", n)) if cookie_name(n.trim()) => {
+                            Some(CacheKeyPart::Cookie(n.trim().to_string()))
+                        }
+                        _ => None,
+                    },
+                };
+                match part {
+                    Some(part) if key.contains(&part) => c.fail(
+                        p(&format!("cache.key[{j}]")),
+                        format!("`{text}` is listed twice"),
+                    ),
+                    Some(part) => key.push(part),
+                    None => c.fail(
+                        p(&format!("cache.key[{j}]")),
+                        format!("`{text}` is not a key part: write \"scheme\", \"host\", \"path\", \"query\", \"header:NAME\" or \"cookie:NAME\""),
+                    ),
+                }
+            }
+            if parts.is_empty() {
+                c.fail(
+                    p("cache.key"),
+                    "must not be empty; the default is [\"scheme\", \"host\", \"path\", \"query\"]",
+                );
+            } else if !key.contains(&CacheKeyPart::Path) {
+                c.fail(
+                    p("cache.key"),
+                    "must include \"path\": without it every path would share one entry",
+                );
+            }
+        }
+    }
+    let mut stale_on = vec![500, 502, 503, 504];
+    if let Some(on) = k.stale_on {
+        stale_on.clear();
+        for (j, item) in on.iter().enumerate() {
+            match item.parse::<u16>() {
+                Ok(code) if (500..=599).contains(&code) => stale_on.push(code),
+                _ => c.fail(
+                    p(&format!("cache.stale_on[{j}]")),
+                    format!("`{item}` is not a 5xx status: write e.g. \"503\" (no healthy server always gets stale content)"),
+                ),
+            }
+        }
+    }
+    CacheConfig {
+        max_size,
+        max_object,
+        max_stale: k.max_stale.map_or(defaults::CACHE_MAX_STALE, |d| d.get()),
+        key,
+        stale_on,
+    }
+}
+
+/// Largest response a cache may hold (its weight must fit the cache's `u32`).
+const MAX_CACHE_OBJECT: u64 = 1 << 30;
 
 /// Largest sorry page accepted; it is served from memory.
 const MAX_SORRY_PAGE: u64 = 1024 * 1024;

@@ -1029,6 +1029,7 @@ const TABLES: &[&[&str]] = &[
     &["route", "sorry"],
     &["route", "flood"],
     &["route#3", "waiting_room"],
+    &["route", "cache"],
     &["upstream"],
     &["upstream#2", "hash"],
     &["upstream", "sticky"],
@@ -1411,4 +1412,98 @@ fn each_waiting_room_needs_its_own_cookie() {
         "cookie = \"SRV\" }\n\n[",
     );
     assert_says(&msg, "sticky cookie of upstream `app`");
+}
+
+// ── Response cache ──────────────────────────────────────────────────────────────────────────
+
+#[test]
+fn a_cache_is_read_with_defaults_filled_in() {
+    use ballast_config::CacheKeyPart;
+    let src = format!("{WEB}[[route]]\nupstream = \"app\"\ncache = {{}}\n{APP}");
+    let c = accept(&src).routes[0].cache.clone().expect("cache");
+    assert_eq!(c.max_size, 64 << 20);
+    assert_eq!(c.max_object, 1 << 20);
+    assert_eq!(c.max_stale, Duration::from_secs(600));
+    assert_eq!(
+        c.key,
+        vec![
+            CacheKeyPart::Scheme,
+            CacheKeyPart::Host,
+            CacheKeyPart::Path,
+            CacheKeyPart::Query
+        ]
+    );
+    assert_eq!(c.stale_on, vec![500, 502, 503, 504]);
+
+    let src = format!(
+        "{WEB}[[route]]\nupstream = \"app\"\ncache = {{ max_size = \"8MiB\", max_object = \"64KiB\", max_stale = \"0s\", key = [\"path\", \"header:Accept-Language\", \"cookie:lang\"], stale_on = [\"503\"] }}\n{APP}"
+    );
+    let c = accept(&src).routes[0].cache.clone().expect("cache");
+    assert_eq!((c.max_size, c.max_object), (8 << 20, 64 << 10));
+    assert_eq!(c.max_stale, Duration::ZERO);
+    assert_eq!(
+        c.key,
+        vec![
+            CacheKeyPart::Path,
+            CacheKeyPart::Header(http::header::ACCEPT_LANGUAGE),
+            CacheKeyPart::Cookie("lang".into())
+        ]
+    );
+    assert_eq!(c.stale_on, vec![503]);
+    assert!(
+        accept(&format!("{WEB}[[route]]\nupstream = \"app\"\n{APP}")).routes[0]
+            .cache
+            .is_none()
+    );
+}
+
+#[test]
+fn cache_sizes_must_fit_and_carry_units() {
+    let route =
+        |cache: &str| format!("{WEB}[[route]]\nupstream = \"app\"\ncache = {{ {cache} }}\n{APP}");
+    let src = route("max_size = \"1MiB\", max_object = \"2MiB\"");
+    let msg = refused_at(&src, "route[0].cache.max_object", "max_object");
+    assert_says(&msg, "must not be larger than cache.max_size");
+    let src = route("max_size = \"512KiB\"");
+    let msg = refused_at(&src, "route[0].cache.max_size", "max_size");
+    assert_says(&msg, "set max_object too");
+    let src = route("max_size = \"0B\"");
+    let msg = refused_at(&src, "route[0].cache.max_size", "max_size");
+    assert_says(&msg, "larger than zero");
+    let src = route("max_size = \"4GiB\", max_object = \"2GiB\"");
+    let msg = refused_at(&src, "route[0].cache.max_object", "max_object");
+    assert_says(&msg, "at most \"1GiB\"");
+    let src = route("max_size = 1000");
+    let msg = refused_at(&src, "route[0].cache.max_size", "1000");
+    assert_says(&msg, "needs a unit");
+}
+
+#[test]
+fn cache_keys_need_a_path_and_known_parts() {
+    let route =
+        |cache: &str| format!("{WEB}[[route]]\nupstream = \"app\"\ncache = {{ {cache} }}\n{APP}");
+    let src = route("key = [\"host\", \"method\", \"header:bad header\"]");
+    let err = refuse(&src);
+    let msg = problem_at(&err, &src, "route[0].cache.key[1]", "\"method\"");
+    assert_says(&msg, "not a key part");
+    let msg = problem_at(&err, &src, "route[0].cache.key[2]", "\"header:bad header\"");
+    assert_says(&msg, "not a key part");
+    let msg = problem_at(&err, &src, "route[0].cache.key", "key =");
+    assert_says(&msg, "must include \"path\"");
+    let src = route("key = []");
+    assert_says(
+        &refused_at(&src, "route[0].cache.key", "key ="),
+        "must not be empty",
+    );
+    let src = route("key = [\"path\", \"path\"]");
+    assert_says(
+        &refused_at(&src, "route[0].cache.key[1]", "\"path\"]"),
+        "listed twice",
+    );
+    let src = route("stale_on = [\"503\", \"404\"]");
+    let msg = refused_at(&src, "route[0].cache.stale_on[1]", "\"404\"");
+    assert_says(&msg, "not a 5xx status");
+    let src = route("ttl = \"5m\"");
+    let msg = refused_at(&src, "route[0].cache.ttl", "ttl");
+    assert_says(&msg, "unknown field");
 }

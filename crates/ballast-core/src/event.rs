@@ -56,6 +56,23 @@ pub enum Event {
         /// How long the line existed.
         queued_ms: u64,
     },
+    /// A route's cache began standing in for its failing upstream with stale content.
+    StaleServingStarted {
+        route: String,
+        /// What failed first: an error kind (`connect_failed`, `no_server`, ...) or
+        /// `upstream_status`.
+        cause: String,
+        status: u16,
+    },
+    /// The route's upstream answered again (a status below 500).
+    StaleServingEnded { route: String },
+    /// Entries were removed from a route's cache through the admin API.
+    CachePurged {
+        route: String,
+        /// Path prefix of the purge, if it had one.
+        prefix: Option<String>,
+        removed: u64,
+    },
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).

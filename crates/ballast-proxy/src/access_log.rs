@@ -41,6 +41,8 @@ pub struct Entry<'a> {
     pub upstream_us: Option<u64>,
     pub attempts: u32,
     pub error: Option<&'static str>,
+    /// `hit`, `stale` or `miss` on routes with a cache.
+    pub cache: Option<&'static str>,
     pub aborted: bool,
 }
 
@@ -144,6 +146,10 @@ impl Entry<'_> {
         if let Some(e) = self.error {
             out.extend_from_slice(b",\"error\":");
             json_str(out, e);
+        }
+        if let Some(c) = self.cache {
+            out.extend_from_slice(b",\"cache\":");
+            json_str(out, c);
         }
         if self.aborted {
             out.extend_from_slice(b",\"aborted\":true");
@@ -302,6 +308,7 @@ mod tests {
             upstream_us: None,
             attempts: 1,
             error: Some("no_server"),
+            cache: Some("stale"),
             aborted: true,
         };
         let mut out = Vec::new();
@@ -328,5 +335,7 @@ mod tests {
         assert_eq!(v["server"], "127.0.0.1:9101");
         assert_eq!(v["error"], "no_server");
         assert_eq!(v["aborted"], true);
+        assert_eq!(v["cache"], "stale");
+        assert_eq!(w.get("cache"), Some(&serde_json::json!("stale")));
     }
 }

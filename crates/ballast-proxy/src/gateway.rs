@@ -236,6 +236,13 @@ impl Gateway {
                 }
             }
         }
+        // The caches of routes that lost theirs (or left) are released.
+        self.inner.shared.registry.retain_caches(|name| {
+            config
+                .routes
+                .iter()
+                .any(|r| r.name == name && r.cache.is_some())
+        });
         *self.inner.servers.lock().unwrap_or_else(|e| e.into_inner()) = built.servers;
         self.inner.upstreams.store(Arc::new(built.upstreams));
         self.inner.config.store(Arc::new(config.clone()));

@@ -8,6 +8,7 @@
 
 pub mod access_log;
 pub mod balancer;
+pub mod cache;
 mod clock;
 pub mod error;
 pub mod events;

@@ -320,6 +320,79 @@ impl prometheus_client::collector::Collector for Collector {
             &shed,
         )?;
         crate::resilience::waiting_room::metrics::encode(&mut enc, inner)?;
+        let caches = shared.registry.all_cache_counters();
+        let cache_rows = |f: fn(&crate::cache::CacheCounters) -> &std::sync::atomic::AtomicU64| -> Vec<(Vec<(&'static str, String)>, u64)> {
+            caches
+                .iter()
+                .map(|(route, c)| (vec![("route", route.clone())], f(c).load(Relaxed)))
+                .collect()
+        };
+        for (name, help, f) in [
+            (
+                "ballast_cache_hits",
+                "Requests answered from a route's cache while fresh, by route.",
+                (|c| &c.hits) as fn(&crate::cache::CacheCounters) -> &std::sync::atomic::AtomicU64,
+            ),
+            (
+                "ballast_cache_misses",
+                "Cacheable requests (GET, HEAD) that went to the upstream, by route.",
+                |c| &c.misses,
+            ),
+            (
+                "ballast_cache_stale_served",
+                "Stale cached answers served in place of an upstream failure, by route.",
+                |c| &c.stale_served,
+            ),
+            (
+                "ballast_cache_stores",
+                "Upstream answers stored in a route's cache, by route.",
+                |c| &c.stores,
+            ),
+            (
+                "ballast_cache_evictions",
+                "Cache entries removed to make room (least recently used first), by route.",
+                |c| &c.evictions,
+            ),
+            (
+                "ballast_cache_too_large",
+                "Answers not stored because their body exceeded max_object, by route.",
+                |c| &c.too_large,
+            ),
+            (
+                "ballast_cache_purged",
+                "Cache entries removed through the admin API, by route.",
+                |c| &c.purged,
+            ),
+        ] {
+            counter(&mut enc, name, help, &cache_rows(f))?;
+        }
+        let live = shared.registry.all_caches();
+        let (mut entries, mut bytes, mut stale) = (vec![], vec![], vec![]);
+        for c in &live {
+            let (n, b) = c.usage();
+            let l = || vec![("route", c.route.clone())];
+            entries.push((l(), n as i64));
+            bytes.push((l(), b as i64));
+            stale.push((l(), i64::from(c.serving_stale())));
+        }
+        gauge(
+            &mut enc,
+            "ballast_cache_entries",
+            "Keys held in a route's cache (Vary variants of one key count once), by route.",
+            &entries,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_cache_bytes",
+            "Bytes held in a route's cache (bodies, headers, keys), by route.",
+            &bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "ballast_cache_serving_stale",
+            "1 while a route serves stale content because its upstream fails.",
+            &stale,
+        )?;
 
         let g = &shared.global;
         counter(

@@ -21,6 +21,8 @@ pub struct RouteRt {
     pub policy: Arc<PolicyCounters>,
     pub flood: Arc<crate::resilience::flood::FloodGuard>,
     pub room: Option<Arc<crate::resilience::waiting_room::WaitingRoom>>,
+    /// The response cache, when the route has one.
+    pub cache: Option<Arc<crate::cache::RouteCache>>,
 }
 
 impl RouteRt {
@@ -41,6 +43,10 @@ impl RouteRt {
             policy: stats.policy(&cfg.name),
             flood: stats.flood(&cfg.name),
             room: stats.waiting_room(&cfg.name, cfg.waiting_room.as_ref()),
+            cache: cfg
+                .cache
+                .as_ref()
+                .map(|c| stats.cache(&cfg.name, &upstream.name, c)),
             cfg,
             upstream,
             counters,

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::cache::{CacheCounters, RouteCache};
 use crate::resilience::waiting_room::WaitingRoom;
 
 /// Requests by status class: index 0 = 1xx … 4 = 5xx.
@@ -85,6 +86,8 @@ pub struct StatsRegistry {
     /// Waiting rooms by route, newest settings first. More than one is kept so that a reload
     /// that fails after building its routes (a port in use) leaves the running room findable.
     rooms: Mutex<HashMap<String, Vec<Arc<WaitingRoom>>>>,
+    caches: Mutex<HashMap<String, Arc<RouteCache>>>,
+    cache_counters: Mutex<HashMap<String, Arc<CacheCounters>>>,
 }
 
 /// Waiting rooms kept per route name.
@@ -138,6 +141,56 @@ impl StatsRegistry {
     /// Snapshot of all admission controls, by upstream.
     pub fn all_admission(&self) -> Vec<(String, Arc<Admission>)> {
         let m = self.admission.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// A route's response cache: the running one when the route, its upstream and its cache
+    /// settings are unchanged (a reload keeps what is stored), else a new, empty one.
+    pub fn cache(
+        &self,
+        route: &str,
+        upstream: &str,
+        cfg: &ballast_config::CacheConfig,
+    ) -> Arc<RouteCache> {
+        let mut m = self.caches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = m.get(route).filter(|c| c.reusable_for(upstream, cfg)) {
+            return c.clone();
+        }
+        let counters = self
+            .cache_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(route.to_string())
+            .or_default()
+            .clone();
+        let c = Arc::new(RouteCache::new(route, upstream, cfg, counters));
+        m.insert(route.to_string(), c.clone());
+        c
+    }
+
+    /// Drops the caches of routes that no longer have one (their memory goes with them once
+    /// the requests still holding them finish).
+    pub fn retain_caches(&self, keep: impl Fn(&str) -> bool) {
+        let mut m = self.caches.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|route, _| keep(route));
+    }
+
+    /// The live caches, by route.
+    pub fn all_caches(&self) -> Vec<Arc<RouteCache>> {
+        let m = self.caches.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m.values().cloned().collect();
+        v.sort_by(|a, b| a.route.cmp(&b.route));
+        v
+    }
+
+    /// Cache counters of every route that ever had a cache, by route.
+    pub fn all_cache_counters(&self) -> Vec<(String, Arc<CacheCounters>)> {
+        let m = self
+            .cache_counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

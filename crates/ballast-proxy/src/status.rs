@@ -35,6 +35,26 @@ pub struct RouteStatus {
     pub sorry: Option<SorryStatus>,
     pub flood: Option<FloodStatus>,
     pub waiting_room: Option<crate::resilience::waiting_room::RoomStatus>,
+    pub cache: Option<CacheStatus>,
+}
+
+/// A route's response cache: its settings, what it holds and what it did.
+#[derive(Serialize)]
+pub struct CacheStatus {
+    pub max_size_bytes: u64,
+    pub max_object_bytes: u64,
+    pub max_stale_s: u64,
+    pub key: Vec<String>,
+    pub stale_on: Vec<u16>,
+    pub entries: u64,
+    pub bytes: u64,
+    /// True while stale content stands in for the failing upstream.
+    pub serving_stale: bool,
+    pub hits: u64,
+    pub misses: u64,
+    pub stale_served: u64,
+    pub stores: u64,
+    pub evictions: u64,
 }
 
 /// A route's flood protection and the clients it has blocked right now.
@@ -233,6 +253,34 @@ impl Gateway {
                     waiting_room: r.waiting_room.as_ref().and_then(|w| {
                         let room = self.inner.shared.registry.room(&r.name, w)?;
                         Some(room.status(&r.name, &self.inner.shared.events))
+                    }),
+                    cache: r.cache.as_ref().and_then(|k| {
+                        let live = self
+                            .inner
+                            .shared
+                            .registry
+                            .all_caches()
+                            .into_iter()
+                            .find(|c| c.route == r.name)?;
+                        let (entries, bytes) = live.usage();
+                        let n = |a: &std::sync::atomic::AtomicU64| {
+                            a.load(std::sync::atomic::Ordering::Relaxed)
+                        };
+                        Some(CacheStatus {
+                            max_size_bytes: k.max_size,
+                            max_object_bytes: k.max_object,
+                            max_stale_s: k.max_stale.as_secs(),
+                            key: k.key.iter().map(|p| p.name()).collect(),
+                            stale_on: k.stale_on.clone(),
+                            entries,
+                            bytes,
+                            serving_stale: live.serving_stale(),
+                            hits: n(&live.counters.hits),
+                            misses: n(&live.counters.misses),
+                            stale_served: n(&live.counters.stale_served),
+                            stores: n(&live.counters.stores),
+                            evictions: n(&live.counters.evictions),
+                        })
                     }),
                     sorry: r.sorry.as_ref().map(|p| SorryStatus {
                         on: p.on_status.clone(),

@@ -37,6 +37,19 @@ pub fn call(
     Ok(())
 }
 
+/// Percent-encodes a query value (everything but unreserved characters and `/`).
+pub fn encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 async fn request(
     addr: &str,
     token: Option<&str>,

@@ -82,6 +82,13 @@ impl Control for App {
     fn events(&self, after: u64) -> Value {
         serde_json::to_value(self.gateway.events(after)).unwrap_or(Value::Null)
     }
+
+    fn purge_cache(&self, route: Option<&str>, prefix: Option<&str>) -> Result<Value, NotFound> {
+        self.gateway
+            .purge_cache(route, prefix)
+            .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+            .map_err(|e| NotFound(e.to_string()))
+    }
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the configured grace period.

@@ -7,6 +7,11 @@
 //! - `POST /_ctl/fail/N`: from now on every application request answers status N (`0` stops)
 //! - `/_ctl/app-count`: application requests so far (not health checks, not `/_ctl`)
 //! - `/slow/MS`: answers after MS milliseconds
+//! - `/cacheable...` (any path below it too): `count=N from NAME` where N counts this backend's application requests (this
+//!   one included); `?max-age=S` sends `Cache-Control: max-age=S`, `?cc=TEXT` sends
+//!   `Cache-Control: TEXT` (e.g. `cc=no-store`), `?vary=NAME` sends `Vary: NAME` and adds the
+//!   request's value of that header to the body, `?etag=V` sends `ETag: "V"`, `?size=N` pads
+//!   the body to N bytes
 //! - `/headers`: the request headers as JSON
 //! - `/echo`: streams the request body back
 //! - `/consume`: reads the whole request body, then answers with its length
@@ -118,6 +123,44 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
     } else if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(100))).await;
         text(StatusCode::OK, format!("slow hello from {}\n", st.name))
+    } else if path.starts_with("/cacheable") {
+        let n = st.app.load(Relaxed);
+        let mut body = format!("count={n} from {}", st.name);
+        let mut r_headers = http::HeaderMap::new();
+        let mut size = 0;
+        for item in query.split('&') {
+            let (k, v) = item.split_once('=').unwrap_or((item, ""));
+            let cc = match k {
+                "max-age" => Some(format!("max-age={v}")),
+                "cc" => Some(v.to_string()),
+                _ => None,
+            };
+            if let Some(v) = cc.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+                r_headers.insert(header::CACHE_CONTROL, v);
+            }
+            if k == "vary" {
+                let seen = req.headers().get(v).and_then(|h| h.to_str().ok());
+                body.push_str(&format!(" {v}={}", seen.unwrap_or("-")));
+                if let Ok(v) = http::HeaderValue::from_str(v) {
+                    r_headers.insert(header::VARY, v);
+                }
+            }
+            if k == "etag" {
+                if let Ok(v) = http::HeaderValue::from_str(&format!("\"{v}\"")) {
+                    r_headers.insert(header::ETAG, v);
+                }
+            }
+            if k == "size" {
+                size = v.parse().unwrap_or(0);
+            }
+        }
+        body.push('\n');
+        if body.len() < size {
+            body.push_str(&".".repeat(size - body.len()));
+        }
+        let mut r = text(StatusCode::OK, body);
+        r.headers_mut().extend(r_headers);
+        r
     } else if path == "/headers" {
         let map: serde_json::Map<String, serde_json::Value> = req
             .headers()

@@ -73,6 +73,18 @@ enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// Remove cached answers: every route's, or one route's with --route, under a path with --prefix.
+    Purge {
+        #[arg(long)]
+        route: Option<String>,
+        /// Only paths starting with this, e.g. /img/
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Measure Ballast against HAProxy and nginx under load and injected faults.
     Lab(lab::LabArgs),
     /// Run a lab backend (started by `lab`).
@@ -149,6 +161,22 @@ fn main() -> ExitCode {
         } => {
             let action = if enable { "enable" } else { "drain" };
             let path = format!("/api/v1/servers/{upstream}/{server}/{action}");
+            exit(admin_client::call(config, admin, "POST", &path))
+        }
+        Command::Purge {
+            route,
+            prefix,
+            config,
+            admin,
+        } => {
+            let query: Vec<String> = [("route", route), ("prefix", prefix)]
+                .into_iter()
+                .filter_map(|(k, v)| Some(format!("{k}={}", admin_client::encode(&v?))))
+                .collect();
+            let mut path = "/api/v1/cache/purge".to_string();
+            if !query.is_empty() {
+                path = format!("{path}?{}", query.join("&"));
+            }
             exit(admin_client::call(config, admin, "POST", &path))
         }
     }

@@ -6,7 +6,9 @@
 //!
 //! [`ProxyBody`] is the response body sent to the client. When an upstream body ends cleanly it
 //! hands the connection back to the pool; when it ends in any way it completes the request's
-//! [`Exchange`] (access log, metrics, load accounting) with the bytes actually sent.
+//! [`Exchange`] (access log, metrics, load accounting) with the bytes actually sent. On a
+//! cached route it also fills the cache's [`Capture`] as the bytes pass, so the client never
+//! waits for a copy.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -18,6 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::exchange::Exchange;
+use crate::cache::Capture;
 use crate::upstream::pool::Sender;
 use crate::upstream::ServerState;
 
@@ -130,6 +133,8 @@ pub struct ProxyBody {
     sent: u64,
     clean: bool,
     exchange: Option<Box<Exchange>>,
+    /// The response cache's copy, stored at a clean end.
+    capture: Option<Box<Capture>>,
 }
 
 impl ProxyBody {
@@ -140,6 +145,7 @@ impl ProxyBody {
             sent: 0,
             clean: false,
             exchange: None,
+            capture: None,
         }
     }
 
@@ -164,7 +170,20 @@ impl ProxyBody {
             sent: 0,
             clean,
             exchange: None,
+            capture: None,
         }
+    }
+
+    /// Copies the body into `capture` as it streams (an empty body is stored at once).
+    pub fn with_capture(mut self, capture: Option<Capture>) -> Self {
+        if let Some(c) = capture {
+            if self.is_end_stream() {
+                c.complete();
+            } else {
+                self.capture = Some(Box::new(c));
+            }
+        }
+        self
     }
 
     /// Attaches the record completed when this body ends or is dropped.
@@ -174,6 +193,9 @@ impl ProxyBody {
     }
 
     fn finish(&mut self) {
+        if let Some(c) = self.capture.take() {
+            c.complete();
+        }
         if !self.clean {
             self.clean = true;
             if let Source::Upstream { back, .. } = &mut self.source {
@@ -217,6 +239,12 @@ impl Body for ProxyBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(d) = frame.data_ref() {
                     this.sent += d.len() as u64;
+                }
+                if let Some(c) = &mut this.capture {
+                    // Trailers are not stored: the copy would be incomplete.
+                    if !frame.data_ref().is_some_and(|d| c.push(d)) {
+                        this.capture = None;
+                    }
                 }
                 if this.is_end_stream() {
                     this.finish();

@@ -44,6 +44,8 @@ pub struct Exchange {
     pub error: Option<&'static str>,
     /// The request's slot in its upstream's admission control, given back at the end.
     pub permit: Option<crate::resilience::admission::Permit>,
+    /// What the route's cache did: `hit`, `stale`, `miss` (routes without a cache: `None`).
+    pub cache: Option<&'static str>,
 }
 
 impl Exchange {
@@ -106,6 +108,7 @@ impl Exchange {
             upstream_us: self.upstream_time.map(|t| t.as_micros() as u64),
             attempts: self.attempts,
             error: self.error,
+            cache: self.cache,
             aborted: !clean,
         });
     }

@@ -21,6 +21,7 @@ use super::exchange::{BytesIn, Exchange};
 use super::headers;
 use super::upgrade;
 use crate::balancer::{Load, PickContext};
+use crate::cache;
 use crate::error::{ProxyError, Source};
 use crate::listener::ListenerShared;
 use crate::resilience::admission::ShedReason;
@@ -99,6 +100,7 @@ async fn proxy(
         attempts: 0,
         error: None,
         permit: None,
+        cache: None,
     })));
 
     if let Err(e) = headers::check_framing(&parts.headers) {
@@ -140,13 +142,6 @@ async fn proxy(
         }
     }
 
-    if let Some(adm) = &route.upstream.admission {
-        match adm.acquire(route.cfg.priority).await {
-            Ok(permit) => ex.get().permit = Some(permit),
-            Err(reason) => return shed(ex.take(), reason, adm.retry_after()),
-        }
-    }
-
     headers::strip_hop_by_hop(&mut parts.headers, wants_upgrade);
     headers::add_forwarded(
         &mut parts.headers,
@@ -165,6 +160,30 @@ async fn proxy(
         method: parts.method,
         headers: parts.headers,
     };
+    // A fresh stored answer goes out from memory: no upstream, no concurrency slot. (Looked up
+    // with the headers as the upstream sees them, which is what its `Vary` refers to.)
+    let cached = cache::Lookup::new(
+        &route,
+        &head.method,
+        &head.uri,
+        &head.headers,
+        l.tls,
+        wants_upgrade,
+    );
+    if let Some(resp) = cached
+        .as_ref()
+        .and_then(|c| c.serve_fresh(&head.headers, || ex.take()))
+    {
+        return resp;
+    }
+    ex.get().cache = cached.as_ref().and_then(cache::Lookup::label);
+    // Admission control: a slot in the upstream, or a 503 now (a fresh cache hit needs none).
+    if let Some(adm) = &route.upstream.admission {
+        match adm.acquire(route.cfg.priority).await {
+            Ok(permit) => ex.get().permit = Some(permit),
+            Err(reason) => return shed(ex.take(), reason, adm.retry_after()),
+        }
+    }
     let slot = (!http_body::Body::is_end_stream(&body)).then(|| BodySlot::new(body));
     if let Some(s) = &slot {
         ex.get().bytes_in = BytesIn::Counted(s.clone());
@@ -315,6 +334,8 @@ async fn proxy(
                     &mut client_upgrade,
                     sticky_name,
                     pinned.as_deref(),
+                    cached.as_ref(),
+                    &head.headers,
                 );
             }
             Err(e) => {
@@ -358,7 +379,16 @@ async fn proxy(
             &mut client_upgrade,
             sticky_name,
             pinned.as_deref(),
+            cached.as_ref(),
+            &head.headers,
         );
+    }
+    // Stale content is preferred over the sorry page and the error.
+    if let Some(resp) = cached
+        .as_ref()
+        .and_then(|c| c.serve_stale(&last_err, &head.headers, || ex.take()))
+    {
+        return resp;
     }
     match route.cfg.sorry.as_ref().filter(|p| {
         last_err == ProxyError::NoServer || p.on_status.contains(&last_err.status().as_u16())
@@ -382,7 +412,8 @@ struct Answer {
     took: Duration,
 }
 
-/// Turns the upstream's answer into the client's response (or the sorry page).
+/// Turns the upstream's answer into the client's response (or stale content, or the sorry
+/// page). `req_headers` are the request's as sent upstream.
 #[allow(clippy::too_many_arguments)]
 fn respond(
     ex: &mut Unanswered,
@@ -393,6 +424,8 @@ fn respond(
     client_upgrade: &mut Option<hyper::upgrade::OnUpgrade>,
     sticky_name: Option<&str>,
     pinned: Option<&str>,
+    cached: Option<&cache::Lookup>,
+    req_headers: &http::HeaderMap,
 ) -> Response<ProxyBody> {
     let Answer {
         mut resp,
@@ -405,6 +438,15 @@ fn respond(
     ex.get().server = Some(idx);
     ex.get().load_begun = true;
     ex.get().upstream_time = Some(took);
+    if status.is_server_error() {
+        let failed = ProxyError::UpstreamStatus(status.as_u16());
+        if let Some(stale) = cached.and_then(|c| c.serve_stale(&failed, req_headers, || ex.take()))
+        {
+            // The upstream's error page is replaced; its connection is not reused.
+            drop((resp, sender));
+            return stale;
+        }
+    }
     if let Some(page) = route
         .cfg
         .sorry
@@ -425,6 +467,17 @@ fn respond(
     let (mut rparts, rbody) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rparts.headers, upgraded);
     rparts.headers.remove(&resilience::NO_RETRY_HEADER);
+    // Decided on the upstream's own headers, before the gateway adds a cookie or an id.
+    let capture = cached.and_then(|c| {
+        c.admit(
+            status,
+            &mut rparts.headers,
+            req_headers,
+            ex.get().uri.path(),
+            took,
+            &l.shared.events,
+        )
+    });
     if let Some(name) = sticky_name {
         if pinned != Some(state.cookie_id.as_str()) {
             let c = format!("{name}={}; Path=/; HttpOnly; SameSite=Lax", state.cookie_id);
@@ -442,7 +495,7 @@ fn respond(
         drop(sender);
         ProxyBody::empty()
     } else {
-        ProxyBody::upstream(rbody, sender, state.clone())
+        ProxyBody::upstream(rbody, sender, state.clone()).with_capture(capture)
     };
     Response::from_parts(rparts, body.with_exchange(ex.take()))
 }

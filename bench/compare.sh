@@ -18,7 +18,7 @@ usage: bench/compare.sh [options]
   --only LIST       comma-separated subset of ballast,ballast-policies,haproxy,nginx
                     (default: ballast,haproxy,nginx). ballast-policies is Ballast with every
                     resilience policy on (retry budget, breaker, flood guard, sorry page,
-                    concurrency limit with priority)
+                    concurrency limit with priority, cache, waiting room)
   --out FILE        also write the Markdown report to FILE
   --build           always run `cargo build --release -p ballast` first
   --no-build        never build; fail if the Ballast binary is missing
@@ -365,8 +365,11 @@ EOF
 
 # The same gateway with every resilience policy switched on: retry budget and back-off (the
 # route default), a circuit breaker, the flood guard (one wrk client: never blocked), a sorry
-# page, and admission control (an adaptive concurrency limit with a priority class). Compared
-# with plain `ballast` it prices the policies on the hot path.
+# page, admission control (an adaptive concurrency limit with a priority class), the response
+# cache (the backends' answers carry no freshness, so every request is a lookup and a miss) and
+# a waiting room that never fills. wrk keeps no cookies, so every request is a new visitor that
+# is let in with a freshly signed session cookie: the room's dearest path. Compared with plain
+# `ballast` it prices the policies on the hot path.
 write_ballast_policies_conf() {
     cat >"$W/ballast-policies.toml" <<EOF
 [admin]
@@ -388,6 +391,8 @@ retry = { attempts = 3, on = ["connect-failure", "reset", "timeout", "502", "503
 flood = { max_per_second = 10000000, factor = 10 }
 sorry = { retry_after = "10s" }
 priority = "high"
+cache = {}
+waiting_room = { capacity = 10000000, session = "2s" }
 
 [[upstream]]
 name = "app"

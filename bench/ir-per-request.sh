@@ -9,7 +9,8 @@
 # warm-up the counters are zeroed, exactly REQUESTS keep-alive GETs are sent over CONNECTIONS
 # connections (bench/keepalive_client.py), and the counters are dumped. The same is done over
 # an idle period to price the timers (health checks, log flushes), which is subtracted pro
-# rata. IR_KEEP=FILE keeps the load period's callgrind profile. Needs nginx, valgrind, curl and python3; uses ports 19101-19103, 18080 and 19900.
+# rata. IR_KEEP=FILE keeps the load period's callgrind profile; IR_ROUTE_EXTRA adds lines to
+# the route (e.g. 'cache = {}') to price a policy. Needs nginx, valgrind, curl and python3; uses ports 19101-19103, 18080 and 19900.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,6 +74,7 @@ listen = "127.0.0.1:18080"
 
 [[route]]
 upstream = "app"
+${IR_ROUTE_EXTRA:-}
 
 [[upstream]]
 name = "app"

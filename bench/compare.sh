@@ -367,8 +367,8 @@ EOF
 # route default), a circuit breaker, the flood guard (one wrk client: never blocked), a sorry
 # page, admission control (an adaptive concurrency limit with a priority class), the response
 # cache (the backends' answers carry no freshness, so every request is a lookup and a miss) and
-# a waiting room that never fills. wrk keeps no cookies, so every request is a new visitor that
-# is let in with a freshly signed session cookie: the room's dearest path. Compared with plain
+# a waiting room that never fills, entered with a session cookie taken before the run (every
+# request carries it and has it verified, as a returning visitor's would). Compared with plain
 # `ballast` it prices the policies on the hot path.
 write_ballast_policies_conf() {
     cat >"$W/ballast-policies.toml" <<EOF
@@ -392,7 +392,7 @@ flood = { max_per_second = 10000000, factor = 10 }
 sorry = { retry_after = "10s" }
 priority = "high"
 cache = {}
-waiting_room = { capacity = 10000000, session = "2s" }
+waiting_room = { capacity = 1000 }
 
 [[upstream]]
 name = "app"
@@ -458,11 +458,21 @@ parse_wrk() {
 measure() {
     local round=$1 name=$2 pid=$4 url="http://127.0.0.1:$3/" raw c0 c1 t0 t1 cpu parsed rps p50 p99 err
     raw=$W/wrk-$name-r$round.txt
-    taskset -c 1 timeout $((WARMUP_S + 30)) wrk -t1 -c"$CONNS" -d"$WARMUP" "$url" >/dev/null 2>&1 ||
+    local hdr=()
+    if [[ $name == ballast-policies ]]; then
+        # A returning visitor: the waiting room's session cookie, taken once, sent by every
+        # request (a browser would do the same).
+        local cookie
+        cookie=$(curl -s -D - -o /dev/null "$url" | tr -d '\r' |
+            awk 'tolower($1) == "set-cookie:" && $2 ~ /^ballast_wr=/ { sub(";.*", "", $2); print $2 }')
+        [[ -n $cookie ]] || die "no waiting-room cookie from $name ($url)"
+        hdr=(-H "Cookie: $cookie")
+    fi
+    taskset -c 1 timeout $((WARMUP_S + 30)) wrk -t1 -c"$CONNS" -d"$WARMUP" "${hdr[@]}" "$url" >/dev/null 2>&1 ||
         die "wrk warm-up against $name ($url) failed"
     c0=$(cpu_ticks "$pid")
     t0=$(date +%s.%N)
-    taskset -c 1 timeout $((DURATION_S + 30)) wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$url" >"$raw" 2>&1 ||
+    taskset -c 1 timeout $((DURATION_S + 30)) wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${hdr[@]}" "$url" >"$raw" 2>&1 ||
         { cat "$raw" >&2; die "wrk against $name ($url) failed"; }
     t1=$(date +%s.%N)
     c1=$(cpu_ticks "$pid")

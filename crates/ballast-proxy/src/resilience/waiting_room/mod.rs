@@ -39,7 +39,14 @@ pub struct WaitingRoom {
     pub cfg: WaitingRoomConfig,
     key: hmac::Key,
     room: Mutex<Room>,
+    /// Session cookies already verified, by their exact text: a returning visitor's cookie is
+    /// checked by one hash lookup instead of an HMAC each request (a forged cookie never
+    /// matches: the text includes the tag). Cleared whole when it reaches [`VERIFIED_MAX`].
+    verified: Mutex<std::collections::HashMap<Box<str>, Pass>>,
 }
+
+/// Verified session cookies remembered at most.
+const VERIFIED_MAX: usize = 65_536;
 
 /// What the room decided about a request.
 pub enum Admission {
@@ -58,7 +65,28 @@ impl WaitingRoom {
         };
         // Tickets are only valid in the room instance that issued them.
         let room = Mutex::new(Room::new(&cfg, fastrand::u64(1..)));
-        Self { cfg, key, room }
+        Self {
+            cfg,
+            key,
+            room,
+            verified: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The pass in a cookie value: remembered if this session cookie was verified before.
+    fn decode(&self, route: &str, value: &str) -> Option<Pass> {
+        let mut seen = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = seen.get(value) {
+            return Some(*p);
+        }
+        let pass = cookie::decode(&self.key, route, value)?;
+        if matches!(pass, Pass::Session { .. }) {
+            if seen.len() >= VERIFIED_MAX {
+                seen.clear();
+            }
+            seen.insert(value.into(), pass);
+        }
+        Some(pass)
     }
 
     /// Lets the request in, or answers it. `secure`: the client connection is TLS (the cookie
@@ -71,8 +99,7 @@ impl WaitingRoom {
         events: &EventLog,
     ) -> Admission {
         let now = unix_ms();
-        let pass = headers::cookie(req, &self.cfg.cookie)
-            .and_then(|v| cookie::decode(&self.key, route, v));
+        let pass = headers::cookie(req, &self.cfg.cookie).and_then(|v| self.decode(route, v));
         let (outcome, changes) = {
             let mut r = self.room.lock().unwrap_or_else(|e| e.into_inner());
             let o = r.visit(pass, now);

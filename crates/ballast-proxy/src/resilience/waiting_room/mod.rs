@@ -42,7 +42,7 @@ pub struct WaitingRoom {
     /// Session cookies already verified, by their exact text: a returning visitor's cookie is
     /// checked by one hash lookup instead of an HMAC each request (a forged cookie never
     /// matches: the text includes the tag). Cleared whole when it reaches [`VERIFIED_MAX`].
-    verified: Mutex<std::collections::HashMap<Box<str>, Pass>>,
+    verified: Mutex<std::collections::HashMap<Box<str>, (Pass, Box<str>)>>,
 }
 
 /// Verified session cookies remembered at most.
@@ -76,15 +76,16 @@ impl WaitingRoom {
     /// The pass in a cookie value: remembered if this session cookie was verified before.
     fn decode(&self, route: &str, value: &str) -> Option<Pass> {
         let mut seen = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = seen.get(value) {
-            return Some(*p);
+        if let Some((p, r)) = seen.get(value) {
+            // The route is part of what was signed.
+            return (**r == *route).then_some(*p);
         }
         let pass = cookie::decode(&self.key, route, value)?;
         if matches!(pass, Pass::Session { .. }) {
             if seen.len() >= VERIFIED_MAX {
                 seen.clear();
             }
-            seen.insert(value.into(), pass);
+            seen.insert(value.into(), (pass, route.into()));
         }
         Some(pass)
     }
@@ -450,12 +451,23 @@ mod tests {
             b.admit("shop", &request(None, None), false, &events),
             Admission::Pass(Some(_))
         ));
+        // Presented once, the cookie is remembered as verified: what follows must still fail.
+        assert!(matches!(
+            a.admit("shop", &request(Some(&good), None), false, &events),
+            Admission::Pass(None)
+        ));
+        let tag_changed = {
+            let last = good.chars().last().unwrap();
+            let swap = if last == '0' { '1' } else { '0' };
+            format!("{}{swap}", &good[..good.len() - 1])
+        };
         // Valid for room a on route shop only: elsewhere it is as if there were no cookie (the
         // room is full, so such a visitor gets a ticket).
         for (r, route, c) in [
             (&a, "other", good.clone()),
             (&b, "shop", good.clone()),
             (&a, "shop", good.replacen(".1.", ".2.", 1)),
+            (&a, "shop", tag_changed),
             (&a, "shop", "wr=garbage".to_string()),
         ] {
             match r.admit(route, &request(Some(&c), None), false, &events) {

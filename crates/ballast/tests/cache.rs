@@ -7,24 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Application requests a demo backend has served (health checks and control calls excluded).
-fn app_count(b: &Backend) -> u64 {
-    let (code, body) = raw_http(
-        b.addr,
-        "GET /_ctl/app-count HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(code, 200, "{body}");
-    body.trim().parse().unwrap()
-}
-
-fn force(b: &Backend, status: u16) {
-    let (code, body) = raw_http(
-        b.addr,
-        &format!("POST /_ctl/fail/{status} HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-    );
-    assert_eq!(code, 200, "{body}");
-}
-
 /// One route with a cache (`cache` is the inline table's inside) and `route_extra` lines, one
 /// upstream of `b` with passive health off, so a failing server stays in the pool and every
 /// request meets it.
@@ -120,7 +102,7 @@ fn stale_content_is_served_while_the_upstream_fails_and_fresh_content_returns_af
             "the request's own id"
         );
         assert!(warnings(&hit).is_empty());
-        assert_eq!(app_count(&a), 1, "the hit did not reach the backend");
+        assert_eq!(a.app_count(), 1, "the hit did not reach the backend");
 
         // The backend dies and the entry expires: the stale copy stands in for the 502.
         a.kill();
@@ -226,10 +208,10 @@ fn a_listed_5xx_is_replaced_by_stale_content_until_max_stale() {
         assert_eq!(first.body.trim(), "count=1 from a");
         tokio::time::sleep(Duration::from_millis(1100)).await;
         // 500 is not listed: the upstream's answer goes out as it is.
-        force(&a, 500);
+        a.force(500);
         let r = fetch(port, path, &[]).await;
         assert_eq!(r.status, 500);
-        force(&a, 503);
+        a.force(503);
         let r = fetch(port, path, &[]).await;
         assert_eq!((r.status, r.body.as_str()), (200, first.body.as_str()));
         assert_eq!(header(&r, "ballast-cache"), "stale");
@@ -237,7 +219,7 @@ fn a_listed_5xx_is_replaced_by_stale_content_until_max_stale() {
         tokio::time::sleep(Duration::from_millis(2000)).await;
         let r = fetch(port, path, &[]).await;
         assert_eq!(r.status, 503, "{r:?}");
-        force(&a, 0);
+        a.force(0);
         let r = fetch(port, path, &[]).await;
         assert_eq!(r.status, 200);
         assert_eq!(header(&r, "ballast-cache"), "miss");
@@ -264,7 +246,7 @@ fn purge_through_the_admin_api_removes_entries() {
     };
     assert_eq!(labels(), ["miss", "miss"]);
     assert_eq!(labels(), ["hit", "hit"]);
-    assert_eq!(app_count(&a), 2);
+    assert_eq!(a.app_count(), 2);
     assert_eq!(gw.status()["routes"][0]["cache"]["entries"], 2);
 
     let (code, body) = gw.admin_post("/api/v1/cache/purge?route=site&prefix=/nothing");
@@ -274,7 +256,7 @@ fn purge_through_the_admin_api_removes_entries() {
     assert_eq!(code, 200, "{body}");
     assert!(body.starts_with(r#"{"removed":1"#), "{body}");
     assert_eq!(labels(), ["hit", "miss"], "only the purged entry misses");
-    assert_eq!(app_count(&a), 3);
+    assert_eq!(a.app_count(), 3);
 
     // The CLI does the same; unknown routes are refused.
     let admin = gw.admin.to_string();
@@ -347,7 +329,7 @@ fn vary_variants_head_and_304s_are_served_from_the_stored_get() {
             (200, full.body.as_str())
         );
     });
-    assert_eq!(app_count(&a), 4, "one upstream request per variant");
+    assert_eq!(a.app_count(), 4, "one upstream request per variant");
 }
 
 #[test]

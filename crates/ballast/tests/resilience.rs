@@ -7,24 +7,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Application requests a demo backend has served (health checks and control calls excluded).
-fn app_count(b: &Backend) -> u64 {
-    let (code, body) = raw_http(
-        b.addr,
-        "GET /_ctl/app-count HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(code, 200, "{body}");
-    body.trim().parse().unwrap()
-}
-
-fn force(b: &Backend, status: u16) {
-    let (code, body) = raw_http(
-        b.addr,
-        &format!("POST /_ctl/fail/{status} HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-    );
-    assert_eq!(code, 200, "{body}");
-}
-
 /// One route with `route_extra` lines, one upstream of `servers` with passive health off (so
 /// failing servers stay in the pool and every request meets them).
 fn config(port: u16, route_extra: &str, upstream_extra: &str, servers: &[&Backend]) -> String {
@@ -65,8 +47,8 @@ fn rt() -> tokio::runtime::Runtime {
 fn retry_budget_caps_amplification_over_a_long_failing_run() {
     let a = Backend::start("a");
     let b = Backend::start("b");
-    force(&a, 503);
-    force(&b, 503);
+    a.force(503);
+    b.force(503);
     let port = free_port();
     let gw = Gateway::start(
         "budget",
@@ -87,7 +69,7 @@ fn retry_budget_caps_amplification_over_a_long_failing_run() {
         statuses
     });
     assert!(statuses.iter().all(|s| *s == 503), "clients see the 503");
-    let upstream = app_count(&a) + app_count(&b);
+    let upstream = a.app_count() + b.app_count();
     let amplification = upstream as f64 / N as f64;
     eprintln!(
         "{upstream} upstream requests for {N} client requests: amplification {amplification:.3}"
@@ -134,17 +116,17 @@ fn a_404_is_never_retried_and_a_503_is() {
         }
     });
     assert_eq!(
-        app_count(&a) + app_count(&b),
+        a.app_count() + b.app_count(),
         20,
         "one upstream request per 404"
     );
 
     // The default policy retries 503 (within the default budget's floor of 5/s).
-    let before = app_count(&a) + app_count(&b);
+    let before = a.app_count() + b.app_count();
     let reply = rt().block_on(async { get(local(port), "/status/503", &[]).await.unwrap() });
     assert_eq!(reply.status, 503);
     assert_eq!(
-        app_count(&a) + app_count(&b) - before,
+        a.app_count() + b.app_count() - before,
         2,
         "a 503 is tried on the other server too (2 servers, so 2 attempts)"
     );
@@ -171,7 +153,7 @@ fn the_upstream_can_forbid_a_retry() {
             "the internal header is removed before the client"
         );
     }
-    assert_eq!(app_count(&a) + app_count(&b), 10, "no request was retried");
+    assert_eq!(a.app_count() + b.app_count(), 10, "no request was retried");
     let m = gw.metrics();
     assert_eq!(
         metric_value(&m, r#"ballast_retry_forbidden_total{route="route-0"}"#),
@@ -179,14 +161,14 @@ fn the_upstream_can_forbid_a_retry() {
     );
 
     // A Retry-After longer than `retry_after_max` (1s by default) ends the retries too.
-    let before = app_count(&a) + app_count(&b);
+    let before = a.app_count() + b.app_count();
     let r = rt().block_on(async {
         get(local(port), "/status/503?retry-after=30", &[])
             .await
             .unwrap()
     });
     assert_eq!(r.status, 503);
-    assert_eq!(app_count(&a) + app_count(&b) - before, 1);
+    assert_eq!(a.app_count() + b.app_count() - before, 1);
 }
 
 #[test]
@@ -194,7 +176,7 @@ fn the_backend_sees_the_attempt_number() {
     let a = Backend::start("a");
     let b = Backend::start("b");
     let c = Backend::start("c");
-    force(&a, 503);
+    a.force(503);
     let port = free_port();
     let _gw = Gateway::start("attempt", &config(port, "", "", &[&a, &b, &c]));
     let attempts: Vec<String> = rt().block_on(async {
@@ -232,7 +214,7 @@ fn the_backend_sees_the_attempt_number() {
         "{attempts:?}"
     );
     assert_eq!(
-        app_count(&a) as usize,
+        a.app_count() as usize,
         attempts.iter().filter(|a| *a == "2").count(),
         "every attempt 2 followed exactly one attempt on a"
     );
@@ -274,7 +256,7 @@ fn sorry_page_with_every_backend_down_never_touches_them() {
     wait_until("both servers marked down", Duration::from_secs(5), || {
         gw.status()["upstreams"][0]["primaries_available"] == false
     });
-    let before = app_count(&a) + app_count(&b);
+    let before = a.app_count() + b.app_count();
     let replies = rt().block_on(async {
         let mut c = Conn::open(local(port)).await.unwrap();
         let mut v = Vec::new();
@@ -290,7 +272,7 @@ fn sorry_page_with_every_backend_down_never_touches_them() {
         assert_eq!(r.headers["content-type"], "text/html; charset=utf-8");
     }
     assert_eq!(
-        app_count(&a) + app_count(&b),
+        a.app_count() + b.app_count(),
         before,
         "no request reached a backend while none was healthy"
     );
@@ -305,7 +287,7 @@ fn sorry_page_with_every_backend_down_never_touches_them() {
 fn the_breaker_opens_half_opens_and_closes() {
     let a = Backend::start("a");
     let b = Backend::start("b");
-    force(&a, 500);
+    a.force(500);
     let port = free_port();
     let gw = Gateway::start(
         "breaker",
@@ -341,25 +323,25 @@ fn the_breaker_opens_half_opens_and_closes() {
     let codes = send(20);
     assert_eq!(codes.iter().filter(|c| **c == 500).count(), 3, "{codes:?}");
     assert_eq!(breaker_of(a.addr), "open");
-    let seen_by_a = app_count(&a);
+    let seen_by_a = a.app_count();
     let codes = send(20);
     assert!(
         codes.iter().all(|c| *c == 200),
         "open: everything goes to b: {codes:?}"
     );
     assert_eq!(
-        app_count(&a),
+        a.app_count(),
         seen_by_a,
         "no request reaches a while its breaker is open"
     );
 
     // a recovers; after the cool-down two probes succeed and the breaker closes.
-    force(&a, 0);
+    a.force(0);
     std::thread::sleep(Duration::from_millis(1200));
     let codes = send(10);
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
     assert_eq!(breaker_of(a.addr), "closed");
-    assert!(app_count(&a) > seen_by_a, "a serves again");
+    assert!(a.app_count() > seen_by_a, "a serves again");
     let m = gw.metrics();
     assert_eq!(
         metric_value(
@@ -481,7 +463,7 @@ fn a_flooding_client_is_blocked_quickly_while_another_keeps_full_success() {
     assert_eq!(blocked[0]["route"], "route-0");
     let refused = flooder.iter().filter(|c| **c == Ok(429)).count() as u64;
     assert_eq!(
-        app_count(&a),
+        a.app_count(),
         (flooder.len() as u64 - refused) + 30,
         "refused requests never reached the backend"
     );

@@ -9,16 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Application requests the demo backend has served (control calls excluded).
-fn app_count(b: &Backend) -> u64 {
-    let (code, body) = raw_http(
-        b.addr,
-        "GET /_ctl/app-count HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(code, 200, "{body}");
-    body.trim().parse().unwrap()
-}
-
 fn config(port: u16, backend: SocketAddr) -> String {
     config_with(
         port,
@@ -295,7 +285,7 @@ fn the_waiting_room_admits_in_order() {
     );
 
     // The backend saw exactly the requests that got a backend answer: none from the line.
-    assert_eq!(app_count(&backend), served);
+    assert_eq!(backend.app_count(), served);
 
     // What the room reports.
     let status = gw.status();

@@ -124,6 +124,25 @@ impl Backend {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// Application requests served (health checks and control calls excluded).
+    pub fn app_count(&self) -> u64 {
+        let (code, body) = raw_http(
+            self.addr,
+            "GET /_ctl/app-count HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(code, 200, "{body}");
+        body.trim().parse().unwrap()
+    }
+
+    /// Makes every application request answer `status` (200 heals it).
+    pub fn force(&self, status: u16) {
+        let (code, body) = raw_http(
+            self.addr,
+            &format!("POST /_ctl/fail/{status} HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
 }
 
 impl Drop for Backend {

@@ -42,8 +42,11 @@ pub struct WaitingRoom {
     /// Session cookies already verified, by their exact text: a returning visitor's cookie is
     /// checked by one hash lookup instead of an HMAC each request (a forged cookie never
     /// matches: the text includes the tag). Cleared whole when it reaches [`VERIFIED_MAX`].
-    verified: Mutex<std::collections::HashMap<Box<str>, (Pass, Box<str>)>>,
+    verified: Mutex<Verified>,
 }
+
+/// Verified session cookie text → its pass and the route it was verified for.
+type Verified = std::collections::HashMap<Box<str>, (Pass, Box<str>)>;
 
 /// Verified session cookies remembered at most.
 const VERIFIED_MAX: usize = 65_536;
@@ -69,7 +72,7 @@ impl WaitingRoom {
             cfg,
             key,
             room,
-            verified: Mutex::new(std::collections::HashMap::new()),
+            verified: Mutex::new(Verified::new()),
         }
     }
 

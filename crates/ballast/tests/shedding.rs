@@ -222,3 +222,67 @@ fn a_shed_answer_is_a_503_with_retry_after_that_never_reaches_the_upstream() {
         "{log:?}"
     );
 }
+
+#[test]
+fn while_saturated_the_low_share_is_refused_at_once_and_critical_waits_for_a_slot() {
+    let backend = Backend::start("b2");
+    let port = free_port();
+    let gw = Gateway::start(
+        "shed-share",
+        &config(
+            port,
+            backend.addr,
+            r#"{ algorithm = "fixed", initial = 1, min = 1, max_wait = "3s", shed = { low = "100%" } }"#,
+        ),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let slow = std::thread::spawn(move || {
+        raw_http(
+            addr,
+            "GET /slow/1000 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+    });
+    wait_until(
+        "the slow request to hold the slot",
+        Duration::from_secs(5),
+        || gw.status()["upstreams"][0]["limit"]["in_flight"] == 1,
+    );
+    // Critical queues behind the slow request (max_wait 3 s) and is served when it ends.
+    let critical = std::thread::spawn(move || {
+        raw_http(
+            addr,
+            "GET /critical/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+    });
+    wait_until(
+        "critical to wait for the slot",
+        Duration::from_secs(5),
+        || gw.status()["upstreams"][0]["limit"]["waiting"] == 1,
+    );
+    // Low, while saturated, is refused at once: its whole share is shed without queueing (the
+    // access log's `shed_busy` below says which rule refused it; a queued one would say
+    // `shed_timeout` or be served).
+    let (code, _) = raw_http(
+        addr,
+        "GET /low/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 503);
+    assert_eq!(slow.join().unwrap().0, 200);
+    assert_eq!(critical.join().unwrap().0, 200, "critical was never shed");
+    // Saturation over: low is let in again.
+    let (code, _) = raw_http(
+        addr,
+        "GET /low/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(backend.app_count(), 3, "slow, critical and the last low");
+    let log = gw.access_lines();
+    assert!(
+        log.iter()
+            .any(|l| l["error"] == "shed_busy" && l["route"] == "low"),
+        "{log:?}"
+    );
+    let status = gw.status();
+    assert_eq!(status["upstreams"][0]["limit"]["shed"]["low"], 1);
+    assert_eq!(status["upstreams"][0]["limit"]["shed"]["critical"], 0);
+}

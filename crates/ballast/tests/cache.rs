@@ -12,15 +12,7 @@ use common::*;
 /// request meets it.
 fn config(port: u16, cache: &str, route_extra: &str, b: &Backend) -> String {
     format!(
-        r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
+        r#"{preamble}[[route]]
 name = "site"
 upstream = "app"
 cache = {{ {cache} }}
@@ -30,7 +22,8 @@ name = "app"
 passive = {{ enabled = false }}
 servers = [{{ addr = "{}" }}]
 "#,
-        b.addr
+        b.addr,
+        preamble = preamble(port),
     )
 }
 

@@ -15,15 +15,7 @@ fn config(port: u16, route_extra: &str, upstream_extra: &str, servers: &[&Backen
         .map(|b| format!(r#"{{ addr = "{}" }}"#, b.addr))
         .collect();
     format!(
-        r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
+        r#"{preamble}[[route]]
 upstream = "app"
 {route_extra}
 [[upstream]]
@@ -32,7 +24,8 @@ passive = {{ enabled = false }}
 {upstream_extra}
 servers = [{}]
 "#,
-        servers.join(", ")
+        servers.join(", "),
+        preamble = preamble(port),
     )
 }
 

@@ -54,15 +54,7 @@ impl Drop for LabBackend {
 
 fn config(port: u16, backend: SocketAddr, limit: &str) -> String {
     format!(
-        r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
+        r#"{preamble}[[route]]
 name = "critical"
 match = {{ path_prefix = "/critical/" }}
 upstream = "app"
@@ -76,7 +68,8 @@ name = "app"
 passive = {{ enabled = false }}
 limit = {limit}
 servers = [{{ addr = "{backend}" }}]
-"#
+"#,
+        preamble = preamble(port)
     )
 }
 

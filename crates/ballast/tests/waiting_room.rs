@@ -21,15 +21,7 @@ fn config(port: u16, backend: SocketAddr) -> String {
 /// One route `shop` with waiting room `room` (an inline table) and `route_extra` lines.
 fn config_with(port: u16, backend: SocketAddr, room: &str, route_extra: &str) -> String {
     format!(
-        r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-[[route]]
+        r#"{preamble}[[route]]
 name = "shop"
 upstream = "app"
 waiting_room = {room}
@@ -37,7 +29,8 @@ waiting_room = {room}
 [[upstream]]
 name = "app"
 servers = [{{ addr = "{backend}" }}]
-"#
+"#,
+        preamble = preamble(port)
     )
 }
 

@@ -819,6 +819,23 @@ servers = [{servers}]
     )
 }
 
+/// The part every test config starts with: admin on `{ADMIN}`, the access log to
+/// `{ACCESS_LOG}` (both filled in by [`Gateway::start`]), one listener `web` on
+/// 127.0.0.1:`port`. Routes and upstreams follow.
+pub fn preamble(port: u16) -> String {
+    format!(
+        r#"
+[admin]
+listen = "{{ADMIN}}"
+[log]
+access = "{{ACCESS_LOG}}"
+[[listener]]
+name = "web"
+listen = "127.0.0.1:{port}"
+"#
+    )
+}
+
 /// (address, 1) for each address.
 pub fn weight1(addrs: &[SocketAddr]) -> Vec<(SocketAddr, u32)> {
     addrs.iter().map(|a| (*a, 1)).collect()

@@ -202,15 +202,17 @@ wait_ready() {
     die "$name did not answer 200 on $url within 30 s (last status: ${code:-none}; log above)"
 }
 
-# CPU time (clock ticks) used so far by a process and its direct children (nginx workers).
+# CPU time (clock ticks) used so far by a process and its direct children (nginx workers):
+# prints "user system".
 cpu_ticks() {
-    local pid=$1 total=0 p t
+    local pid=$1 user=0 sys=0 p u s
     for p in "$pid" $(ps -o pid= --ppid "$pid" 2>/dev/null || true); do
         # fields after the ")" of the command name: utime and stime are the 12th and 13th
-        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-        total=$((total + ${t:-0}))
+        read -r u s < <(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}') || true
+        user=$((user + ${u:-0}))
+        sys=$((sys + ${s:-0}))
     done
-    echo "$total"
+    echo "$user $sys"
 }
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -476,12 +478,18 @@ measure() {
         { cat "$raw" >&2; die "wrk against $name ($url) failed"; }
     t1=$(date +%s.%N)
     c1=$(cpu_ticks "$pid")
-    cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" \
-        'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
     parsed=$(parse_wrk <"$raw") || { cat "$raw" >&2; die "could not parse wrk output for $name"; }
-    echo "$round $name $parsed $cpu" >>"$RESULTS"
     read -r rps p50 p99 err <<<"$parsed"
-    say "round $round  $(printf '%-8s' "$name") ${rps} req/s  p50 ${p50} ms  p99 ${p99} ms  errors ${err}  cpu ${cpu}%"
+    # share of one core, and CPU microseconds per request split into user and kernel time
+    cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" -v rps="$rps" '
+        BEGIN {
+            split(a, x, " "); split(b, y, " "); secs = t1 - t0; n = rps * secs
+            u = (y[1] - x[1]) / hz; s = (y[2] - x[2]) / hz
+            printf "%.0f %.2f %.2f", 100 * (u + s) / secs, 1e6 * u / n, 1e6 * s / n
+        }')
+    echo "$round $name $parsed $cpu" >>"$RESULTS"
+    read -r cpu usr_us sys_us <<<"$cpu"
+    say "round $round  $(printf '%-8s' "$name") ${rps} req/s  p50 ${p50} ms  p99 ${p99} ms  errors ${err}  cpu ${cpu}% (${usr_us} µs user + ${sys_us} µs kernel per request)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -539,7 +547,7 @@ declare -A LABEL=(
 )
 
 report() {
-    local name b_rps='' b_p99='' rps p50 p99 rr pr cpu
+    local name b_rps="" b_p99="" rps p50 p99 rr pr cpu per
     if wants ballast; then b_rps=$(col ballast 3); b_p99=$(col ballast 5); fi
     echo "## Baseline: Ballast vs HAProxy vs nginx"
     echo
@@ -547,8 +555,8 @@ report() {
     echo "wrk -t1 -c$CONNS -d$DURATION --latency (after a $WARMUP warm-up), median of $ROUNDS round(s)."
     echo "Each proxy pinned to CPU 0 with one worker; wrk and the backends share CPU 1."
     echo
-    echo "| target | req/s | p50 ms | p99 ms | errors | proxy CPU | Ballast req/s ÷ this | Ballast p99 ÷ this |"
-    echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| target | req/s | p50 ms | p99 ms | errors | proxy CPU | CPU µs/request (user + kernel) | Ballast req/s ÷ this | Ballast p99 ÷ this |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
     for name in direct "${PROXIES[@]}"; do
         rps=$(col "$name" 3); p50=$(col "$name" 4); p99=$(col "$name" 5)
         if [[ $name == direct || $name == ballast || -z $b_rps ]]; then
@@ -557,20 +565,23 @@ report() {
             rr=$(ratio "$b_rps" "$rps"); pr=$(ratio "$b_p99" "$p99")
         fi
         cpu=$(printf '%.0f%%' "$(col "$name" 7)")
-        [[ $name == direct ]] && cpu="—"
-        printf '| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s |\n' \
-            "${LABEL[$name]}" "$rps" "$p50" "$p99" "$(total_errors "$name")" "$cpu" "$rr" "$pr"
+        per=$(printf '%.2f + %.2f' "$(col "$name" 8)" "$(col "$name" 9)")
+        [[ $name == direct ]] && { cpu="—"; per="—"; }
+        printf '| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n' \
+            "${LABEL[$name]}" "$rps" "$p50" "$p99" "$(total_errors "$name")" "$cpu" "$per" "$rr" "$pr"
     done
     echo
     echo "req/s ratio above 1 and p99 ratio below 1 favour Ballast. Errors are non-2xx/3xx answers"
     echo "plus socket errors, summed over all rounds. Proxy CPU is the share of one core the proxy"
     echo "used while measured; well under 100% means the load generator, not the proxy, was the limit."
+    echo "CPU µs per request is the proxy's user and kernel CPU time divided by the requests served:"
+    echo "user time is the proxy's own code, kernel time mostly its system calls."
     echo
     echo "<details><summary>Per-round results</summary>"
     echo
-    echo "| round | target | req/s | p50 ms | p99 ms | errors | proxy CPU |"
-    echo "|--:|---|--:|--:|--:|--:|--:|"
-    awk '{ printf "| %s | %s | %.0f | %.3f | %.3f | %d | %s%% |\n", $1, $2, $3, $4, $5, $6, $7 }' "$RESULTS"
+    echo "| round | target | req/s | p50 ms | p99 ms | errors | proxy CPU | µs user | µs kernel |"
+    echo "|--:|---|--:|--:|--:|--:|--:|--:|--:|"
+    awk '{ printf "| %s | %s | %.0f | %.3f | %.3f | %d | %s%% | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$RESULTS"
     echo
     echo "</details>"
 }

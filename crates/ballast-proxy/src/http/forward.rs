@@ -29,7 +29,7 @@ use crate::resilience::flood::Verdict;
 use crate::resilience::waiting_room::{self, Admission};
 use crate::resilience::{self, backoff};
 use crate::router::RouteRt;
-use crate::upstream::pool::Sender;
+use crate::upstream::h1::{self, ResponseBody, SendError};
 use crate::upstream::{Outcome, ServerState, Tried};
 
 /// The service function of every HTTP connection.
@@ -48,19 +48,9 @@ pub async fn handle(
 /// The parts of the request sent upstream, kept so an attempt can be repeated.
 struct Head {
     method: http::Method,
+    /// Path and query.
     uri: Uri,
     headers: http::HeaderMap,
-}
-
-impl Head {
-    fn request(&self, body: UpstreamBody) -> Request<UpstreamBody> {
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.version_mut() = Version::HTTP_11;
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
 }
 
 async fn proxy(
@@ -256,7 +246,7 @@ async fn proxy(
         ex.get().attempts += 1;
         let attempt_no = ex.get().attempts;
         let state = &upstream.members[idx].state;
-        let body = match &slot {
+        let mut body = match &slot {
             None => UpstreamBody::Empty,
             Some(s) if s.untouched() => UpstreamBody::from_slot(s),
             Some(_) => break,
@@ -270,13 +260,14 @@ async fn proxy(
         match attempt(
             state,
             &head,
-            body,
+            &mut body,
+            wants_upgrade,
             route.cfg.connect_timeout.min(left),
             route.cfg.response_timeout.min(left),
         )
         .await
         {
-            Ok((resp, sender, took)) => {
+            Ok((resp, took)) => {
                 let status = resp.status();
                 upstream.record(
                     idx,
@@ -286,12 +277,7 @@ async fn proxy(
                         Outcome::Success
                     },
                 );
-                let answer = Answer {
-                    resp,
-                    sender,
-                    idx,
-                    took,
-                };
+                let answer = Answer { resp, idx, took };
                 if replayable && policy.on_status.contains(&status.as_u16()) {
                     if answer
                         .resp
@@ -404,8 +390,7 @@ async fn proxy(
 
 /// An upstream answer and where it came from.
 struct Answer {
-    resp: Response<Incoming>,
-    sender: Sender,
+    resp: Response<ResponseBody>,
     /// Member index of the server.
     idx: usize,
     /// Time to the response head.
@@ -427,12 +412,7 @@ fn respond(
     cached: Option<&cache::Lookup>,
     req_headers: &http::HeaderMap,
 ) -> Response<ProxyBody> {
-    let Answer {
-        mut resp,
-        sender,
-        idx,
-        took,
-    } = answer;
+    let Answer { resp, idx, took } = answer;
     let state = &route.upstream.members[idx].state;
     let status = resp.status();
     ex.get().server = Some(idx);
@@ -443,7 +423,7 @@ fn respond(
         if let Some(stale) = cached.and_then(|c| c.serve_stale(&failed, req_headers, || ex.take()))
         {
             // The upstream's error page is replaced; its connection is not reused.
-            drop((resp, sender));
+            drop(resp);
             return stale;
         }
     }
@@ -454,16 +434,11 @@ fn respond(
         .filter(|p| p.on_status.contains(&status.as_u16()))
     {
         // The upstream's own error page is replaced; its connection is not reused.
-        drop((resp, sender));
+        drop(resp);
         return sorry(ex.take(), page, route, status.as_u16());
     }
     ex.get().status = status.as_u16();
     let upgraded = status == StatusCode::SWITCHING_PROTOCOLS && wants_upgrade;
-    if upgraded {
-        if let Some(client_side) = client_upgrade.take() {
-            upgrade::tunnel(client_side, hyper::upgrade::on(&mut resp), l.shared.clone());
-        }
-    }
     let (mut rparts, rbody) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rparts.headers, upgraded);
     rparts.headers.remove(&resilience::NO_RETRY_HEADER);
@@ -492,10 +467,12 @@ fn respond(
         .entry(&headers::X_REQUEST_ID)
         .or_insert(request_id);
     let body = if upgraded {
-        drop(sender);
+        if let (Some(client_side), Some(conn)) = (client_upgrade.take(), rbody.into_upgraded()) {
+            upgrade::tunnel(client_side, conn, l.shared.clone());
+        }
         ProxyBody::empty()
     } else {
-        ProxyBody::upstream(rbody, sender, state.clone()).with_capture(capture)
+        ProxyBody::upstream(rbody).with_capture(capture)
     };
     Response::from_parts(rparts, body.with_exchange(ex.take()))
 }
@@ -620,63 +597,53 @@ impl Drop for Unanswered {
 /// One attempt on one server: a pooled connection if one is free (falling back to a fresh one
 /// when the pooled connection proves closed before the request left), else a new connection.
 async fn attempt(
-    state: &ServerState,
+    state: &Arc<ServerState>,
     head: &Head,
-    body: UpstreamBody,
+    body: &mut UpstreamBody,
+    upgrade: bool,
     connect_timeout: Duration,
     response_timeout: Duration,
-) -> Result<(Response<Incoming>, Sender, Duration), ProxyError> {
-    let mut req = head.request(body);
+) -> Result<(Response<ResponseBody>, Duration), ProxyError> {
+    let req = h1::Request {
+        method: &head.method,
+        target: head.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        headers: &head.headers,
+        upgrade,
+    };
     let mut pooled = true;
     loop {
-        let mut sender = match pooled.then(|| state.pool.take()).flatten() {
-            Some(s) => s,
+        let conn = match pooled.then(|| state.pool.take()).flatten() {
+            Some(c) => c,
             None => {
                 pooled = false;
                 state.pool.connect(state.addr, connect_timeout).await?
             }
         };
-        if sender.ready().await.is_err() {
-            if pooled {
-                continue;
-            }
-            return Err(ProxyError::Connect(std::io::ErrorKind::ConnectionAborted));
-        }
         let in_flight = InFlight::begin(&state.load);
         let t0 = Instant::now();
-        let sent = tokio::time::timeout(response_timeout, sender.try_send_request(req)).await;
+        let sent = tokio::time::timeout(response_timeout, h1::send(conn, &req, body, state)).await;
         match sent {
             Ok(Ok(resp)) => {
                 // The caller's `Exchange` ends the load when the response body is done.
                 in_flight.hand_over();
-                return Ok((resp, sender, t0.elapsed()));
+                return Ok((resp, t0.elapsed()));
             }
-            Err(_) => {
+            Err(_) => return Err(ProxyError::ResponseTimeout),
+            Ok(Err(e)) => {
                 drop(in_flight);
-                return Err(ProxyError::ResponseTimeout);
-            }
-            Ok(Err(mut e)) => {
-                drop(in_flight);
-                match e.take_message() {
-                    // The connection died before the request was written: nothing left.
-                    Some(back) if pooled => {
-                        req = back;
-                        continue;
+                return Err(match e {
+                    // The connection died before the request was written: nothing left, so a
+                    // pooled one is replaced by a fresh one.
+                    SendError::NotSent if pooled => continue,
+                    SendError::NotSent => {
+                        ProxyError::Connect(std::io::ErrorKind::ConnectionAborted)
                     }
-                    Some(_) => {
-                        return Err(ProxyError::Connect(std::io::ErrorKind::ConnectionAborted))
+                    SendError::Closed => ProxyError::ClosedBeforeResponse,
+                    SendError::Protocol(_) | SendError::UnexpectedUpgrade => {
+                        ProxyError::UpstreamProtocol
                     }
-                    None => {
-                        let err = e.error();
-                        return Err(if err.is_parse() || err.is_parse_status() {
-                            ProxyError::UpstreamProtocol
-                        } else if err.is_user() {
-                            ProxyError::ClientBody
-                        } else {
-                            ProxyError::ClosedBeforeResponse
-                        });
-                    }
-                }
+                    SendError::ClientBody => ProxyError::ClientBody,
+                });
             }
         }
     }

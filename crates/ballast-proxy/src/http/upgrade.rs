@@ -6,27 +6,30 @@ use std::sync::Arc;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 
 use crate::shared::Shared;
+use crate::upstream::h1::Conn;
 
-/// Joins the client's and the upstream's upgraded connections in a background task.
-pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade, shared: Arc<Shared>) {
+/// Joins the client's upgraded connection and the upstream's connection in a background task.
+/// Bytes the upstream sent right behind its `101` head go to the client first.
+pub fn tunnel(client: OnUpgrade, upstream: Box<Conn>, shared: Arc<Shared>) {
     shared.global.upgrades.fetch_add(1, Relaxed);
     tokio::spawn(async move {
-        let (c, u) = tokio::join!(client, upstream);
-        match (c, u) {
-            (Ok(c), Ok(u)) => {
-                let mut c = TokioIo::new(c);
-                let mut u = TokioIo::new(u);
-                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-                    tracing::debug!(error = %e, "upgraded connection ended");
-                }
+        let (mut u, early) = upstream.into_parts();
+        let c = match client.await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "client side of the upgrade failed");
+                return;
             }
-            (c, u) => tracing::debug!(
-                client_ok = c.is_ok(),
-                upstream_ok = u.is_ok(),
-                "upgrade failed"
-            ),
+        };
+        let mut c = TokioIo::new(c);
+        if !early.is_empty() && c.write_all(&early).await.is_err() {
+            return;
+        }
+        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+            tracing::debug!(error = %e, "upgraded connection ended");
         }
     });
 }

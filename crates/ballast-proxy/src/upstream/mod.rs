@@ -7,6 +7,7 @@
 //! skipped; a sticky client goes to its pinned server while that server is available.
 
 pub mod breaker;
+pub mod h1;
 pub mod pool;
 pub mod server;
 

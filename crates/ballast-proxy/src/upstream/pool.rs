@@ -1,27 +1,23 @@
 //! Keep-alive connections to one server.
 //!
-//! Connections are HTTP/1.1 `SendRequest` handles whose connection task runs on its own.
-//! Idle handles are kept LIFO (the warmest connection is reused first) and handed back by the
-//! response body when it ends (see `http::body`), never before, so a handle in the pool is
-//! always free for the next request. Closed or expired handles are dropped on the way out.
+//! Connections are [`h1::Conn`]s (Ballast's own HTTP/1.1 client). Idle ones are kept LIFO (the
+//! warmest connection is reused first) and handed back by the response body when its last
+//! byte has been read (see `h1::body`), never before, so a connection in the pool is always
+//! free for the next request. Expired connections, and those the server closed while idle,
+//! are dropped on the way out.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::h1::Conn;
 use crate::error::ProxyError;
-use crate::http::body::UpstreamBody;
-
-/// A handle that can send one request at a time on one upstream connection.
-pub type Sender = SendRequest<UpstreamBody>;
 
 struct Idle {
-    sender: Sender,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -59,35 +55,30 @@ impl ConnPool {
     }
 
     /// An idle connection that is still open, if any.
-    pub fn take(&self) -> Option<Sender> {
+    pub fn take(&self) -> Option<Box<Conn>> {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(i) = idle.pop() {
-            if !i.sender.is_closed() && i.since.elapsed() < timeout {
-                return Some(i.sender);
+            if i.since.elapsed() < timeout && i.conn.is_idle_open() {
+                return Some(i.conn);
             }
         }
         None
     }
 
     /// Returns a connection whose exchange finished.
-    pub fn put(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
+    pub fn put(&self, conn: Box<Conn>) {
         let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
         let max = self.max_idle.load(Relaxed);
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let expired = idle
             .iter()
-            .take_while(|i| i.since.elapsed() >= timeout || i.sender.is_closed())
+            .take_while(|i| now.duration_since(i.since) >= timeout)
             .count();
         idle.drain(..expired);
         if idle.len() < max {
-            idle.push(Idle {
-                sender,
-                since: Instant::now(),
-            });
+            idle.push(Idle { conn, since: now });
         }
     }
 
@@ -104,7 +95,11 @@ impl ConnPool {
     }
 
     /// Opens a new connection within `timeout`.
-    pub async fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<Sender, ProxyError> {
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<Box<Conn>, ProxyError> {
         self.connects_total.fetch_add(1, Relaxed);
         let res = connect(addr, timeout).await;
         if res.is_err() {
@@ -114,22 +109,12 @@ impl ConnPool {
     }
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Sender, ProxyError> {
+async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Box<Conn>, ProxyError> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(ProxyError::ConnectTimeout),
         Ok(Err(e)) => return Err(ProxyError::Connect(e.kind())),
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| ProxyError::Connect(std::io::ErrorKind::ConnectionAborted))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+    Ok(Box::new(Conn::new(stream)))
 }

@@ -15,6 +15,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 
 use super::decode::Framing;
+use super::upload::Upload;
 use super::Conn;
 use crate::upstream::ServerState;
 
@@ -59,6 +60,8 @@ pub struct ResponseBody {
     state: State,
     /// The connection may carry another request once this body is read.
     keep_alive: bool,
+    /// The rest of the request body, when the upstream answered before it was all sent.
+    upload: Option<Box<Upload>>,
     home: Option<Arc<ServerState>>,
 }
 
@@ -67,6 +70,7 @@ impl ResponseBody {
         conn: Box<Conn>,
         framing: Framing,
         keep_alive: bool,
+        upload: Option<Box<Upload>>,
         home: Arc<ServerState>,
     ) -> Self {
         let state = match framing {
@@ -79,6 +83,7 @@ impl ResponseBody {
             conn: Some(conn),
             state,
             keep_alive,
+            upload,
             home: Some(home),
         };
         if matches!(body.state, State::Done) {
@@ -94,6 +99,7 @@ impl ResponseBody {
             conn: Some(conn),
             state: State::Done,
             keep_alive: false,
+            upload: None,
             home: None,
         }
     }
@@ -107,11 +113,12 @@ impl ResponseBody {
         self.conn.take()
     }
 
-    /// The body is over: the connection goes back to the pool when it may be reused.
+    /// The body is over: the connection goes back to the pool when it may be reused (not
+    /// when part of the request body is still unsent).
     fn release(&mut self) {
         self.state = State::Done;
         if let (Some(conn), Some(home)) = (self.conn.take(), &self.home) {
-            if self.keep_alive && conn.buf.is_empty() {
+            if self.keep_alive && self.upload.is_none() && conn.buf.is_empty() {
                 home.pool.put(conn);
             }
         }
@@ -127,6 +134,17 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = self.get_mut();
+        if let (Some(up), Some(conn)) = (this.upload.as_mut(), this.conn.as_mut()) {
+            match up.poll(&mut conn.stream, cx) {
+                Poll::Ready(Ok(())) => this.upload = None,
+                Poll::Ready(Err(_)) => {
+                    // The request went up truncated: this connection is finished.
+                    this.upload = None;
+                    this.keep_alive = false;
+                }
+                Poll::Pending => {}
+            }
+        }
         loop {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);

@@ -11,29 +11,33 @@
 //! - [`decode`]: response head, body framing and persistence (RFC 9112 §6.3, §9.3).
 //! - [`body`]: the response body, which owns the connection and hands it back to the pool.
 //!
-//! While a request body is being sent the connection is also read, so an upstream that answers
-//! early (a 413 before the whole upload) is heard; such a connection is not reused. `1xx`
-//! interim answers are read and dropped, except `101` for an upgrade the client asked for.
+//! - [`upload`]: the request body, sent while the response is awaited and, when the upstream
+//!   answers before the upload is done (streaming both ways, or an early 413), while the
+//!   response streams back.
+//!
+//! `1xx` interim answers are read and dropped, except `101` for an upgrade the client asked
+//! for.
 
 pub mod body;
 pub mod decode;
 pub mod encode;
+pub mod upload;
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::BytesMut;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, Method, Response, StatusCode};
-use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 pub use body::ResponseBody;
 use decode::{DecodeError, Head};
 use encode::BodyFraming;
+use upload::{Upload, UploadError};
 
 use crate::http::body::UpstreamBody;
 use crate::upstream::ServerState;
@@ -76,10 +80,6 @@ impl Conn {
         }
         tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
     }
-
-    async fn fill(&mut self) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.poll_fill(cx)).await
-    }
 }
 
 /// The request as it goes upstream.
@@ -113,8 +113,9 @@ pub enum SendError {
 }
 
 /// Sends `req` with `body` on `conn` and returns the response, whose body carries the
-/// connection back to `home`'s pool when it ends. `body` is only read once the head has been
-/// written, so after [`SendError::NotSent`] it is untouched and can be sent elsewhere.
+/// connection back to `home`'s pool when it ends. `body` is only taken once the head has been
+/// written, so after [`SendError::NotSent`] it is untouched and can be sent elsewhere. A body
+/// still being sent when the head arrives goes on being sent while the response streams back.
 pub async fn send(
     mut conn: Box<Conn>,
     req: &Request<'_>,
@@ -130,25 +131,51 @@ pub async fn send(
     encode::head(&mut out, req.method, req.target, req.headers, framing);
     write_head(&mut conn.stream, &out).await?;
 
+    let mut upload = (framing != BodyFraming::None).then(|| {
+        let body = std::mem::replace(body, UpstreamBody::Empty);
+        Box::new(Upload::new(body, framing == BodyFraming::Chunked))
+    });
     let head_request = req.method == Method::HEAD;
-    let (head, early) = match framing {
-        BodyFraming::None => (read_head(&mut conn, head_request).await?, false),
-        _ => match send_body(&mut conn, body, framing, head_request, &mut out).await? {
-            Upload::Sent => (read_head(&mut conn, head_request).await?, false),
-            Upload::Answered(head) => (head, true),
-            // The upstream stopped taking the body; it may have said why before closing.
-            Upload::WriteFailed => (read_head(&mut conn, head_request).await?, true),
-        },
-    };
+    let mut write_failed = false;
+    let head = std::future::poll_fn(|cx| {
+        if let Some(up) = upload.as_mut() {
+            match up.poll(&mut conn.stream, cx) {
+                Poll::Ready(Ok(())) => upload = None,
+                Poll::Ready(Err(UploadError::Client)) => {
+                    return Poll::Ready(Err(SendError::ClientBody))
+                }
+                // The upstream stopped taking the body; it may still say why before closing.
+                Poll::Ready(Err(UploadError::Write)) => {
+                    upload = None;
+                    write_failed = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        loop {
+            if let Some(head) = parse_final(&mut conn.buf, head_request)? {
+                return Poll::Ready(Ok(head));
+            }
+            match ready!(conn.poll_fill(cx)) {
+                Ok(n) if n > 0 => {}
+                _ => return Poll::Ready(Err(SendError::Closed)),
+            }
+        }
+    })
+    .await?;
     let body = if head.status == StatusCode::SWITCHING_PROTOCOLS {
         if !req.upgrade {
             return Err(SendError::UnexpectedUpgrade);
         }
         ResponseBody::upgraded(conn)
     } else {
-        // An answer that came before the whole request body was sent leaves the connection
-        // out of step: it is closed after this response.
-        ResponseBody::new(conn, head.framing, head.keep_alive && !early, home.clone())
+        ResponseBody::new(
+            conn,
+            head.framing,
+            head.keep_alive && !write_failed,
+            upload,
+            home.clone(),
+        )
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = head.status;
@@ -170,19 +197,6 @@ async fn write_head(stream: &mut TcpStream, head: &[u8]) -> Result<(), SendError
     Ok(())
 }
 
-/// Reads until a final response head (interim `1xx` answers other than `101` are skipped).
-async fn read_head(conn: &mut Conn, head_request: bool) -> Result<Head, SendError> {
-    loop {
-        if let Some(head) = parse_final(&mut conn.buf, head_request)? {
-            return Ok(head);
-        }
-        match conn.fill().await {
-            Ok(n) if n > 0 => {}
-            _ => return Err(SendError::Closed),
-        }
-    }
-}
-
 /// A final head at the front of `buf`, if one is complete; interim answers are consumed.
 fn parse_final(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
     while !buf.is_empty() {
@@ -193,82 +207,4 @@ fn parse_final(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, S
         }
     }
     Ok(None)
-}
-
-/// How sending a request body ended.
-enum Upload {
-    /// All of it left.
-    Sent,
-    /// A final head arrived before the body was done (the rest is not sent).
-    Answered(Head),
-    /// The upstream stopped taking it.
-    WriteFailed,
-}
-
-/// Streams the request body while listening for an early answer.
-async fn send_body(
-    conn: &mut Conn,
-    body: &mut UpstreamBody,
-    framing: BodyFraming,
-    head_request: bool,
-    scratch: &mut Vec<u8>,
-) -> Result<Upload, SendError> {
-    let Conn { stream, buf } = conn;
-    let (mut rd, mut wr) = stream.split();
-    loop {
-        if buf.capacity() - buf.len() < MIN_FREE {
-            buf.reserve(READ_SIZE);
-        }
-        tokio::select! {
-            biased;
-            read = rd.read_buf(buf) => match read {
-                Ok(n) if n > 0 => {
-                    if let Some(head) = parse_final(buf, head_request)? {
-                        return Ok(Upload::Answered(head));
-                    }
-                }
-                _ => return Err(SendError::Closed),
-            },
-            frame = body.frame() => match frame {
-                None => {
-                    if framing == BodyFraming::Chunked && wr.write_all(encode::LAST_CHUNK).await.is_err() {
-                        return Ok(Upload::WriteFailed);
-                    }
-                    return Ok(Upload::Sent);
-                }
-                Some(Err(_)) => return Err(SendError::ClientBody),
-                Some(Ok(frame)) => {
-                    // Trailers from the client are not forwarded.
-                    let Ok(data) = frame.into_data() else { continue };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    let written = if framing == BodyFraming::Chunked {
-                        scratch.clear();
-                        encode::chunk_header(scratch, data.len());
-                        if data.len() <= READ_SIZE {
-                            // Small chunks leave in one write.
-                            scratch.extend_from_slice(&data);
-                            scratch.extend_from_slice(b"\r\n");
-                            wr.write_all(scratch).await
-                        } else {
-                            let mut w = wr.write_all(scratch).await;
-                            if w.is_ok() {
-                                w = wr.write_all(&data).await;
-                            }
-                            if w.is_ok() {
-                                w = wr.write_all(b"\r\n").await;
-                            }
-                            w
-                        }
-                    } else {
-                        wr.write_all(&data).await
-                    };
-                    if written.is_err() {
-                        return Ok(Upload::WriteFailed);
-                    }
-                }
-            },
-        }
-    }
 }

@@ -178,8 +178,9 @@ pub async fn send(
         )
     };
     let mut resp = Response::new(body);
+    // The version stays HTTP/1.1: the upstream's own is hop-by-hop, and a 1.0 here would make
+    // the client's connection close.
     *resp.status_mut() = head.status;
-    *resp.version_mut() = head.version;
     *resp.headers_mut() = head.headers;
     Ok(resp)
 }

@@ -10,7 +10,8 @@
 # connections (bench/keepalive_client.py), and the counters are dumped. The same is done over
 # an idle period to price the timers (health checks, log flushes), which is subtracted pro
 # rata. IR_KEEP=FILE keeps the load period's callgrind profile; IR_ROUTE_EXTRA adds lines to
-# the route (e.g. 'cache = {}') to price a policy. Needs nginx, valgrind, curl and python3; uses ports 19101-19103, 18080 and 19900.
+# the route (e.g. 'cache = {}') and IR_UPSTREAM_EXTRA to the upstream (e.g. 'limit = {}') to
+# price a policy (with a waiting room, every request carries the room's session cookie). Needs nginx, valgrind, curl and python3; uses ports 19101-19103, 18080 and 19900.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -80,6 +81,7 @@ ${IR_ROUTE_EXTRA:-}
 name = "app"
 balance = "round-robin"
 health = { path = "/healthz", interval = "2s", timeout = "1s", rise = 2, fall = 3 }
+${IR_UPSTREAM_EXTRA:-}
 servers = [
   { addr = "127.0.0.1:19101" },
   { addr = "127.0.0.1:19102" },
@@ -100,6 +102,13 @@ for _ in $(seq 600); do
 done
 ((ok >= 6)) || { tail -n 40 "$W/ballast.out" >&2; echo "ballast did not come up" >&2; exit 1; }
 
+if [[ ${IR_ROUTE_EXTRA:-} == *waiting_room* ]]; then
+    # A returning visitor, as in compare.sh: the room's session cookie on every request.
+    cookie=$(curl -s -D - -o /dev/null http://127.0.0.1:18080/ | tr -d '\r' |
+        awk 'tolower($1) == "set-cookie:" && $2 ~ /^ballast_wr=/ { sub(";.*", "", $2); print $2 }')
+    [[ -n $cookie ]] || { echo "no waiting-room cookie" >&2; exit 1; }
+    export KEEPALIVE_HEADER="Cookie: $cookie"
+fi
 python3 "$ROOT/bench/keepalive_client.py" 127.0.0.1:18080 2000 "$C" # warm-up
 
 total() { grep -h '^summary:\|^totals:' "$1" | head -n1 | awk '{print $2}'; }

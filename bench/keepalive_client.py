@@ -5,15 +5,20 @@ Used by bench/ir-per-request.sh: the request count must be exact (instructions a
 by it), which time-bound load generators such as wrk cannot promise. Speed does not matter.
 
     keepalive_client.py HOST:PORT N C [PATH]
+
+KEEPALIVE_HEADER="Name: value" adds one header to every request (a waiting-room cookie).
 """
 
 import asyncio
+import os
 import sys
 
 
 async def worker(host, port, path, quota, errors):
     reader, writer = await asyncio.open_connection(host, port)
-    req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    extra = os.environ.get("KEEPALIVE_HEADER", "")
+    extra = f"{extra}\r\n" if extra else ""
+    req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
     for _ in range(quota):
         writer.write(req)
         head = await reader.readuntil(b"\r\n\r\n")

@@ -264,7 +264,7 @@ fn key(parts: &[CacheKeyPart], tls: bool, uri: &Uri, headers: &HeaderMap) -> Str
             CacheKeyPart::Scheme => k.push_str(if tls { "https" } else { "http" }),
             CacheKeyPart::Host => {
                 let h = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-                k.push_str(&h.unwrap_or("").to_ascii_lowercase());
+                k.extend(h.unwrap_or("").chars().map(|c| c.to_ascii_lowercase()));
             }
             CacheKeyPart::Path => k.push_str(uri.path()),
             CacheKeyPart::Query => k.push_str(uri.query().unwrap_or("")),

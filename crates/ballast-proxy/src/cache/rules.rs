@@ -70,15 +70,21 @@ pub struct RequestRules {
 }
 
 pub fn request_rules(headers: &HeaderMap) -> RequestRules {
-    let d = directives(headers);
-    let pragma = !headers.contains_key(header::CACHE_CONTROL)
-        && headers
+    // Most requests carry neither header: one lookup each, nothing parsed.
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        let pragma = headers
             .get_all(header::PRAGMA)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.to_ascii_lowercase().contains("no-cache"));
+        return RequestRules {
+            skip_fresh: pragma,
+            no_store: false,
+        };
+    }
+    let d = directives(headers);
     RequestRules {
-        skip_fresh: d.no_cache || d.max_age == Some(0) || pragma,
+        skip_fresh: d.no_cache || d.max_age == Some(0),
         no_store: d.no_store,
     }
 }

@@ -115,7 +115,7 @@ async fn proxy(
     drop(table);
     ex.get().route = Some(route.clone());
     if let Some(fc) = &route.cfg.flood {
-        if let Some(key) = flood_key(fc, client.ip(), &parts.headers) {
+        if let Some(key) = flood_key(fc, client.ip(), &client_value, &parts.headers) {
             if let Verdict::Blocked(ms) =
                 route
                     .flood
@@ -479,11 +479,13 @@ fn respond(
 
 /// Who the client is for `fc`, or `None` when it is allowlisted. Behind a trusted proxy the
 /// address is the rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
-fn flood_key(
+/// `peer_text` is `peer` as text, made once per connection.
+fn flood_key<'a>(
     fc: &ballast_config::model::FloodConfig,
     peer: std::net::IpAddr,
+    peer_text: &'a HeaderValue,
     headers: &http::HeaderMap,
-) -> Option<String> {
+) -> Option<std::borrow::Cow<'a, str>> {
     let mut ip = peer;
     if fc.trusted_proxies.contains(&peer) {
         let hops: Vec<std::net::IpAddr> = headers
@@ -502,10 +504,13 @@ fn flood_key(
     }
     if let ballast_config::model::FloodKey::Header(name) = &fc.key {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            return Some(format!("{name}={v}"));
+            return Some(format!("{name}={v}").into());
         }
     }
-    Some(ip.to_string())
+    match peer_text.to_str() {
+        Ok(text) if ip == peer => Some(text.into()),
+        _ => Some(ip.to_string().into()),
+    }
 }
 
 /// 429 for a blocked client, produced without touching any upstream.

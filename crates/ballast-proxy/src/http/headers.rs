@@ -203,14 +203,30 @@ fn new_request_id() -> HeaderValue {
 
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'))
+    // On bytes, pair by pair: it runs on every request of a route with sticky sessions or a
+    // waiting room, and only the pair's name is compared, never the whole line decoded.
+    let name = name.as_bytes();
+    headers.get_all(header::COOKIE).iter().find_map(|v| {
+        let mut rest = v.as_bytes();
+        while !rest.is_empty() {
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            let pair = rest[..end].trim_ascii_start();
+            rest = rest.get(end + 1..).unwrap_or_default();
+            let Some(after) = pair.strip_prefix(name) else {
+                continue;
+            };
+            let Some(value) = after.trim_ascii_start().strip_prefix(b"=") else {
+                continue;
+            };
+            if name.is_empty() {
+                return None;
+            }
+            return std::str::from_utf8(value.trim_ascii())
+                .ok()
+                .map(|v| v.trim_matches('"'));
+        }
+        None
+    })
 }
 
 /// True for methods a client expects to be safe to repeat.
@@ -284,6 +300,23 @@ mod tests {
         let m = h(&[("cookie", "a=1; BALLAST_SRV=abc; b=2")]);
         assert_eq!(cookie(&m, "BALLAST_SRV"), Some("abc"));
         assert_eq!(cookie(&m, "c"), None);
+        let m = h(&[
+            ("cookie", "xsrv=1; a=srv=2; srv2=3"),
+            ("cookie", "other=1;srv = \"q\" ; z=9"),
+        ]);
+        assert_eq!(
+            cookie(&m, "srv"),
+            Some("q"),
+            "a whole name only, in any Cookie line"
+        );
+        assert_eq!(cookie(&m, "srv2"), Some("3"));
+        assert_eq!(cookie(&m, "z"), Some("9"));
+        assert_eq!(cookie(&m, ""), None);
+        assert_eq!(
+            cookie(&h(&[("cookie", "srv")]), "srv"),
+            None,
+            "no value, no cookie"
+        );
         let mut m = HeaderMap::new();
         let id = ensure_request_id(&mut m);
         assert_eq!(id.len(), 20);

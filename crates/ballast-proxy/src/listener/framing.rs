@@ -74,17 +74,14 @@ fn analyse(head: &mut [u8]) -> State {
     let mut cl_names: SmallVec<[usize; 2]> = SmallVec::new();
     let mut te_names: SmallVec<[usize; 2]> = SmallVec::new();
     // Skip the request line.
-    let mut pos = head
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(head.len(), |e| e + 1);
+    let mut pos = memchr::memchr(b'\n', head).map_or(head.len(), |e| e + 1);
     while pos < head.len() {
-        let end = head[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(head.len(), |e| pos + e);
+        let end = memchr::memchr(b'\n', &head[pos..]).map_or(head.len(), |e| pos + e);
         let line = &head[pos..end];
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
+        // Only three names matter here; most lines are passed over on their first letter
+        // (browsers send long cookie and user-agent lines on every request).
+        let relevant = matches!(line.first(), Some(b'c' | b'C' | b't' | b'T' | b'u' | b'U'));
+        if let Some(colon) = relevant.then(|| memchr::memchr(b':', line)).flatten() {
             let name = &line[..colon];
             let value = trim(&line[colon + 1..]);
             if name.eq_ignore_ascii_case(b"content-length") {
@@ -135,16 +132,11 @@ fn analyse(head: &mut [u8]) -> State {
 
 /// Length of the head at the start of `rest` (through its blank line), if complete.
 fn head_end(rest: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(p) = rest[from..].iter().position(|&b| b == b'\n') {
-        let p = from + p;
-        match rest.get(p + 1) {
-            Some(b'\n') => return Some(p + 2),
-            Some(b'\r') if rest.get(p + 2) == Some(&b'\n') => return Some(p + 3),
-            _ => from = p + 1,
-        }
-    }
-    None
+    memchr::memchr_iter(b'\n', rest).find_map(|p| match rest.get(p + 1) {
+        Some(b'\n') => Some(p + 2),
+        Some(b'\r') if rest.get(p + 2) == Some(&b'\n') => Some(p + 3),
+        _ => None,
+    })
 }
 
 /// Wraps a client connection; see the module docs.

@@ -89,7 +89,13 @@ impl FloodGuard {
         if m.len() >= MAX_PER_SHARD && !m.contains_key(key) {
             m.retain(|_, c| c.sec + 2 >= sec || c.blocked_until_ms > now);
         }
-        let c = m.entry(key.to_string()).or_default();
+        // A known client (the usual case) costs no allocation.
+        if !m.contains_key(key) {
+            m.insert(key.to_owned(), Default::default());
+        }
+        let Some(c) = m.get_mut(key) else {
+            return Verdict::Pass;
+        };
         if c.blocked_until_ms > now {
             self.refused_total.fetch_add(1, Relaxed);
             return Verdict::Blocked(c.blocked_until_ms - now);

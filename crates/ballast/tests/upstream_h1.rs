@@ -28,12 +28,14 @@ enum Act {
     ReplyThenIdleClose(&'static [u8]),
 }
 
+/// Request bodies received, by path, de-chunked.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A raw upstream on loopback, scripted by path.
 struct Scripted {
     addr: SocketAddr,
     accepts: Arc<AtomicUsize>,
-    /// Request bodies received, by path, de-chunked.
-    bodies: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    bodies: Received,
     stop: Arc<AtomicBool>,
 }
 
@@ -42,7 +44,7 @@ impl Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let accepts = Arc::new(AtomicUsize::new(0));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let bodies: Received = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let script = Arc::new(script);
         let (a, b, s) = (accepts.clone(), bodies.clone(), stop.clone());

@@ -143,6 +143,11 @@ pub fn parse(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Dec
         headers.append(name, value);
     }
 
+    if te {
+        // The transfer coding frames the body: a `Content-Length` beside it is wrong and must not
+        // reach the client, whose response is framed anew (RFC 9112 §6.3).
+        headers.remove(http::header::CONTENT_LENGTH);
+    }
     let bodiless = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -269,6 +274,10 @@ mod tests {
         assert!(
             !h.keep_alive,
             "a head with both framings is not trusted again"
+        );
+        assert!(
+            !h.headers.contains_key("content-length"),
+            "the length beside a coding is dropped"
         );
         let h = f("HTTP/1.1 200 OK\r\n\r\n", false);
         assert_eq!(h.framing, Framing::UntilClose);

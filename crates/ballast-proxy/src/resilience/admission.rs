@@ -73,8 +73,9 @@ impl ShedReason {
 type Grant = Result<Permit, ShedReason>;
 
 struct Waiter {
-    id: u64,
     tx: oneshot::Sender<Grant>,
+    /// When it is shed if no slot came (`clock::now_ms`).
+    deadline_ms: u64,
 }
 
 struct Inner {
@@ -83,7 +84,8 @@ struct Inner {
     in_flight: u32,
     /// One FIFO per class, by [`Priority::rank`].
     queues: [VecDeque<Waiter>; 4],
-    next_id: u64,
+    /// A sweeper task is shedding waiters past their deadline (it runs while any wait).
+    sweeping: bool,
     /// Shedding episode: when the last shed happened and how many so far (0: not shedding).
     last_shed_ms: u64,
     episode_shed: u64,
@@ -161,7 +163,7 @@ impl Admission {
                 cfg: cfg.clone(),
                 in_flight: 0,
                 queues: Default::default(),
-                next_id: 0,
+                sweeping: false,
                 last_shed_ms: 0,
                 episode_shed: 0,
             }),
@@ -204,7 +206,7 @@ impl Admission {
     /// A slot for a request of `class`, at once or after waiting; `Err` when it is shed.
     pub async fn acquire(self: &Arc<Self>, class: Priority) -> Result<Permit, ShedReason> {
         let rank = class.rank();
-        let (mut rx, id, max_wait) = {
+        let (rx, start_sweeper) = {
             let mut g = self.lock();
             if !g.saturated() {
                 g.take_slot();
@@ -232,25 +234,63 @@ impl Admission {
             }
             g.est.pressed();
             let (tx, rx) = oneshot::channel();
-            let id = g.next_id;
-            g.next_id += 1;
-            g.queues[rank].push_back(Waiter { id, tx });
-            (rx, id, g.cfg.max_wait)
+            let deadline_ms = now_ms() + g.cfg.max_wait.as_millis() as u64;
+            g.queues[rank].push_back(Waiter { tx, deadline_ms });
+            let sweep = !std::mem::replace(&mut g.sweeping, true);
+            (rx, sweep)
         };
-        match tokio::time::timeout(max_wait, &mut rx).await {
-            Ok(Ok(grant)) => grant,
-            Ok(Err(_)) => Err(ShedReason::Evicted),
-            Err(_) => {
+        if start_sweeper {
+            tokio::spawn(self.clone().sweep());
+        }
+        // The grant, an eviction, or the sweeper's timeout: each is sent under the lock by
+        // whoever takes the waiter off its queue, so exactly one arrives.
+        rx.await.unwrap_or(Err(ShedReason::Evicted))
+    }
+
+    /// Sheds waiters whose `max_wait` has run out, while any wait. One timer for the whole
+    /// queue rather than one per waiter: a queued request is the common case when the limit
+    /// sits below the client concurrency, and a timer each (with the wake-ups of the runtime it
+    /// caused) was a measurable share of the gateway's CPU.
+    async fn sweep(self: Arc<Self>) {
+        loop {
+            let next = {
                 let mut g = self.lock();
-                let q = &mut g.queues[rank];
-                if let Some(pos) = q.iter().position(|w| w.id == id) {
-                    q.remove(pos);
-                    return Err(self.shed(g, class, ShedReason::Timeout));
+                let now = now_ms();
+                let mut started = false;
+                for (r, class) in Priority::ALL.iter().enumerate() {
+                    while g.queues[r].front().is_some_and(|w| w.deadline_ms <= now) {
+                        let Some(w) = g.queues[r].pop_front() else {
+                            break;
+                        };
+                        // A waiter that is already gone needs no answer and is not counted.
+                        if w.tx.send(Err(ShedReason::Timeout)).is_ok() {
+                            self.count(*class, ShedReason::Timeout);
+                            g.est.pressed();
+                            started |= g.note_shed();
+                        }
+                    }
                 }
-                // Granted (or evicted) just as the wait ran out: take what was sent.
+                // Waiters join each queue in deadline order: the fronts hold the earliest.
+                let next = g
+                    .queues
+                    .iter()
+                    .filter_map(|q| q.front().map(|w| w.deadline_ms))
+                    .min();
+                if next.is_none() {
+                    g.sweeping = false;
+                }
+                let limit = g.est.limit();
                 drop(g);
-                rx.try_recv().unwrap_or(Err(ShedReason::Evicted))
-            }
+                if started {
+                    self.started(limit);
+                }
+                next
+            };
+            let Some(at) = next else {
+                return;
+            };
+            let wait = at.saturating_sub(now_ms()).max(1);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
         }
     }
 

@@ -156,6 +156,11 @@ pub fn storable(
     if !cacheable_status(status) {
         return Err(Refusal::Status);
     }
+    if !resp.contains_key(header::CACHE_CONTROL) && !resp.contains_key(header::EXPIRES) {
+        // Nothing says how long it would be fresh, so it is not stored whatever else it says:
+        // the usual answer of an application, refused without the other lookups.
+        return Err(Refusal::NoFreshness);
+    }
     let d = directives(resp);
     if d.no_store || request_rules(req).no_store {
         return Err(Refusal::NoStore);

@@ -7,9 +7,9 @@
 //! across proxies), and clients can come from distinct source addresses (127.0.0.x), which
 //! per-client limits in the proxies need.
 //!
-//! - [`Mode::Open`]: a constant request rate whatever the target does ([`open`])
+//! - [`Mode::Open`]: a constant request rate whatever the target does (`open`)
 //! - [`Mode::Closed`]: N connections, each sending when the previous response is in
-//!   ([`closed`])
+//!   (`closed`)
 //! - [`slow_clients`]: slowloris connections that never finish their request head
 
 mod closed;

@@ -1,4 +1,4 @@
-//! The ten lab scenarios of DESIGN.md §7. Each runs once per target on a fresh [`Stage`]
+//! The ten lab scenarios of DESIGN.md §7. Each runs once per target on a fresh [`Stage`](env::Stage)
 //! (new backend processes, a freshly started proxy), so no run inherits another's state.
 //!
 //! A scenario returns a [`Run`]: what the clients saw, what the backends received, the fault

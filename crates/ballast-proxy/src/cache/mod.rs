@@ -27,9 +27,9 @@
 //! Not done: revalidation with the upstream (`If-None-Match` sent by the gateway), collapsing
 //! concurrent misses into one upstream request, `stale-while-revalidate`, ranges.
 //!
-//! Files: [`store`] (the moka store, its entries and expiry, counters, stale-serving state),
-//! [`lookup`] (one request's use of the cache), [`capture`] (the copy taken while an answer
-//! streams), [`purge`], and [`rules`] (RFC 9111: what may be stored, for how long). The
+//! Files: `store` (the moka store, its entries and expiry, counters, stale-serving state),
+//! `lookup` (one request's use of the cache), `capture` (the copy taken while an answer
+//! streams), `purge`, and [`rules`] (RFC 9111: what may be stored, for how long). The
 //! submodules share the imports below through `use super::*`.
 
 mod capture;

@@ -1,10 +1,10 @@
 //! Keep-alive connections to one server.
 //!
-//! Connections are [`h1::Conn`]s (Ballast's own HTTP/1.1 client). Idle ones are kept LIFO (the
-//! warmest connection is reused first) and handed back by the response body when its last
-//! byte has been read (see `h1::body`), never before, so a connection in the pool is always
-//! free for the next request. Expired connections, and those the server closed while idle,
-//! are dropped on the way out.
+//! Connections are [`Conn`]s of `upstream::h1`, Ballast's own HTTP/1.1 client. Idle ones are
+//! kept LIFO (the warmest connection is reused first) and handed back by the response body when
+//! its last byte has been read (see `h1::body`), never before, so a connection in the pool is
+//! always free for the next request. Expired connections, and those the server closed while
+//! idle, are dropped on the way out.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};

@@ -27,13 +27,6 @@ servers = [{{ addr = "{}" }}]
     )
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn header<'a>(r: &'a Reply, name: &str) -> &'a str {
     r.headers
         .get(name)

@@ -29,13 +29,6 @@ servers = [{}]
     )
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn retry_budget_caps_amplification_over_a_long_failing_run() {
     let a = Backend::start("a");

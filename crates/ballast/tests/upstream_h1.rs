@@ -199,13 +199,6 @@ servers = [{{ addr = "{}" }}]
     (Gateway::start(name, &config), local(port))
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn chunked_and_close_delimited_bodies_reach_the_client_whole() {
     let up = Scripted::start(HashMap::from([

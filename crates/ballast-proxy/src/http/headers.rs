@@ -206,6 +206,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     // On bytes, pair by pair: it runs on every request of a route with sticky sessions or a
     // waiting room, and only the pair's name is compared, never the whole line decoded.
     let name = name.as_bytes();
+    if name.is_empty() {
+        return None;
+    }
     headers.get_all(header::COOKIE).iter().find_map(|v| {
         let mut rest = v.as_bytes();
         while !rest.is_empty() {
@@ -218,9 +221,6 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
             let Some(value) = after.trim_ascii_start().strip_prefix(b"=") else {
                 continue;
             };
-            if name.is_empty() {
-                return None;
-            }
             return std::str::from_utf8(value.trim_ascii())
                 .ok()
                 .map(|v| v.trim_matches('"'));

@@ -492,6 +492,14 @@ pub async fn load(
     (ok, err, samples)
 }
 
+/// A current-thread runtime for tests that drive async clients from a plain `#[test]`.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// `127.0.0.1:port`.
 pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

@@ -1,14 +1,172 @@
-//! Events: state changes the gateway's policies make, as values. They are what the alerting
-//! and the incident timeline (later engines) consume; today they are kept in a bounded log and
-//! served by `GET /api/v1/events`. An event is a fact about one thing (a server, a client, a
+//! Events: state changes of the gateway (health, drain, reloads, listeners, certificates, DNS)
+//! and of its policies, as values. They are what the alerting and the incident timeline (later
+//! engines) consume; today they are kept in a bounded log and served by `GET /api/v1/events`. An event is a fact about one thing (a server, a client, a
 //! route), never a per-request record: those belong to the access log.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// A policy changed state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Who or what asked for a change: events and the change history record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The process started with this config.
+    Start,
+    /// SIGHUP.
+    Signal,
+    /// The admin API (a person or a script).
+    Api,
+    /// The `ballast` command line (which calls the admin API).
+    Cli,
+    /// An automatic remediation.
+    Remediation,
+    /// A rollback to an earlier config version.
+    Rollback,
+    /// The gateway itself (DNS re-resolution, for instance).
+    Gateway,
+}
+
+impl Origin {
+    /// The name used in events, headers and the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Start => "start",
+            Origin::Signal => "signal",
+            Origin::Api => "api",
+            Origin::Cli => "cli",
+            Origin::Remediation => "remediation",
+            Origin::Rollback => "rollback",
+            Origin::Gateway => "gateway",
+        }
+    }
+
+    /// Parses [`Origin::name`]'s text.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Origin::Start,
+            Origin::Signal,
+            Origin::Api,
+            Origin::Cli,
+            Origin::Remediation,
+            Origin::Rollback,
+            Origin::Gateway,
+        ]
+        .into_iter()
+        .find(|o| o.name() == s)
+    }
+}
+
+/// What moved a server in or out of rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCause {
+    /// Active health checks (`rise`/`fall`).
+    ActiveCheck,
+    /// Passive health: request outcomes ejected it, or its ejection ended.
+    PassiveEjection,
+    /// Its circuit breaker.
+    Breaker,
+}
+
+/// Why a passively ejected server came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnejectCause {
+    /// `rise` consecutive active checks passed (failback without waiting out the back-off).
+    ActiveCheck,
+    /// The ejection's back-off ran out.
+    Expired,
+}
+
+/// A state change, as a value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
+    /// Active health checks took a server out of rotation (`fall` failures in a row).
+    ServerDown {
+        upstream: String,
+        server: String,
+        cause: HealthCause,
+    },
+    /// Active health checks put a server back (`rise` successes in a row).
+    ServerUp {
+        upstream: String,
+        server: String,
+        cause: HealthCause,
+    },
+    /// Passive health ejected a server after consecutive failed requests.
+    ServerEjected {
+        upstream: String,
+        server: String,
+        /// How long the ejection lasts unless active checks end it first.
+        ejection_ms: u64,
+    },
+    /// A passively ejected server takes requests again.
+    ServerUnejected {
+        upstream: String,
+        server: String,
+        cause: UnejectCause,
+    },
+    /// A server was drained: no new requests, in-flight ones finish.
+    ServerDrained {
+        upstream: String,
+        server: String,
+        by: Origin,
+    },
+    /// A drained server takes requests again.
+    ServerEnabled {
+        upstream: String,
+        server: String,
+        by: Origin,
+    },
+    /// A configuration was applied.
+    ReloadApplied {
+        /// Hex sha256 of the config file's text.
+        sha256: String,
+        by: Origin,
+        listeners_started: Vec<String>,
+        listeners_stopped: Vec<String>,
+        servers_added: usize,
+        servers_removed: usize,
+    },
+    /// A configuration was refused; the running one stays.
+    ReloadRefused {
+        /// Hex sha256 of the refused text, when it could be read.
+        sha256: Option<String>,
+        by: Origin,
+        error: String,
+    },
+    /// A listener began accepting on its address.
+    ListenerStarted {
+        listener: String,
+        addr: String,
+        protocol: String,
+    },
+    /// A listener stopped accepting (removed from the config, or moved to another address).
+    ListenerStopped { listener: String, addr: String },
+    /// A certificate was (re)read from its files for a TLS listener.
+    CertificateLoaded {
+        listener: String,
+        /// The names it serves (SNI); empty for the default certificate without names.
+        names: Vec<String>,
+        subject: String,
+        /// Seconds since the Unix epoch.
+        not_after_unix: i64,
+        days_left: i64,
+    },
+    /// A server name resolved to a different set of addresses: new ones join the pool, gone
+    /// ones are drained.
+    DnsChanged {
+        upstream: String,
+        name: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+    /// A server name could not be resolved; the last good addresses stay.
+    DnsFailed {
+        upstream: String,
+        name: String,
+        error: String,
+    },
     /// A server's circuit breaker opened: it gets no requests for the cool-down.
     BreakerOpened { upstream: String, server: String },
     /// The cool-down passed: probes are let through.
@@ -76,7 +234,7 @@ pub enum Event {
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamped {
     pub seq: u64,
     pub at_unix_ms: u64,

@@ -11,6 +11,6 @@ pub mod ratio;
 pub mod size;
 
 pub use duration::{Duration, DurationError};
-pub use event::{Event, Stamped};
+pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};
 pub use ratio::{Ratio, RatioError};
 pub use size::{Size, SizeError};

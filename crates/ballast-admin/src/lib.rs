@@ -1,8 +1,11 @@
 //! The admin listener: Prometheus metrics, the JSON status API, runtime drain/enable, reload
 //! and cache purges.
 //!
-//! The router talks to the gateway only through the [`Control`] trait, so this crate knows
-//! nothing about proxy internals and is tested without sockets via `tower::ServiceExt::oneshot`.
+//! The router talks to the gateway only through the [`Control`] trait, in `ballast-core` values
+//! (a [`Command`] in, a [`Report`] or a [`CommandError`] out, [`Stamped`] events), so this crate
+//! knows nothing about proxy internals and is tested without sockets via
+//! `tower::ServiceExt::oneshot`. Every error leaves as one [`ApiError`], whose kind picks the
+//! status code.
 //! When a bearer token is configured every endpoint requires it (Prometheus sends it with
 //! `authorization` in its scrape config); Ballast refuses to start with a non-loopback admin
 //! address and no token (see `ballast-config`).
@@ -12,20 +15,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ballast_core::{Command, CommandError, Issued, Origin, Report, Stamped};
 use serde_json::{json, Value};
 
 /// A boxed future, for the async method of [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Why a drain/enable request failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NotFound(pub String);
+/// The request header that says who sends a command (`cli`, `remediation`); `api` without it.
+pub const ORIGIN_HEADER: &str = "ballast-origin";
 
 /// What the admin API can ask of the running gateway.
 pub trait Control: Send + Sync + 'static {
@@ -33,15 +35,40 @@ pub trait Control: Send + Sync + 'static {
     fn status(&self) -> Value;
     /// OpenMetrics text.
     fn metrics(&self) -> String;
-    /// Drains (`true`) or enables (`false`) one server.
-    fn set_drain(&self, upstream: &str, addr: &str, drained: bool) -> Result<(), NotFound>;
-    /// Re-reads and applies the config file; `Err` carries the reason it was refused.
-    fn reload(&self) -> BoxFuture<'_, Result<Value, String>>;
-    /// Policy events with a sequence number above `after`, oldest first, as a JSON array.
-    fn events(&self, after: u64) -> Value;
-    /// Removes cached answers: of one route or of all, under a path prefix or all of them.
-    /// Returns what was removed; `Err` names a route that does not exist or has no cache.
-    fn purge_cache(&self, route: Option<&str>, prefix: Option<&str>) -> Result<Value, NotFound>;
+    /// Events with a sequence number above `after`, oldest first.
+    fn events(&self, after: u64) -> Vec<Stamped>;
+    /// Carries out a command (drain, enable, reload, purge); on `Err` nothing changed.
+    fn apply(&self, issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>>;
+}
+
+/// Every error the admin API answers, as one type: the status code follows from the kind.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) | ApiError::Command(CommandError::Invalid(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Command(CommandError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Command(CommandError::Refused(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let mut resp = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
 }
 
 /// Shared state of the admin router.
@@ -88,17 +115,39 @@ async fn auth(State(state): State<AdminState>, req: Request, next: Next) -> Resp
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-            let mut resp = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return resp;
+            return ApiError::Unauthorized.into_response();
         }
     }
     next.run(req).await
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+/// Who sends a command: the `Ballast-Origin` header names a client that is not a person at
+/// the API (the CLI, a remediation); a value that is none of those is refused.
+fn origin(headers: &HeaderMap) -> Result<Origin, ApiError> {
+    let Some(v) = headers.get(ORIGIN_HEADER) else {
+        return Ok(Origin::Api);
+    };
+    v.to_str()
+        .ok()
+        .and_then(Origin::parse)
+        .filter(|o| matches!(o, Origin::Api | Origin::Cli | Origin::Remediation))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{ORIGIN_HEADER} must be one of api, cli, remediation (got {v:?})"
+            ))
+        })
+}
+
+/// Applies a command on behalf of the request's origin.
+async fn command(state: &AdminState, headers: &HeaderMap, command: Command) -> Response {
+    let by = match origin(headers) {
+        Ok(by) => by,
+        Err(e) => return e.into_response(),
+    };
+    match state.control.apply(Issued { command, by }).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }
 
 /// OpenMetrics for scrapers that ask for it (Prometheus does), else the Prometheus text format
@@ -179,37 +228,28 @@ struct EventsQuery {
 async fn events(
     State(state): State<AdminState>,
     axum::extract::Query(q): axum::extract::Query<EventsQuery>,
-) -> Json<Value> {
+) -> Json<Vec<Stamped>> {
     Json(state.control.events(q.after))
-}
-
-fn set_drain(state: &AdminState, upstream: &str, addr: &str, drained: bool) -> Response {
-    match state.control.set_drain(upstream, addr, drained) {
-        Ok(()) => Json(json!({ "upstream": upstream, "server": addr, "drained": drained }))
-            .into_response(),
-        Err(e) => error(StatusCode::NOT_FOUND, &e.0),
-    }
 }
 
 async fn drain(
     State(state): State<AdminState>,
-    Path((upstream, addr)): Path<(String, String)>,
+    headers: HeaderMap,
+    Path((upstream, server)): Path<(String, String)>,
 ) -> Response {
-    set_drain(&state, &upstream, &addr, true)
+    command(&state, &headers, Command::Drain { upstream, server }).await
 }
 
 async fn enable(
     State(state): State<AdminState>,
-    Path((upstream, addr)): Path<(String, String)>,
+    headers: HeaderMap,
+    Path((upstream, server)): Path<(String, String)>,
 ) -> Response {
-    set_drain(&state, &upstream, &addr, false)
+    command(&state, &headers, Command::Enable { upstream, server }).await
 }
 
-async fn reload(State(state): State<AdminState>) -> Response {
-    match state.control.reload().await {
-        Ok(report) => Json(json!({ "result": "ok", "report": report })).into_response(),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
-    }
+async fn reload(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    command(&state, &headers, Command::Reload).await
 }
 
 /// `?route=NAME` limits a purge to one route, `?prefix=/path` to paths under it.
@@ -221,21 +261,14 @@ struct PurgeQuery {
 
 async fn purge(
     State(state): State<AdminState>,
+    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<PurgeQuery>,
 ) -> Response {
-    if let Some(p) = q.prefix.as_deref().filter(|p| !p.starts_with('/')) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("prefix `{p}` must start with '/', e.g. /{p}"),
-        );
-    }
-    match state
-        .control
-        .purge_cache(q.route.as_deref(), q.prefix.as_deref())
-    {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => error(StatusCode::NOT_FOUND, &e.0),
-    }
+    let cmd = Command::Purge {
+        route: q.route,
+        prefix: q.prefix,
+    };
+    command(&state, &headers, cmd).await
 }
 
 #[cfg(test)]
@@ -250,8 +283,7 @@ mod tests {
     /// the real gateway is exercised through sockets in the binary's integration tests.
     #[derive(Default)]
     struct Recorder {
-        drained: Mutex<Vec<(String, String, bool)>>,
-        purged: Mutex<Vec<(Option<String>, Option<String>)>>,
+        applied: Mutex<Vec<Issued>>,
         reload_ok: bool,
     }
 
@@ -262,41 +294,55 @@ mod tests {
         fn metrics(&self) -> String {
             "# EOF\n".into()
         }
-        fn set_drain(&self, upstream: &str, addr: &str, drained: bool) -> Result<(), NotFound> {
-            if upstream != "app" {
-                return Err(NotFound(format!("no upstream named `{upstream}`")));
-            }
-            self.drained
-                .lock()
-                .unwrap()
-                .push((upstream.into(), addr.into(), drained));
-            Ok(())
+        fn events(&self, after: u64) -> Vec<Stamped> {
+            vec![Stamped {
+                seq: after + 1,
+                at_unix_ms: 1,
+                event: ballast_core::Event::BreakerOpened {
+                    upstream: "app".into(),
+                    server: "127.0.0.1:1".into(),
+                },
+            }]
         }
-        fn events(&self, after: u64) -> Value {
-            json!([{ "seq": after + 1, "kind": "breaker_opened" }])
-        }
-        fn purge_cache(
-            &self,
-            route: Option<&str>,
-            prefix: Option<&str>,
-        ) -> Result<Value, NotFound> {
-            if route == Some("nope") {
-                return Err(NotFound("no route named `nope`".into()));
-            }
-            self.purged
-                .lock()
-                .unwrap()
-                .push((route.map(Into::into), prefix.map(Into::into)));
-            Ok(json!({ "removed": 3 }))
-        }
-        fn reload(&self) -> BoxFuture<'_, Result<Value, String>> {
-            let ok = self.reload_ok;
+        fn apply(&self, issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>> {
             Box::pin(async move {
-                if ok {
-                    Ok(json!({}))
-                } else {
-                    Err("bad.toml:3:1: nope".into())
-                }
+                let report = match &issued.command {
+                    Command::Drain { upstream, .. } | Command::Enable { upstream, .. }
+                        if upstream != "app" =>
+                    {
+                        return Err(CommandError::NotFound(format!(
+                            "no upstream named `{upstream}`"
+                        )))
+                    }
+                    Command::Drain { upstream, server } => Report::Drained {
+                        upstream: upstream.clone(),
+                        server: server.clone(),
+                        changed: true,
+                    },
+                    Command::Enable { upstream, server } => Report::Enabled {
+                        upstream: upstream.clone(),
+                        server: server.clone(),
+                        changed: true,
+                    },
+                    Command::Reload if !self.reload_ok => {
+                        return Err(CommandError::Refused("bad.toml:3:1: nope".into()))
+                    }
+                    Command::Reload => Report::Reloaded(Default::default()),
+                    Command::Purge { route, .. } if route.as_deref() == Some("nope") => {
+                        return Err(CommandError::NotFound("no route named `nope`".into()))
+                    }
+                    Command::Purge { prefix, .. }
+                        if prefix.as_deref().is_some_and(|p| !p.starts_with('/')) =>
+                    {
+                        return Err(CommandError::Invalid("prefix must start with '/'".into()))
+                    }
+                    Command::Purge { .. } => Report::Purged(ballast_core::PurgeReport {
+                        removed: 3,
+                        routes: Vec::new(),
+                    }),
+                };
+                self.applied.lock().unwrap().push(issued);
+                Ok(report)
             })
         }
     }
@@ -357,13 +403,47 @@ mod tests {
         let (s, body) = call(r, "POST", "/api/v1/servers/nope/127.0.0.1:1/drain", None).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert!(body.contains("nope"));
+        let server = "127.0.0.1:1".to_string();
         assert_eq!(
-            *rec.drained.lock().unwrap(),
+            *rec.applied.lock().unwrap(),
             vec![
-                ("app".into(), "127.0.0.1:1".into(), true),
-                ("app".into(), "127.0.0.1:1".into(), false)
+                Issued {
+                    command: Command::Drain {
+                        upstream: "app".into(),
+                        server: server.clone()
+                    },
+                    by: Origin::Api
+                },
+                Issued {
+                    command: Command::Enable {
+                        upstream: "app".into(),
+                        server
+                    },
+                    by: Origin::Api
+                },
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn the_origin_header_says_who_asked() {
+        let (r, rec) = app(None, true);
+        let send = |origin: &'static str| {
+            let r = r.clone();
+            async move {
+                let req = Request::post("/api/v1/reload")
+                    .header(ORIGIN_HEADER, origin)
+                    .body(Body::empty())
+                    .unwrap();
+                r.oneshot(req).await.unwrap().status()
+            }
+        };
+        assert_eq!(send("cli").await, StatusCode::OK);
+        assert_eq!(send("remediation").await, StatusCode::OK);
+        assert_eq!(send("start").await, StatusCode::BAD_REQUEST);
+        assert_eq!(send("nobody").await, StatusCode::BAD_REQUEST);
+        let by: Vec<Origin> = rec.applied.lock().unwrap().iter().map(|i| i.by).collect();
+        assert_eq!(by, vec![Origin::Cli, Origin::Remediation]);
     }
 
     #[tokio::test]
@@ -404,11 +484,24 @@ mod tests {
             call(r, "GET", "/api/v1/cache/purge", None).await.0,
             StatusCode::METHOD_NOT_ALLOWED
         );
+        let purged: Vec<Command> = rec
+            .applied
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| i.command.clone())
+            .collect();
         assert_eq!(
-            *rec.purged.lock().unwrap(),
+            purged,
             vec![
-                (None, None),
-                (Some("web".to_string()), Some("/img x/".to_string()))
+                Command::Purge {
+                    route: None,
+                    prefix: None
+                },
+                Command::Purge {
+                    route: Some("web".to_string()),
+                    prefix: Some("/img x/".to_string())
+                }
             ]
         );
     }

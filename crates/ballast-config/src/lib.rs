@@ -10,12 +10,14 @@ pub mod error;
 pub mod locate;
 pub mod model;
 pub mod raw;
+pub mod source;
 pub mod validate;
 
 use std::path::Path;
 
 pub use error::{ConfigError, Problem};
 pub use model::*;
+pub use source::{Loaded, Source};
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -5,11 +5,13 @@
 //! each other. Durations and sizes always carry an explicit unit: a bare number in an operator's
 //! file is the classic unit-confusion outage, so the parsers here refuse it and say what to write.
 
+pub mod command;
 pub mod duration;
 pub mod event;
 pub mod ratio;
 pub mod size;
 
+pub use command::{Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RoutePurge};
 pub use duration::{Duration, DurationError};
 pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};
 pub use ratio::{Ratio, RatioError};

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use ballast_config::{AccessLog as AccessLogConfig, Config, Protocol};
+use ballast_config::{AccessLog as AccessLogConfig, Config, Loaded, Protocol, Source};
+use ballast_core::{Event, Origin, ReloadReport};
 use tokio::task::JoinHandle;
 
 use crate::access_log::{AccessLog, Sink};
@@ -53,22 +54,14 @@ pub(crate) struct Inner {
     listeners: tokio::sync::Mutex<Vec<Running>>,
     health_tasks: Mutex<Vec<JoinHandle<()>>>,
     conns: Arc<ConnTracker>,
+    /// Where reloads read the configuration from.
+    pub(crate) source: Source,
 }
 
 /// Handle to the running gateway; cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
     pub(crate) inner: Arc<Inner>,
-}
-
-/// What a reload changed.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReloadReport {
-    pub listeners_started: Vec<String>,
-    pub listeners_stopped: Vec<String>,
-    pub servers_kept: usize,
-    pub servers_added: usize,
-    pub servers_removed: usize,
 }
 
 fn sink(cfg: &AccessLogConfig) -> Sink {
@@ -93,8 +86,10 @@ impl Inner {
 }
 
 impl Gateway {
-    /// Starts listeners and health checks for `config`. Must run inside a Tokio runtime.
-    pub async fn start(config: Config) -> Result<Self, GatewayError> {
+    /// Starts listeners and health checks for `loaded`; reloads read `source` again. Must run
+    /// inside a Tokio runtime.
+    pub async fn start(loaded: Loaded, source: Source) -> Result<Self, GatewayError> {
+        let Loaded { config, text } = loaded;
         let global = Arc::new(GlobalStats::default());
         let access_log = AccessLog::start(&sink(&config.access_log), global.clone())
             .map_err(GatewayError::AccessLog)?;
@@ -113,6 +108,7 @@ impl Gateway {
             listeners: tokio::sync::Mutex::new(Vec::new()),
             health_tasks: Mutex::new(Vec::new()),
             conns: Arc::new(ConnTracker::default()),
+            source,
         });
         let gw = Gateway { inner };
         let built = gw.build(&config, true);
@@ -121,8 +117,18 @@ impl Gateway {
             let shared = gw.listener_shared(l, &config, &built.upstreams);
             running.push(Running::start(l.clone(), shared, gw.inner.conns.clone())?);
         }
+        let servers_added = built.servers.len();
         gw.commit(&config, built);
+        let listeners_started = running.iter().map(|r| r.cfg.name.clone()).collect();
         *gw.inner.listeners.lock().await = running;
+        gw.inner.shared.events.emit(Event::ReloadApplied {
+            sha256: crate::command::sha256_hex(&text),
+            by: Origin::Start,
+            listeners_started,
+            listeners_stopped: Vec::new(),
+            servers_added,
+            servers_removed: 0,
+        });
         Ok(gw)
     }
 
@@ -260,16 +266,6 @@ impl Gateway {
         result
     }
 
-    /// Counts a reload refused before it reached [`Gateway::reload`] (the file did not
-    /// validate), so `ballast_reloads_total{result="error"}` covers every refused reload.
-    pub fn record_refused_reload(&self) {
-        self.inner
-            .shared
-            .global
-            .reloads_failed
-            .fetch_add(1, Relaxed);
-    }
-
     async fn reload_inner(&self, config: Config) -> Result<ReloadReport, GatewayError> {
         let mut listeners = self.inner.listeners.lock().await;
         let old_config = self.inner.config.load_full();
@@ -354,6 +350,7 @@ impl Gateway {
         let report = ReloadReport {
             listeners_started: started,
             listeners_stopped: stopped,
+            sha256: String::new(),
             servers_kept: built.kept,
             servers_added: built.added,
             servers_removed: before.saturating_sub(built.kept),
@@ -367,13 +364,14 @@ impl Gateway {
         Ok(report)
     }
 
-    /// Drains (`true`) or re-enables (`false`) a server at run time.
-    pub fn set_drain(
+    /// Drains (`true`) or re-enables (`false`) a server at run time; `Ok(false)` when it
+    /// already was in that state. Callers go through [`Gateway::apply`], which records who asked.
+    pub(crate) fn set_drain(
         &self,
         upstream: &str,
         addr: &str,
         drained: bool,
-    ) -> Result<(), ServerLookupError> {
+    ) -> Result<bool, ServerLookupError> {
         let ups = self.inner.upstreams.load();
         let up = ups
             .get(upstream)
@@ -386,14 +384,15 @@ impl Gateway {
                 upstream: upstream.to_string(),
                 addr: addr.to_string(),
             })?;
-        m.state.set_drained(drained);
+        let changed = m.state.set_drained(drained);
         tracing::info!(
             upstream,
             server = addr,
             drained,
-            "server drain state changed"
+            changed,
+            "server drain state set"
         );
-        Ok(())
+        Ok(changed)
     }
 
     /// The config in force.

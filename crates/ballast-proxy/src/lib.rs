@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod balancer;
 pub mod cache;
 mod clock;
+pub mod command;
 pub mod error;
 pub mod events;
 pub mod gateway;
@@ -25,4 +26,4 @@ pub mod status;
 pub mod upstream;
 mod window;
 
-pub use gateway::{Gateway, GatewayError, ReloadReport, ServerLookupError};
+pub use gateway::{Gateway, GatewayError, ServerLookupError};

@@ -64,7 +64,8 @@ async fn request(
     let mut req = http::Request::builder()
         .method(method)
         .uri(path)
-        .header(http::header::HOST, addr);
+        .header(http::header::HOST, addr)
+        .header(ballast_admin::ORIGIN_HEADER, "cli");
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }

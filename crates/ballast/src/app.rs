@@ -1,63 +1,20 @@
 //! Wires the engines together and runs them: the gateway, the admin listener, and the signals
 //! that drive reload (SIGHUP) and graceful shutdown (SIGTERM, SIGINT).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use ballast_admin::{AdminState, BoxFuture, Control, NotFound};
-use ballast_config::Config;
+use ballast_admin::{AdminState, BoxFuture, Control};
+use ballast_config::{Loaded, Source};
+use ballast_core::{Command, CommandError, Issued, Origin, Report, Stamped};
 use ballast_proxy::Gateway;
 use serde_json::Value;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-/// Where the configuration comes from, so reload can read it again.
-#[derive(Clone)]
-pub enum Source {
-    File(PathBuf),
-    Embedded(&'static str),
-}
-
-impl Source {
-    fn load(&self) -> Result<Config, String> {
-        match self {
-            Source::File(p) => ballast_config::load(p).map_err(|e| e.to_string()),
-            Source::Embedded(src) => {
-                ballast_config::parse(src, "<embedded demo config>").map_err(|e| e.to_string())
-            }
-        }
-    }
-}
-
 /// The admin API's view of the running gateway.
 struct App {
     gateway: Gateway,
-    source: Source,
-}
-
-impl App {
-    async fn reload(&self) -> Result<Value, String> {
-        let cfg = match self.source.load() {
-            Ok(cfg) => cfg,
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused: invalid config; the running config stays");
-                // Counted like a refused apply: `ballast_reloads_total{result="error"}`.
-                self.gateway.record_refused_reload();
-                return Err(e);
-            }
-        };
-        match self.gateway.reload(cfg).await {
-            Ok(report) => {
-                tracing::info!(?report, "config reloaded");
-                serde_json::to_value(report).map_err(|e| e.to_string())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused; the running config stays");
-                Err(e.to_string())
-            }
-        }
-    }
 }
 
 impl Control for App {
@@ -69,30 +26,18 @@ impl Control for App {
         self.gateway.encode_metrics()
     }
 
-    fn set_drain(&self, upstream: &str, addr: &str, drained: bool) -> Result<(), NotFound> {
-        self.gateway
-            .set_drain(upstream, addr, drained)
-            .map_err(|e| NotFound(e.to_string()))
+    fn events(&self, after: u64) -> Vec<Stamped> {
+        self.gateway.events(after)
     }
 
-    fn reload(&self) -> BoxFuture<'_, Result<Value, String>> {
-        Box::pin(App::reload(self))
-    }
-
-    fn events(&self, after: u64) -> Value {
-        serde_json::to_value(self.gateway.events(after)).unwrap_or(Value::Null)
-    }
-
-    fn purge_cache(&self, route: Option<&str>, prefix: Option<&str>) -> Result<Value, NotFound> {
-        self.gateway
-            .purge_cache(route, prefix)
-            .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
-            .map_err(|e| NotFound(e.to_string()))
+    fn apply(&self, issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>> {
+        Box::pin(self.gateway.apply(issued))
     }
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the configured grace period.
-pub fn run(config: Config, source: Source) -> anyhow::Result<()> {
+pub fn run(loaded: Loaded, source: Source) -> anyhow::Result<()> {
+    let config = &loaded.config;
     // One thread: the current-thread scheduler skips the work-stealing machinery.
     let mut rt = match config.runtime.threads {
         1 => tokio::runtime::Builder::new_current_thread(),
@@ -108,17 +53,17 @@ pub fn run(config: Config, source: Source) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(serve(config, source))
+    rt.block_on(serve(loaded, source))
 }
 
-async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
+async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
+    let config = loaded.config.clone();
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("admin: cannot listen on {}", config.admin.listen))?;
-    let gateway = Gateway::start(config.clone()).await?;
+    let gateway = Gateway::start(loaded, source).await?;
     let app = Arc::new(App {
         gateway: gateway.clone(),
-        source,
     });
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let admin_state = AdminState {
@@ -144,7 +89,8 @@ async fn serve(config: Config, source: Source) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                let _ = app.reload().await;
+                // Refusals are logged and recorded as events by the gateway.
+                let _ = gateway.apply(Issued { command: Command::Reload, by: Origin::Signal }).await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

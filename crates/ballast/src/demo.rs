@@ -60,7 +60,13 @@ pub fn run() -> anyhow::Result<()> {
         pids.join("\n"),
         children.0[0].id()
     );
-    let result = app::run(config, app::Source::Embedded(DEMO));
+    let result = app::run(
+        ballast_config::Loaded {
+            config,
+            text: DEMO.to_string(),
+        },
+        ballast_config::Source::Embedded(DEMO),
+    );
     drop(children);
     result
 }

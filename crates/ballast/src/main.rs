@@ -130,14 +130,15 @@ fn main() -> ExitCode {
         },
         Command::Run { config } => {
             init_tracing();
-            let cfg = match ballast_config::load(&config) {
-                Ok(c) => c,
+            let source = ballast_config::Source::File(config);
+            let loaded = match source.load() {
+                Ok(l) => l,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(EXIT_BAD_CONFIG);
                 }
             };
-            exit(app::run(cfg, app::Source::File(config)))
+            exit(app::run(loaded, source))
         }
         Command::Demo => {
             init_tracing();

@@ -237,10 +237,16 @@ fn purge_through_the_admin_api_removes_entries() {
 
     let (code, body) = gw.admin_post("/api/v1/cache/purge?route=site&prefix=/nothing");
     assert_eq!(code, 200, "{body}");
-    assert!(body.starts_with(r#"{"removed":0"#), "{body}");
+    assert!(
+        body.starts_with(r#"{"result":"purged","removed":0"#),
+        "{body}"
+    );
     let (code, body) = gw.admin_post("/api/v1/cache/purge?prefix=/cacheable/img/");
     assert_eq!(code, 200, "{body}");
-    assert!(body.starts_with(r#"{"removed":1"#), "{body}");
+    assert!(
+        body.starts_with(r#"{"result":"purged","removed":1"#),
+        "{body}"
+    );
     assert_eq!(labels(), ["hit", "miss"], "only the purged entry misses");
     assert_eq!(a.app_count(), 3);
 

@@ -61,7 +61,7 @@ use rules::Freshness;
 
 pub use capture::Capture;
 pub use lookup::Lookup;
-pub use purge::{PurgeError, PurgeReport, RoutePurge};
+pub use purge::PurgeError;
 pub use store::{CacheCounters, RouteCache, Stored};
 
 /// Sent with every answer of a cached route: `hit`, `stale` or `miss`.

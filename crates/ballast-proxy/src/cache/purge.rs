@@ -1,6 +1,8 @@
 //! Purging stored answers by route and path prefix (`POST /api/v1/cache/purge`,
 //! `ballast purge`).
 
+use ballast_core::{PurgeReport, RoutePurge};
+
 use super::*;
 
 /// Why a purge was refused.
@@ -12,25 +14,11 @@ pub enum PurgeError {
     NoCache(String),
 }
 
-/// What a purge removed.
-#[derive(Debug, serde::Serialize)]
-pub struct PurgeReport {
-    /// Keys removed in all (each with its `Vary` variants).
-    pub removed: u64,
-    pub routes: Vec<RoutePurge>,
-}
-
-#[derive(Debug, serde::Serialize)]
-pub struct RoutePurge {
-    pub route: String,
-    pub removed: u64,
-}
-
 impl crate::Gateway {
     /// Removes stored answers from the cache of `route` (of every route without one), only
     /// those whose path starts with `prefix` when given. Each route that lost entries emits an
     /// event.
-    pub fn purge_cache(
+    pub(crate) fn purge_cache(
         &self,
         route: Option<&str>,
         prefix: Option<&str>,

@@ -100,12 +100,13 @@ impl ServerState {
         self.drained.load(Relaxed)
     }
 
-    /// Drain (no new requests; in-flight ones finish) or enable.
-    pub fn set_drained(&self, drained: bool) {
+    /// Drain (no new requests; in-flight ones finish) or enable; returns whether it changed.
+    pub fn set_drained(&self, drained: bool) -> bool {
         let was = self.drained.swap(drained, Relaxed);
         if was && !drained {
             self.up_since_ms.store(now_ms(), Relaxed);
         }
+        was != drained
     }
 
     /// Whether passive health has the server ejected right now.

@@ -284,6 +284,14 @@ impl Gateway {
         )
     }
 
+    /// Every event in `/api/v1/events` of the given `kind`, oldest first.
+    pub fn events_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        let (code, body) = self.admin_get("/api/v1/events");
+        assert_eq!(code, 200, "{body}");
+        let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        all.into_iter().filter(|e| e["kind"] == kind).collect()
+    }
+
     /// The status JSON.
     pub fn status(&self) -> serde_json::Value {
         let (code, body) = self.admin_get("/api/v1/status");

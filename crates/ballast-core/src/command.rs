@@ -1,0 +1,152 @@
+//! Commands: what an operator, a script or (later) a remediation asks the running gateway to do,
+//! as values.
+//!
+//! The admin API, the CLI (which calls the API) and the remediation engine all build a
+//! [`Command`]; the gateway carries it out in one exhaustive `apply` and answers with a typed
+//! [`Report`] or a [`CommandError`]. Because the same values are recorded on the event log (and
+//! later on the incident timeline), "who drained that server, and when" always has an answer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Origin;
+
+/// A change asked of the running gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Stop sending new requests to a server; in-flight ones finish.
+    Drain { upstream: String, server: String },
+    /// Let a drained server take requests again (it ramps up under slow start).
+    Enable { upstream: String, server: String },
+    /// Re-read the configuration and apply it (refused as a whole if anything is wrong).
+    Reload,
+    /// Remove cached answers: of one route or of all, under a path prefix or all of them.
+    Purge {
+        route: Option<String>,
+        prefix: Option<String>,
+    },
+}
+
+impl Command {
+    /// A short name for logs and metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Drain { .. } => "drain",
+            Command::Enable { .. } => "enable",
+            Command::Reload => "reload",
+            Command::Purge { .. } => "purge",
+        }
+    }
+}
+
+/// A command together with who asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issued {
+    #[serde(flatten)]
+    pub command: Command,
+    pub by: Origin,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Report {
+    Drained {
+        upstream: String,
+        server: String,
+        /// False when the server was already drained (nothing changed).
+        changed: bool,
+    },
+    Enabled {
+        upstream: String,
+        server: String,
+        /// False when the server was not drained (nothing changed).
+        changed: bool,
+    },
+    Reloaded(ReloadReport),
+    Purged(PurgeReport),
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Hex sha256 of the applied file's text.
+    pub sha256: String,
+    pub listeners_started: Vec<String>,
+    pub listeners_stopped: Vec<String>,
+    pub servers_kept: usize,
+    pub servers_added: usize,
+    pub servers_removed: usize,
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PurgeReport {
+    /// Keys removed in all (each with its `Vary` variants).
+    pub removed: u64,
+    pub routes: Vec<RoutePurge>,
+}
+
+/// What a purge removed from one route's cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutePurge {
+    pub route: String,
+    pub removed: u64,
+}
+
+/// Why a command was not carried out. Nothing changed when one of these is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", content = "message", rename_all = "snake_case")]
+pub enum CommandError {
+    /// The command names something that does not exist (an upstream, a server, a route).
+    #[error("{0}")]
+    NotFound(String),
+    /// The command's arguments are malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The command was understood but refused (an invalid config on reload, a port in use).
+    #[error("{0}")]
+    Refused(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_through_json() {
+        let issued = Issued {
+            command: Command::Drain {
+                upstream: "app".into(),
+                server: "127.0.0.1:8001".into(),
+            },
+            by: Origin::Cli,
+        };
+        let text = serde_json::to_string(&issued).unwrap();
+        assert_eq!(
+            text,
+            r#"{"command":"drain","upstream":"app","server":"127.0.0.1:8001","by":"cli"}"#
+        );
+        assert_eq!(serde_json::from_str::<Issued>(&text).unwrap(), issued);
+        let err = CommandError::NotFound("no upstream named `x`".into());
+        let text = serde_json::to_string(&err).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":"not_found","message":"no upstream named `x`"}"#
+        );
+        assert_eq!(serde_json::from_str::<CommandError>(&text).unwrap(), err);
+    }
+
+    #[test]
+    fn origin_names_parse_back() {
+        for o in [
+            Origin::Api,
+            Origin::Cli,
+            Origin::Remediation,
+            Origin::Signal,
+        ] {
+            assert_eq!(Origin::parse(o.name()), Some(o));
+        }
+        assert_eq!(Origin::parse("nobody"), None);
+    }
+}

@@ -20,8 +20,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ballast_core::{Command, CommandError, Issued, Origin, Report, Stamped};
-use serde_json::{json, Value};
+use ballast_core::{Command, CommandError, Issued, Origin, Report, Snapshot, Stamped};
+use serde_json::json;
 
 /// A boxed future, for the async method of [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -31,8 +31,8 @@ pub const ORIGIN_HEADER: &str = "ballast-origin";
 
 /// What the admin API can ask of the running gateway.
 pub trait Control: Send + Sync + 'static {
-    /// Listeners, routes, upstreams and servers as JSON.
-    fn status(&self) -> Value;
+    /// Listeners, routes, upstreams and servers right now.
+    fn status(&self) -> Snapshot;
     /// OpenMetrics text.
     fn metrics(&self) -> String;
     /// Events with a sequence number above `after`, oldest first.
@@ -214,7 +214,7 @@ fn text_format(openmetrics: &str) -> String {
     out
 }
 
-async fn status(State(state): State<AdminState>) -> Json<Value> {
+async fn status(State(state): State<AdminState>) -> Json<Snapshot> {
     Json(state.control.status())
 }
 
@@ -276,6 +276,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use http_body_util::BodyExt;
+    use serde_json::Value;
     use std::sync::Mutex;
     use tower::ServiceExt;
 
@@ -288,8 +289,13 @@ mod tests {
     }
 
     impl Control for Recorder {
-        fn status(&self) -> Value {
-            json!({ "upstreams": [] })
+        fn status(&self) -> Snapshot {
+            Snapshot {
+                listeners: Vec::new(),
+                routes: Vec::new(),
+                upstreams: Vec::new(),
+                open_connections: 7,
+            }
         }
         fn metrics(&self) -> String {
             "# EOF\n".into()
@@ -504,6 +510,15 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn status_is_the_typed_snapshot() {
+        let (r, _) = app(None, true);
+        let (s, body) = call(r, "GET", "/api/v1/status", None).await;
+        assert_eq!(s, StatusCode::OK);
+        let snap: Snapshot = serde_json::from_str(&body).unwrap();
+        assert_eq!(snap.open_connections, 7);
     }
 
     #[tokio::test]

@@ -10,9 +10,11 @@ pub mod duration;
 pub mod event;
 pub mod ratio;
 pub mod size;
+pub mod snapshot;
 
 pub use command::{Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RoutePurge};
 pub use duration::{Duration, DurationError};
 pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};
 pub use ratio::{Ratio, RatioError};
 pub use size::{Size, SizeError};
+pub use snapshot::Snapshot;

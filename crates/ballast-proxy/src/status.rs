@@ -1,148 +1,13 @@
-//! A point-in-time view of the gateway for `GET /api/v1/status`.
+//! Fills in the status [`Snapshot`] (`GET /api/v1/status`) from the gateway's live state.
 
-use serde::Serialize;
+use ballast_core::snapshot::{
+    BlockedClient, CacheStatus, FloodStatus, LimitStatus, ListenerStatus, RetryStatus, RouteStatus,
+    ServerStatus, SorryStatus, UpstreamStatus,
+};
+use ballast_core::Snapshot;
 
 use crate::clock::now_ms;
 use crate::gateway::Gateway;
-
-#[derive(Serialize)]
-pub struct Status {
-    pub listeners: Vec<ListenerStatus>,
-    pub routes: Vec<RouteStatus>,
-    pub upstreams: Vec<UpstreamStatus>,
-    pub open_connections: usize,
-}
-
-#[derive(Serialize)]
-pub struct ListenerStatus {
-    pub name: String,
-    pub listen: String,
-    pub protocol: &'static str,
-}
-
-#[derive(Serialize)]
-pub struct RouteStatus {
-    pub name: String,
-    pub listener: Option<String>,
-    pub upstream: String,
-    pub host: Option<String>,
-    pub path_prefix: Option<String>,
-    pub methods: Vec<String>,
-    pub header: Option<String>,
-    pub retry: RetryStatus,
-    /// Class for load shedding.
-    pub priority: &'static str,
-    pub sorry: Option<SorryStatus>,
-    pub flood: Option<FloodStatus>,
-    pub waiting_room: Option<crate::resilience::waiting_room::RoomStatus>,
-    pub cache: Option<CacheStatus>,
-}
-
-/// A route's response cache: its settings, what it holds and what it did.
-#[derive(Serialize)]
-pub struct CacheStatus {
-    pub max_size_bytes: u64,
-    pub max_object_bytes: u64,
-    pub max_stale_s: u64,
-    pub key: Vec<String>,
-    pub stale_on: Vec<u16>,
-    pub entries: u64,
-    pub bytes: u64,
-    /// True while stale content stands in for the failing upstream.
-    pub serving_stale: bool,
-    pub hits: u64,
-    pub misses: u64,
-    pub stale_served: u64,
-    pub stores: u64,
-    pub evictions: u64,
-}
-
-/// A route's flood protection and the clients it has blocked right now.
-#[derive(Serialize)]
-pub struct FloodStatus {
-    pub max_per_second: u32,
-    pub factor: f64,
-    pub min_per_second: u32,
-    pub block_s: u64,
-    pub blocks: u64,
-    pub refused: u64,
-    pub blocked: Vec<BlockedClient>,
-}
-
-#[derive(Serialize)]
-pub struct BlockedClient {
-    pub client: String,
-    pub left_ms: u64,
-}
-
-/// A route's retry policy and what it did.
-#[derive(Serialize)]
-pub struct RetryStatus {
-    pub attempts: u32,
-    pub on: Vec<String>,
-    pub budget_percent: f64,
-    pub min_retries_per_second: u32,
-    pub backoff: String,
-    pub retry_after_max_ms: u64,
-    pub retries: u64,
-    pub budget_exhausted: u64,
-    pub retry_forbidden: u64,
-}
-
-/// A route's sorry page and how often it was served.
-#[derive(Serialize)]
-pub struct SorryStatus {
-    pub on: Vec<u16>,
-    pub retry_after_s: u64,
-    pub page_bytes: usize,
-    pub served: u64,
-}
-
-#[derive(Serialize)]
-pub struct UpstreamStatus {
-    pub name: String,
-    pub balance: &'static str,
-    pub sticky_cookie: Option<String>,
-    pub primaries_available: bool,
-    /// Admission control, when the upstream has a `limit`.
-    pub limit: Option<LimitStatus>,
-    pub servers: Vec<ServerStatus>,
-}
-
-/// An upstream's concurrency limit right now and what it has shed.
-#[derive(Serialize)]
-pub struct LimitStatus {
-    pub algorithm: &'static str,
-    pub min: u32,
-    pub max: u32,
-    pub max_wait_ms: u64,
-    pub max_queue: u32,
-    #[serde(flatten)]
-    pub now: crate::resilience::admission::Snapshot,
-    pub admitted: u64,
-    /// Requests shed, by class.
-    pub shed: std::collections::BTreeMap<&'static str, u64>,
-}
-
-#[derive(Serialize)]
-pub struct ServerStatus {
-    pub addr: String,
-    pub weight: u32,
-    pub effective_weight: f64,
-    pub backup: bool,
-    /// `up`, `down`, `ejected`, `draining`.
-    pub state: &'static str,
-    pub health_up: bool,
-    pub drained: bool,
-    pub ejected_for_ms: u64,
-    pub inflight: u32,
-    pub latency_ewma_ms: f64,
-    pub idle_connections: usize,
-    pub ejections: u64,
-    /// Circuit breaker phase (`closed`, `open`, `half-open`) when the upstream has one.
-    pub breaker: Option<&'static str>,
-    pub breaker_opened: u64,
-}
 
 impl Gateway {
     /// Policy events newer than sequence number `after`.
@@ -151,7 +16,7 @@ impl Gateway {
     }
 
     /// The current status snapshot.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> Snapshot {
         let cfg = self.config();
         let ups = self.inner.upstreams.load();
         let now = now_ms();
@@ -161,7 +26,7 @@ impl Gateway {
             .filter_map(|u| ups.get(&u.name))
             .map(|up| UpstreamStatus {
                 name: up.name.clone(),
-                balance: up.config.balance.name(),
+                balance: up.config.balance.name().to_string(),
                 sticky_cookie: up.config.sticky.as_ref().map(|s| s.cookie.clone()),
                 primaries_available: up.primaries_available(),
                 limit: up
@@ -183,7 +48,8 @@ impl Gateway {
                             "ejected"
                         } else {
                             "up"
-                        };
+                        }
+                        .to_string();
                         ServerStatus {
                             addr: s.addr.to_string(),
                             weight: m.weight,
@@ -197,7 +63,11 @@ impl Gateway {
                             latency_ewma_ms: s.load.ewma_secs() * 1e3,
                             idle_connections: s.pool.idle_len(),
                             ejections: s.ejections_total.load(std::sync::atomic::Ordering::Relaxed),
-                            breaker: up.config.breaker.as_ref().map(|_| s.breaker.phase().name()),
+                            breaker: up
+                                .config
+                                .breaker
+                                .as_ref()
+                                .map(|_| s.breaker.phase().name().to_string()),
                             breaker_opened: s
                                 .breaker
                                 .opened_total
@@ -207,7 +77,7 @@ impl Gateway {
                     .collect(),
             })
             .collect();
-        Status {
+        Snapshot {
             listeners: cfg
                 .listeners
                 .iter()
@@ -218,7 +88,8 @@ impl Gateway {
                         ballast_config::Protocol::Http => "http",
                         ballast_config::Protocol::Https => "https",
                         ballast_config::Protocol::Tcp => "tcp",
-                    },
+                    }
+                    .to_string(),
                 })
                 .collect(),
             routes: cfg
@@ -233,7 +104,7 @@ impl Gateway {
                     methods: r.matcher.methods.iter().map(|m| m.to_string()).collect(),
                     header: r.matcher.header.as_ref().map(|h| h.name.to_string()),
                     retry: retry_status(&r.retry, &self.inner.shared.registry.policy(&r.name)),
-                    priority: r.priority.name(),
+                    priority: r.priority.name().to_string(),
                     flood: r.flood.as_ref().map(|f| {
                         let g = self.inner.shared.registry.flood(&r.name);
                         FloodStatus {
@@ -311,7 +182,8 @@ fn limit_status(
         algorithm: match cfg.algorithm {
             ballast_config::LimitAlgorithm::Gradient => "gradient",
             ballast_config::LimitAlgorithm::Fixed => "fixed",
-        },
+        }
+        .to_string(),
         min: cfg.min,
         max: cfg.max,
         max_wait_ms: cfg.max_wait.as_millis() as u64,
@@ -322,7 +194,7 @@ fn limit_status(
             .iter()
             .map(|c| {
                 let n = a.shed.iter().map(|by| by[c.rank()].load(Relaxed)).sum();
-                (c.name(), n)
+                (c.name().to_string(), n)
             })
             .collect(),
     }

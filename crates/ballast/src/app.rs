@@ -6,9 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use ballast_admin::{AdminState, BoxFuture, Control};
 use ballast_config::{Loaded, Source};
-use ballast_core::{Command, CommandError, Issued, Origin, Report, Stamped};
+use ballast_core::{Command, CommandError, Issued, Origin, Report, Snapshot, Stamped};
 use ballast_proxy::Gateway;
-use serde_json::Value;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
@@ -18,8 +17,8 @@ struct App {
 }
 
 impl Control for App {
-    fn status(&self) -> Value {
-        serde_json::to_value(self.gateway.status()).unwrap_or(Value::Null)
+    fn status(&self) -> Snapshot {
+        self.gateway.status()
     }
 
     fn metrics(&self) -> String {

@@ -46,6 +46,15 @@ fn drain_enable_and_reloads_are_events_naming_who_asked() {
     assert_eq!(drained[0]["by"], "api");
     assert_eq!(drained[0]["upstream"], "app");
     assert_eq!(drained[0]["server"], a_addr.as_str());
+    // The status is the typed snapshot: it reads back into `ballast_core::Snapshot`.
+    let (_, body) = gw.admin_get("/api/v1/status");
+    let snap: ballast_core::Snapshot = serde_json::from_str(&body).unwrap();
+    let server = &snap.upstreams[0].servers[0];
+    assert_eq!(
+        (server.addr.as_str(), server.state.as_str()),
+        (a_addr.as_str(), "draining")
+    );
+    assert!(server.drained);
 
     // Enable through the CLI: the event says `cli`.
     let (code, out, err) = cli(&["drain", "app", &a_addr, "--enable", "--admin", &admin]);

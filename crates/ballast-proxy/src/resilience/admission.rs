@@ -143,16 +143,7 @@ pub struct Admission {
     pub shed: [[AtomicU64; 4]; 4],
 }
 
-/// What `/api/v1/status` and `/metrics` show.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Snapshot {
-    pub limit: u32,
-    pub in_flight: u32,
-    pub waiting: usize,
-    pub baseline_ms: f64,
-    pub recent_ms: f64,
-    pub shedding: bool,
-}
+pub use ballast_core::snapshot::AdmissionNow as Snapshot;
 
 impl Admission {
     pub fn new(upstream: &str, cfg: &ConcurrencyLimit, events: Arc<EventLog>) -> Self {

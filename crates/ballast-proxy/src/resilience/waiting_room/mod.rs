@@ -22,6 +22,7 @@ pub mod room;
 use std::sync::{Mutex, OnceLock};
 
 use ballast_config::WaitingRoomConfig;
+use ballast_core::snapshot::RoomStatus;
 use ballast_core::Event;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
@@ -236,34 +237,6 @@ impl WaitingRoom {
     }
 }
 
-/// A room's settings and state for `/api/v1/status`.
-#[derive(serde::Serialize)]
-pub struct RoomStatus {
-    pub capacity: u32,
-    pub session_ms: u64,
-    pub refresh_ms: u64,
-    pub max_queue: u32,
-    pub cookie: String,
-    /// `secret_file`, or `per-process` (a random key: cookies die with the process).
-    pub signing_key: &'static str,
-    /// Visitors are waiting in line.
-    pub queueing: bool,
-    /// Sessions not yet expired.
-    pub active: u64,
-    /// Tickets waiting for a slot.
-    pub waiting: u64,
-    /// Tickets given a slot, not yet collected by their holder's next visit.
-    pub called: u64,
-    /// The number the next ticket gets.
-    pub next_ticket: u64,
-    pub admitted: u64,
-    pub queue_pages: u64,
-    /// Visitors refused because the line was full.
-    pub refused: u64,
-    /// Tickets dropped because their holder stopped refreshing.
-    pub abandoned: u64,
-}
-
 impl WaitingRoom {
     pub fn status(&self, route: &str, events: &EventLog) -> RoomStatus {
         let s = self.snapshot(route, events);
@@ -277,7 +250,8 @@ impl WaitingRoom {
                 "secret_file"
             } else {
                 "per-process"
-            },
+            }
+            .to_string(),
             queueing: s.waiting + s.called > 0,
             active: s.active,
             waiting: s.waiting,

@@ -18,6 +18,8 @@ pub struct ListenerStatus {
     pub name: String,
     pub listen: String,
     pub protocol: &'static str,
+    /// HTTPS: the certificates in force (re-read on every reload).
+    pub certificates: Vec<crate::listener::tls::report::CertificateStatus>,
 }
 
 #[derive(Serialize)]
@@ -154,6 +156,7 @@ impl Gateway {
     pub fn status(&self) -> Status {
         let cfg = self.config();
         let ups = self.inner.upstreams.load();
+        let certs = self.inner.certs.load();
         let now = now_ms();
         let upstreams = cfg
             .upstreams
@@ -214,11 +217,11 @@ impl Gateway {
                 .map(|l| ListenerStatus {
                     name: l.name.clone(),
                     listen: l.listen.to_string(),
-                    protocol: match l.protocol {
-                        ballast_config::Protocol::Http => "http",
-                        ballast_config::Protocol::Https => "https",
-                        ballast_config::Protocol::Tcp => "tcp",
-                    },
+                    protocol: l.protocol.name(),
+                    certificates: certs
+                        .get(&l.name)
+                        .map(|set| crate::listener::tls::report::status(set))
+                        .unwrap_or_default(),
                 })
                 .collect(),
             routes: cfg

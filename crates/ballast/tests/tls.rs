@@ -404,3 +404,96 @@ fn check_loads_the_certificates() {
     assert!(out.contains("expires in 10 days"), "{out}");
     assert!(out.contains("OK"), "{out}");
 }
+
+/// A listener config on `port` named `name`, with `extra` lines (protocol, tls, limits).
+fn listener_config(port: u16, name: &str, extra: &str, backend: SocketAddr) -> String {
+    format!(
+        r#"
+[admin]
+listen = "{{ADMIN}}"
+[log]
+access = "{{ACCESS_LOG}}"
+[[listener]]
+name = "{name}"
+listen = "127.0.0.1:{port}"
+{extra}
+[[route]]
+upstream = "app"
+[[upstream]]
+name = "app"
+servers = [{{ addr = "{backend}" }}]
+"#
+    )
+}
+
+/// `GET /` with `n` extra headers on a new plain connection; the status.
+fn status_with_headers(addr: SocketAddr, n: usize) -> u16 {
+    let mut req = String::from("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    for i in 0..n {
+        req.push_str(&format!("X-H{i}: {i}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw_http(addr, &req).0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_name_and_limits_change_on_the_bound_socket() {
+    let b = Backend::start("alpha");
+    let dir = scratch("tls-in-place-settings");
+    let (cert, key) = cert_files(&dir, "site", "site", &["localhost"]);
+    let port = free_port();
+    let addr = local(port);
+    let gw = Gateway::start(
+        "tls-in-place-settings",
+        &listener_config(port, "web", "", b.addr),
+    );
+    let mut plain = Conn::open(addr).await.unwrap();
+    assert_eq!(plain.get("/").await.unwrap().status, 200);
+    assert_eq!(status_with_headers(addr, 30), 200);
+
+    // http -> https under another name: same socket, new handshakes get TLS.
+    gw.write_config(&listener_config(
+        port,
+        "site",
+        &format!("protocol = \"https\"\ntls = {}", short_tls(&cert, &key)),
+        b.addr,
+    ));
+    let (code, body) = gw.admin_post("/api/v1/reload");
+    assert_eq!(code, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        report["report"]["listeners_started"],
+        serde_json::json!([]),
+        "{body}"
+    );
+    assert_eq!(
+        report["report"]["listeners_stopped"],
+        serde_json::json!([]),
+        "{body}"
+    );
+    assert_eq!(served_cn(addr, "localhost").await.unwrap(), "site");
+    // The connection accepted before the change keeps its (plain) settings.
+    assert_eq!(plain.get("/").await.unwrap().status, 200);
+    let st = gw.status();
+    assert_eq!(st["listeners"][0]["name"], "site");
+    assert_eq!(st["listeners"][0]["protocol"], "https");
+
+    // Back to plain http with a lower header limit: it applies to new connections at once.
+    gw.write_config(&listener_config(port, "web", "max_headers = 20", b.addr));
+    let (code, body) = gw.admin_post("/api/v1/reload");
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status_with_headers(addr, 30), 431);
+    assert_eq!(status_with_headers(addr, 5), 200);
+    assert!(gw.status()["listeners"][0]["certificates"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let m = gw.metrics();
+    assert!(
+        !m.contains("ballast_tls_cert_expiry_seconds{"),
+        "no https listener left: {m}"
+    );
+
+    assert_eq!(events(&gw, "listener_started").len(), 1);
+    assert!(events(&gw, "listener_stopped").is_empty());
+}

@@ -289,3 +289,104 @@ fn load_one(
         key: Arc::new(certified),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ballast_config::{Protocol, Tls};
+
+    fn listener(cert: &Path, key: &Path) -> Listener {
+        let cfg = ballast_config::parse(
+            "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:1\"\n[[route]]\nupstream = \"app\"\n[[upstream]]\nname = \"app\"\nservers = [{ addr = \"127.0.0.1:2\" }]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let mut l = cfg.listeners[0].clone();
+        l.protocol = Protocol::Https;
+        l.tls = Some(Tls {
+            certs: vec![CertSpec {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                names: vec![],
+                index: None,
+            }],
+            default: 0,
+        });
+        l
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn each_broken_file_is_named_with_its_field() {
+        let dir = std::env::temp_dir().join(format!("ballast-tls-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = rcgen::generate_simple_self_signed(vec!["a".to_string()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["b".to_string()]).unwrap();
+        let cert = write(&dir, "a.crt", &a.cert.pem());
+        let key = write(&dir, "a.key", &a.key_pair.serialize_pem());
+        let other_key = write(&dir, "b.key", &b.key_pair.serialize_pem());
+        let garbage = write(&dir, "garbage", "garbage\n");
+        let p = crate::listener::tls::provider();
+
+        let set = load(&listener(&cert, &key), &p).unwrap();
+        assert_eq!(set.certs.len(), 1);
+        assert!(set.certs[0].default);
+        assert!(set.warnings(now_unix()).is_empty());
+
+        let err = load(&listener(&cert, &other_key), &p).unwrap_err();
+        assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("listener \"web\": tls.key: "),
+            "{err}"
+        );
+
+        let err = load(&listener(&cert, &garbage), &p).unwrap_err();
+        assert!(matches!(err, TlsError::NoKey { .. }), "{err}");
+        let err = load(&listener(&garbage, &key), &p).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificate { .. }), "{err}");
+        assert!(err.to_string().contains("tls.cert"), "{err}");
+        let err = load(&listener(&cert, &dir.join("missing")), &p).unwrap_err();
+        assert!(matches!(err, TlsError::Read { .. }), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn days_left_and_warning() {
+        let now = 1_000_000_000;
+        let mut c = LoadedCert {
+            names: vec![],
+            default: true,
+            subject: "CN=x".into(),
+            not_after_unix: now + 10 * 86_400 + 5,
+            field: "tls.cert".into(),
+            path: "x.crt".into(),
+            key: {
+                let ck = rcgen::generate_simple_self_signed(vec!["x".to_string()]).unwrap();
+                let k = crate::listener::tls::provider()
+                    .key_provider
+                    .load_private_key(PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into()))
+                    .unwrap();
+                Arc::new(CertifiedKey::new(vec![ck.cert.der().clone()], k))
+            },
+        };
+        assert_eq!(c.days_left(now), 10);
+        let set = CertSet {
+            listener: "web".into(),
+            certs: vec![c.clone()],
+        };
+        let w = set.warnings(now);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("expires in 10 days"), "{w:?}");
+        c.not_after_unix = now + 40 * 86_400;
+        let set = CertSet {
+            listener: "web".into(),
+            certs: vec![c],
+        };
+        assert!(set.warnings(now).is_empty());
+    }
+}

@@ -67,3 +67,49 @@ impl ResolvesServerCert for SniResolver {
         Some(self.pick(hello.server_name()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listener::tls::{provider, LoadedCert};
+
+    fn cert(names: &[&str], default: bool) -> LoadedCert {
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key = provider()
+            .key_provider
+            .load_private_key(rustls::pki_types::PrivateKeyDer::Pkcs8(
+                ck.key_pair.serialize_der().into(),
+            ))
+            .unwrap();
+        LoadedCert {
+            names: names.iter().map(|s| s.to_string()).collect(),
+            default,
+            subject: String::new(),
+            not_after_unix: 0,
+            field: String::new(),
+            path: Default::default(),
+            key: Arc::new(CertifiedKey::new(vec![ck.cert.der().clone()], key)),
+        }
+    }
+
+    #[test]
+    fn exact_then_one_label_wildcard_then_default() {
+        let set = CertSet {
+            listener: "web".into(),
+            certs: vec![
+                cert(&["a.example"], false),
+                cert(&["*.b.example", "b.example"], false),
+                cert(&[], true),
+            ],
+        };
+        let r = SniResolver::new(&set).unwrap();
+        let is = |name: Option<&str>, i: usize| Arc::ptr_eq(&r.pick(name), &set.certs[i].key);
+        assert!(is(Some("a.example"), 0));
+        assert!(is(Some("A.EXAMPLE."), 0));
+        assert!(is(Some("x.b.example"), 1));
+        assert!(is(Some("b.example"), 1));
+        assert!(is(Some("y.x.b.example"), 2));
+        assert!(is(Some("other.example"), 2));
+        assert!(is(None, 2));
+    }
+}

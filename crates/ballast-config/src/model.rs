@@ -62,6 +62,17 @@ pub enum Protocol {
     Tcp,
 }
 
+impl Protocol {
+    /// The name used in the config file, status and events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Https => "https",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub name: String,
@@ -76,10 +87,38 @@ pub struct Listener {
     pub idle_timeout: Duration,
 }
 
+/// An https listener's certificates: one or more, chosen by the client's SNI name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
+    /// In file order; never empty.
+    pub certs: Vec<CertSpec>,
+    /// Index into `certs` of the certificate served for an unknown or absent SNI name: the
+    /// entry without `names`, or else the first.
+    pub default: usize,
+}
+
+/// One certificate chain and its key, as configured (the files are read by the proxy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertSpec {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// SNI names it serves, lower-case: exact (`a.example`) or one-label wildcards
+    /// (`*.b.example`). Empty: only the default.
+    pub names: Vec<String>,
+    /// Position in `tls.certs`, or `None` for the short form `tls = { cert, key }`; used to
+    /// name the config field in errors.
+    pub index: Option<usize>,
+}
+
+impl CertSpec {
+    /// The config field holding `what` (`"cert"` or `"key"`), e.g. `tls.key` or
+    /// `tls.certs[1].key`.
+    pub fn field(&self, what: &str) -> String {
+        match self.index {
+            None => format!("tls.{what}"),
+            Some(i) => format!("tls.certs[{i}].{what}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -68,8 +68,20 @@ pub struct Listener {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
+    /// Short form: one certificate for every name.
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// Long form: several certificates chosen by SNI.
+    pub certs: Option<Vec<TlsCert>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCert {
     pub cert: String,
     pub key: String,
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

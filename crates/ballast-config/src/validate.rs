@@ -12,6 +12,7 @@ use crate::locate::locate;
 use crate::model::*;
 use crate::raw;
 
+mod tls;
 pub mod waiting_room;
 
 /// Defaults, in one place so `docs/configuration.md` can quote them.
@@ -322,20 +323,7 @@ fn listener(
         }
     };
     let listen = c.socket_addr(p("listen"), &l.listen);
-    let tls = l.tls.map(|t| {
-        for (field, value) in [("cert", &t.cert), ("key", &t.key)] {
-            if value.is_empty() {
-                c.fail(
-                    p(&format!("tls.{field}")),
-                    "must not be empty; write the path of a PEM file",
-                );
-            }
-        }
-        Tls {
-            cert: PathBuf::from(t.cert),
-            key: PathBuf::from(t.key),
-        }
-    });
+    let tls = l.tls.map(|t| tls::tls(c, &p, t));
     // With an unknown protocol the checks below would only add guesses to the real problem.
     if let Some(protocol) = protocol {
         match (protocol, &tls) {

@@ -386,6 +386,90 @@ fn tls_on_a_plain_listener_is_refused() {
     );
 }
 
+fn https(tls: &str) -> String {
+    format!(
+        "[[listener]]\nname = \"web\"\nlisten = \"127.0.0.1:8443\"\nprotocol = \"https\"\ntls = {tls}\n[[route]]\nupstream = \"app\"\n{APP}"
+    )
+}
+
+#[test]
+fn short_tls_form_is_one_default_certificate() {
+    let cfg = accept(&https(r#"{ cert = "a.crt", key = "a.key" }"#));
+    let tls = cfg.listeners[0].tls.as_ref().unwrap();
+    assert_eq!(tls.certs.len(), 1);
+    assert_eq!(tls.default, 0);
+    assert_eq!(tls.certs[0].cert, PathBuf::from("a.crt"));
+    assert_eq!(tls.certs[0].field("key"), "tls.key");
+    assert!(tls.certs[0].names.is_empty());
+}
+
+#[test]
+fn sni_certificates_keep_order_names_and_default() {
+    let cfg = accept(&https(
+        r#"{ certs = [{ cert = "a.crt", key = "a.key", names = ["A.Example"] }, { cert = "d.crt", key = "d.key" }, { cert = "b.crt", key = "b.key", names = ["*.b.example", "b.example"] }] }"#,
+    ));
+    let tls = cfg.listeners[0].tls.as_ref().unwrap();
+    assert_eq!(tls.certs.len(), 3);
+    assert_eq!(tls.certs[0].names, ["a.example"], "names are lower-cased");
+    assert_eq!(tls.default, 1, "the entry without names is the default");
+    assert_eq!(tls.certs[2].names, ["*.b.example", "b.example"]);
+    assert_eq!(tls.certs[2].field("cert"), "tls.certs[2].cert");
+
+    // Every entry named: the first is the default.
+    let cfg = accept(&https(
+        r#"{ certs = [{ cert = "a.crt", key = "a.key", names = ["a.example"] }, { cert = "b.crt", key = "b.key", names = ["b.example"] }] }"#,
+    ));
+    assert_eq!(cfg.listeners[0].tls.as_ref().unwrap().default, 0);
+}
+
+#[test]
+fn tls_forms_cannot_be_mixed_or_left_empty() {
+    let src = https(r#"{ cert = "a.crt", key = "a.key", certs = [] }"#);
+    assert_says(
+        &refused_at(&src, "listener[0].tls.certs", "certs"),
+        "not both",
+    );
+    let src = https(r#"{ certs = [] }"#);
+    assert_says(
+        &refused_at(&src, "listener[0].tls.certs", "certs"),
+        "at least one certificate",
+    );
+    let src = https(r#"{ cert = "a.crt" }"#);
+    let err = refuse(&src);
+    assert!(
+        err.to_string().contains("listener[0].tls.key: required"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sni_names_are_checked() {
+    let src = https(r#"{ certs = [{ cert = "a.crt", key = "a.key", names = ["bad name"] }] }"#);
+    assert_says(
+        &refused_at(&src, "listener[0].tls.certs[0].names", "names"),
+        "`bad name` is not a host name",
+    );
+    let src = https(
+        r#"{ certs = [{ cert = "a.crt", key = "a.key", names = ["x.example"] }, { cert = "b.crt", key = "b.key", names = ["X.example"] }] }"#,
+    );
+    let err = refuse(&src);
+    assert!(
+        err.to_string().contains(
+            "listener[0].tls.certs[1].names: `x.example` is already served by tls.certs[0]"
+        ),
+        "{err}"
+    );
+    let src = https(
+        r#"{ certs = [{ cert = "a.crt", key = "a.key" }, { cert = "b.crt", key = "b.key" }] }"#,
+    );
+    let err = refuse(&src);
+    assert!(
+        err.to_string()
+            .contains("listener[0].tls.certs[1]: only one certificate may go without `names`"),
+        "{err}"
+    );
+}
+
 #[test]
 fn tcp_listener_without_upstream() {
     let src = format!(
@@ -1021,6 +1105,7 @@ const TABLES: &[&[&str]] = &[
     &["listener"],
     &["listener", "timeout"],
     &["listener#1", "tls"],
+    &["listener#3", "tls", "certs"],
     &["route"],
     &["route", "match"],
     &["route#1", "match", "header"],

@@ -22,6 +22,22 @@ pub struct ListenerStatus {
     pub name: String,
     pub listen: String,
     pub protocol: String,
+    /// HTTPS: the certificates in force (re-read on every reload).
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// One certificate of a listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    /// SNI names it serves; empty for a default without names.
+    pub names: Vec<String>,
+    /// Served for unknown or absent SNI names.
+    pub default: bool,
+    pub subject: String,
+    /// RFC 3339, UTC.
+    pub not_after: String,
+    pub not_after_unix: i64,
+    pub days_left: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,25 +2,28 @@
 //! checkers, applies reloads atomically, and stops gracefully.
 //!
 //! Reload: the new config is already validated; the gateway then builds the complete new state
-//! (upstreams reusing the `ServerState` of every server it keeps, route tables, new listener
-//! sockets) before changing anything, so a failure (say, a port in use) leaves the running state
-//! untouched. Route tables are then swapped with one atomic store per listener; requests already
-//! in flight keep the `Arc`s they hold and finish on the old state.
+//! (upstreams reusing the `ServerState` of every server it keeps, route tables, certificates
+//! re-read from their files, sockets for new addresses) before changing anything, so a failure
+//! (say, a port in use or a bad key) leaves the running state untouched. Listeners whose
+//! address stays keep their socket and get new settings swapped in ([`crate::listener::plan`]);
+//! requests already in flight keep the `Arc`s they hold and finish on the old state.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
-use ballast_config::{AccessLog as AccessLogConfig, Config, Loaded, Protocol, Source};
+use arc_swap::ArcSwap;
+use ballast_config::{AccessLog as AccessLogConfig, Config, Loaded, Source};
 use ballast_core::{Event, Origin, ReloadReport};
 use tokio::task::JoinHandle;
 
 use crate::access_log::{AccessLog, Sink};
 use crate::health;
-use crate::listener::{ConnTracker, ListenError, ListenerShared, Running};
+use crate::listener::plan::{self, Wanted};
+use crate::listener::tls::CertSet;
+use crate::listener::{ConnTracker, ListenError, Running};
 use crate::router::{RouteRt, RouteTable};
 use crate::shared::Shared;
 use crate::stats::{GlobalStats, StatsRegistry};
@@ -52,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) upstreams: ArcSwap<HashMap<String, Arc<Upstream>>>,
     servers: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
     listeners: tokio::sync::Mutex<Vec<Running>>,
+    /// Certificates of the https listeners, by listener name (for status and metrics).
+    pub(crate) certs: ArcSwap<BTreeMap<String, Arc<CertSet>>>,
     health_tasks: Mutex<Vec<JoinHandle<()>>>,
     conns: Arc<ConnTracker>,
     /// Where reloads read the configuration from.
@@ -106,25 +111,24 @@ impl Gateway {
             upstreams: ArcSwap::from_pointee(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             listeners: tokio::sync::Mutex::new(Vec::new()),
+            certs: ArcSwap::from_pointee(BTreeMap::new()),
             health_tasks: Mutex::new(Vec::new()),
             conns: Arc::new(ConnTracker::default()),
             source,
         });
         let gw = Gateway { inner };
         let built = gw.build(&config, true);
-        let mut running = Vec::new();
-        for l in &config.listeners {
-            let shared = gw.listener_shared(l, &config, &built.upstreams);
-            running.push(Running::start(l.clone(), shared, gw.inner.conns.clone())?);
-        }
+        let plan = plan::prepare(gw.wanted(&config, &built.upstreams), &[])?;
+        let mut running = gw.inner.listeners.lock().await;
+        let applied = plan.apply(&mut running, &gw.inner.shared, &gw.inner.conns);
+        gw.inner.certs.store(Arc::new(applied.certs));
         let servers_added = built.servers.len();
         gw.commit(&config, built);
-        let listeners_started = running.iter().map(|r| r.cfg.name.clone()).collect();
-        *gw.inner.listeners.lock().await = running;
+        drop(running);
         gw.inner.shared.events.emit(Event::ReloadApplied {
             sha256: crate::command::sha256_hex(&text),
             by: Origin::Start,
-            listeners_started,
+            listeners_started: applied.started,
             listeners_stopped: Vec::new(),
             servers_added,
             servers_removed: 0,
@@ -199,21 +203,17 @@ impl Gateway {
         }
     }
 
-    fn listener_shared(
-        &self,
-        l: &ballast_config::Listener,
-        config: &Config,
-        upstreams: &HashMap<String, Arc<Upstream>>,
-    ) -> Arc<ListenerShared> {
-        Arc::new(ListenerShared {
-            name: Arc::from(l.name.as_str()),
-            tls: l.protocol == Protocol::Https,
-            table: ArcSwap::from_pointee(self.route_table(&l.name, config, upstreams)),
-            tcp_upstream: ArcSwapOption::new(
-                l.upstream.as_ref().and_then(|u| upstreams.get(u).cloned()),
-            ),
-            shared: self.inner.shared.clone(),
-        })
+    /// What `config` asks of each listener, with its route table built over `upstreams`.
+    fn wanted(&self, config: &Config, upstreams: &HashMap<String, Arc<Upstream>>) -> Vec<Wanted> {
+        config
+            .listeners
+            .iter()
+            .map(|l| Wanted {
+                cfg: l.clone(),
+                table: Arc::new(self.route_table(&l.name, config, upstreams)),
+                tcp_upstream: l.upstream.as_ref().and_then(|u| upstreams.get(u).cloned()),
+            })
+            .collect()
     }
 
     /// Publishes built state and restarts health checkers over it.
@@ -285,55 +285,11 @@ impl Gateway {
             .len();
         let built = self.build(&config, false);
 
-        // Listeners whose socket settings are unchanged keep running with new tables; others
-        // are (re)started. Sockets are bound before anything is published.
-        let mut keep: Vec<Running> = Vec::new();
-        let mut retire: Vec<Running> = Vec::new();
-        for r in listeners.drain(..) {
-            match config.listeners.iter().find(|l| l.name == r.cfg.name) {
-                Some(l) if *l == r.cfg => keep.push(r),
-                _ => retire.push(r),
-            }
-        }
-        let mut started = Vec::new();
-        let mut fresh = Vec::new();
-        for l in config
-            .listeners
-            .iter()
-            .filter(|l| !keep.iter().any(|k| k.cfg.name == l.name))
-        {
-            // A changed listener on the same address must release the port first.
-            if let Some(pos) = retire.iter().position(|r| r.cfg.listen == l.listen) {
-                drop(retire.remove(pos));
-            }
-            let shared = self.listener_shared(l, &config, &built.upstreams);
-            match Running::start(l.clone(), shared, self.inner.conns.clone()) {
-                Ok(r) => {
-                    started.push(l.name.clone());
-                    fresh.push(r);
-                }
-                Err(e) => {
-                    drop(fresh);
-                    listeners.extend(keep);
-                    listeners.extend(retire);
-                    return Err(e.into());
-                }
-            }
-        }
-        for r in &keep {
-            let shared = &r.shared;
-            shared.table.store(Arc::new(self.route_table(
-                &r.cfg.name,
-                &config,
-                &built.upstreams,
-            )));
-            shared.tcp_upstream.store(
-                r.cfg
-                    .upstream
-                    .as_ref()
-                    .and_then(|u| built.upstreams.get(u).cloned()),
-            );
-        }
+        // Everything that can fail (certificates, new sockets) is done before anything
+        // changes; a failure here leaves every listener exactly as it was.
+        let plan = plan::prepare(self.wanted(&config, &built.upstreams), &listeners)?;
+        let applied = plan.apply(&mut listeners, &self.inner.shared, &self.inner.conns);
+        self.inner.certs.store(Arc::new(applied.certs));
         // Admission controls of upstreams that lost their limit stop being reported.
         let limited: std::collections::HashSet<&str> = config
             .upstreams
@@ -342,14 +298,9 @@ impl Gateway {
             .map(|u| u.name.as_str())
             .collect();
         self.inner.shared.registry.retain_admission(&limited);
-        let stopped: Vec<String> = retire.iter().map(|r| r.cfg.name.clone()).collect();
-        for r in &retire {
-            r.stop();
-        }
-        drop(retire);
         let report = ReloadReport {
-            listeners_started: started,
-            listeners_stopped: stopped,
+            listeners_started: applied.started,
+            listeners_stopped: applied.stopped,
             sha256: String::new(),
             servers_kept: built.kept,
             servers_added: built.added,
@@ -359,8 +310,6 @@ impl Gateway {
         if let Some(log) = new_log {
             self.inner.shared.access_log.store(Arc::new(log));
         }
-        listeners.extend(keep);
-        listeners.extend(fresh);
         Ok(report)
     }
 

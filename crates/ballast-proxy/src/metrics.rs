@@ -436,6 +436,12 @@ impl prometheus_client::collector::Collector for Collector {
         )?;
         gauge(
             &mut enc,
+            "ballast_tls_cert_expiry_seconds",
+            "Expiry (notAfter) of each TLS certificate served, as Unix seconds, by listener and SNI name (`default` for the default certificate).",
+            &crate::listener::tls::report::expiry_rows(&inner.certs.load()),
+        )?;
+        gauge(
+            &mut enc,
             "ballast_open_connections",
             "Open client connections.",
             &[(vec![], inner_open(inner))],

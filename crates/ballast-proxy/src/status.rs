@@ -19,6 +19,7 @@ impl Gateway {
     pub fn status(&self) -> Snapshot {
         let cfg = self.config();
         let ups = self.inner.upstreams.load();
+        let certs = self.inner.certs.load();
         let now = now_ms();
         let upstreams = cfg
             .upstreams
@@ -84,12 +85,11 @@ impl Gateway {
                 .map(|l| ListenerStatus {
                     name: l.name.clone(),
                     listen: l.listen.to_string(),
-                    protocol: match l.protocol {
-                        ballast_config::Protocol::Http => "http",
-                        ballast_config::Protocol::Https => "https",
-                        ballast_config::Protocol::Tcp => "tcp",
-                    }
-                    .to_string(),
+                    protocol: l.protocol.name().to_string(),
+                    certificates: certs
+                        .get(&l.name)
+                        .map(|set| crate::listener::tls::report::status(set))
+                        .unwrap_or_default(),
                 })
                 .collect(),
             routes: cfg

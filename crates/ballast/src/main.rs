@@ -119,7 +119,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => match ballast_config::load(&config) {
-            Ok(_) => {
+            Ok(cfg) => {
+                if !certificates_ok(&cfg) {
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
                 println!("{}: OK", config.display());
                 ExitCode::SUCCESS
             }
@@ -138,6 +141,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_BAD_CONFIG);
                 }
             };
+            // A certificate that cannot be served is a bad config too (the gateway reads the
+            // files again when its listeners start, and logs the expiry warnings then).
+            if let Some(e) = ballast_proxy::listener::tls::load_all(&loaded.config)
+                .into_iter()
+                .find_map(Result::err)
+            {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
             exit(app::run(loaded, source))
         }
         Command::Demo => {
@@ -181,6 +193,27 @@ fn main() -> ExitCode {
             exit(admin_client::call(config, admin, "POST", &path))
         }
     }
+}
+
+/// Loads every https listener's certificates as start-up would: prints each error (and
+/// returns false) and each "expires soon" warning.
+fn certificates_ok(cfg: &ballast_config::Config) -> bool {
+    let now = ballast_proxy::listener::tls::now_unix();
+    let mut ok = true;
+    for r in ballast_proxy::listener::tls::load_all(cfg) {
+        match r {
+            Ok(set) => {
+                for w in set.warnings(now) {
+                    println!("warning: {w}");
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 fn exit(r: anyhow::Result<()>) -> ExitCode {

@@ -8,19 +8,18 @@ use ballast_config::Listener;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 use super::framing::FramingGuard;
-use super::{ConnTracker, ListenerShared};
+use super::{ListenerShared, Settings};
 use crate::http::forward;
 
 /// hyper refuses read buffers below this size.
 const MIN_BUF: usize = 8192;
 
-fn builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
+/// The hyper connection builder for a listener's limits and timeouts.
+pub(super) fn builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
@@ -37,76 +36,46 @@ fn builder(cfg: &Listener) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Starts the accept loop.
-pub fn spawn(
-    listener: TcpListener,
-    cfg: &Listener,
-    shared: Arc<ListenerShared>,
-    tls: Option<TlsAcceptor>,
-    mut stop: watch::Receiver<bool>,
-    conns: Arc<ConnTracker>,
-) -> JoinHandle<()> {
-    let builder = Arc::new(builder(cfg));
-    let handshake_timeout = cfg.header_read_timeout;
-    let shared_max_head = cfg.max_header_size.max(MIN_BUF);
-    tokio::spawn(async move {
-        loop {
-            let (stream, client) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
-                _ = super::stopped(&mut stop) => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let guard = conns.track();
-            let shared = shared.clone();
-            let builder = builder.clone();
-            let stop = stop.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let _guard = guard;
-                let max_head = shared_max_head;
-                match tls {
-                    None => {
-                        serve(
-                            FramingGuard::new(stream, max_head)
-                                .with_head_timeout(handshake_timeout),
-                            client,
-                            shared,
-                            &builder,
-                            stop,
-                        )
-                        .await
-                    }
-                    Some(acceptor) => {
-                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
-                        {
-                            Ok(Ok(s)) => {
-                                serve(
-                                    FramingGuard::new(s, max_head)
-                                        .with_head_timeout(handshake_timeout),
-                                    client,
-                                    shared,
-                                    &builder,
-                                    stop,
-                                )
-                                .await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(%client, error = %e, "TLS handshake failed")
-                            }
-                            Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
-                        }
-                    }
-                }
-            });
+/// Serves one accepted connection: the TLS handshake first when the settings have an acceptor.
+pub(super) async fn connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    settings: &Settings,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let max_head = settings.cfg.max_header_size.max(MIN_BUF);
+    let handshake_timeout = settings.cfg.header_read_timeout;
+    let shared = settings.shared.clone();
+    let builder = &settings.http;
+    match &settings.acceptor {
+        None => {
+            serve(
+                FramingGuard::new(stream, max_head).with_head_timeout(handshake_timeout),
+                client,
+                shared,
+                builder,
+                stop,
+            )
+            .await
         }
-    })
+        Some(acceptor) => {
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => {
+                    serve(
+                        FramingGuard::new(s, max_head).with_head_timeout(handshake_timeout),
+                        client,
+                        shared,
+                        builder,
+                        stop,
+                    )
+                    .await
+                }
+                Ok(Err(e)) => tracing::debug!(%client, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+            }
+        }
+    }
 }
 
 async fn serve<I>(

@@ -13,40 +13,16 @@ use std::time::{Duration, Instant};
 
 use ballast_config::validate::defaults::{ATTEMPTS, CONNECT_TIMEOUT};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 
-use super::{ConnTracker, ListenerShared};
+use super::{ListenerShared, Settings};
 use crate::balancer::PickContext;
 use crate::clock::now_ms;
 use crate::upstream::{Outcome, Tried};
 
-/// Starts the accept loop.
-pub fn spawn(
-    listener: TcpListener,
-    shared: Arc<ListenerShared>,
-    idle: Duration,
-    mut stop: watch::Receiver<bool>,
-    conns: Arc<ConnTracker>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let (stream, client) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(_) => continue,
-                },
-                _ = super::stopped(&mut stop) => break,
-            };
-            let guard = conns.track();
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let _guard = guard;
-                serve(stream, client, &shared, idle).await;
-            });
-        }
-    })
+/// Serves one accepted connection.
+pub(super) async fn connection(stream: TcpStream, client: SocketAddr, settings: &Settings) {
+    serve(stream, client, &settings.shared, settings.cfg.idle_timeout).await
 }
 
 async fn serve(client_stream: TcpStream, client: SocketAddr, l: &ListenerShared, idle: Duration) {

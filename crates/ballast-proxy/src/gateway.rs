@@ -18,6 +18,7 @@ use ballast_config::{AccessLog as AccessLogConfig, Config, Protocol};
 use tokio::task::JoinHandle;
 
 use crate::access_log::{AccessLog, Sink};
+use crate::discovery::{Discovery, DnsError};
 use crate::health;
 use crate::listener::{ConnTracker, ListenError, ListenerShared, Running};
 use crate::router::{RouteRt, RouteTable};
@@ -32,6 +33,8 @@ pub enum GatewayError {
     Listen(#[from] ListenError),
     #[error("{0}")]
     AccessLog(std::io::Error),
+    #[error(transparent)]
+    Dns(#[from] DnsError),
 }
 
 /// Why a runtime drain/enable request failed.
@@ -43,16 +46,17 @@ pub enum ServerLookupError {
     NoServer { upstream: String, addr: String },
 }
 
-type ServerKey = (String, SocketAddr);
+pub(crate) type ServerKey = (String, SocketAddr);
 
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) config: ArcSwap<Config>,
     pub(crate) upstreams: ArcSwap<HashMap<String, Arc<Upstream>>>,
-    servers: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
-    listeners: tokio::sync::Mutex<Vec<Running>>,
-    health_tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) servers: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
+    pub(crate) listeners: tokio::sync::Mutex<Vec<Running>>,
+    pub(crate) health_tasks: Mutex<HashMap<ServerKey, JoinHandle<()>>>,
     conns: Arc<ConnTracker>,
+    pub(crate) discovery: Discovery,
 }
 
 /// Handle to the running gateway; cheap to clone.
@@ -111,10 +115,12 @@ impl Gateway {
             upstreams: ArcSwap::from_pointee(HashMap::new()),
             servers: Mutex::new(HashMap::new()),
             listeners: tokio::sync::Mutex::new(Vec::new()),
-            health_tasks: Mutex::new(Vec::new()),
+            health_tasks: Mutex::new(HashMap::new()),
             conns: Arc::new(ConnTracker::default()),
+            discovery: Discovery::default(),
         });
         let gw = Gateway { inner };
+        gw.inner.discovery.prepare(&config).await?;
         let built = gw.build(&config, true);
         let mut running = Vec::new();
         for l in &config.listeners {
@@ -140,22 +146,24 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
-                let mut up = Upstream::new(u, self.inner.shared.events.clone(), |name, addr| {
-                    let key = (name.to_string(), addr);
-                    let state = match old.get(&key) {
-                        Some(s) => {
-                            kept += 1;
-                            s.clone()
-                        }
-                        None if initial => Arc::new(ServerState::new(name, addr)),
-                        None => {
-                            added += 1;
-                            Arc::new(ServerState::new_added(name, addr))
-                        }
-                    };
-                    servers.insert(key, state.clone());
-                    state
-                });
+                let specs = self.inner.discovery.members(u);
+                let mut up =
+                    Upstream::new(u, &specs, self.inner.shared.events.clone(), |name, addr| {
+                        let key = (name.to_string(), addr);
+                        let state = match old.get(&key) {
+                            Some(s) => {
+                                kept += 1;
+                                s.clone()
+                            }
+                            None if initial => Arc::new(ServerState::new(name, addr)),
+                            None => {
+                                added += 1;
+                                Arc::new(ServerState::new_added(name, addr))
+                            }
+                        };
+                        servers.insert(key, state.clone());
+                        state
+                    });
                 let shared = &self.inner.shared;
                 up.admission = u
                     .limit
@@ -217,17 +225,16 @@ impl Gateway {
             .health_tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for t in tasks.drain(..) {
+        for (_, t) in tasks.drain() {
             t.abort();
         }
         for up in built.upstreams.values() {
             if let Some(h) = up.health() {
                 for m in &up.members {
-                    tasks.push(health::active::spawn(
-                        up.name.clone(),
-                        m.state.clone(),
-                        h.clone(),
-                    ));
+                    tasks.insert(
+                        (up.name.clone(), m.state.addr),
+                        health::active::spawn(up.name.clone(), m.state.clone(), h.clone()),
+                    );
                 }
             } else {
                 // Without active checks a server is judged by passive health alone.
@@ -246,11 +253,16 @@ impl Gateway {
         *self.inner.servers.lock().unwrap_or_else(|e| e.into_inner()) = built.servers;
         self.inner.upstreams.store(Arc::new(built.upstreams));
         self.inner.config.store(Arc::new(config.clone()));
+        self.inner.discovery.watch(self, config);
     }
 
     /// Applies a validated config without dropping in-flight requests. On error nothing changes.
     pub async fn reload(&self, config: Config) -> Result<ReloadReport, GatewayError> {
-        let result = self.reload_inner(config).await;
+        // New server names are resolved before the reload lock is taken.
+        let result = match self.inner.discovery.prepare(&config).await {
+            Ok(()) => self.reload_inner(config).await,
+            Err(e) => Err(e.into()),
+        };
         let counter = if result.is_ok() {
             &self.inner.shared.global.reloads_ok
         } else {
@@ -416,12 +428,13 @@ impl Gateway {
             }
         }
         let _ = tokio::time::timeout(grace, self.inner.conns.wait_idle()).await;
-        for t in self
+        self.inner.discovery.stop();
+        for (_, t) in self
             .inner
             .health_tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
+            .drain()
         {
             t.abort();
         }

@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod balancer;
 pub mod cache;
 mod clock;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod gateway;

@@ -127,6 +127,8 @@ pub struct LimitStatus {
 #[derive(Serialize)]
 pub struct ServerStatus {
     pub addr: String,
+    /// The DNS name (`host:port`) the address came from; `null` for a configured IP.
+    pub name: Option<String>,
     pub weight: u32,
     pub effective_weight: f64,
     pub backup: bool,
@@ -186,6 +188,7 @@ impl Gateway {
                         };
                         ServerStatus {
                             addr: s.addr.to_string(),
+                            name: m.name.as_deref().map(str::to_string),
                             weight: m.weight,
                             effective_weight: s.effective_weight(m.weight, up.slow_start(), now),
                             backup: m.backup,

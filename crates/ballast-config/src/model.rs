@@ -23,14 +23,6 @@ impl Config {
         self.upstreams.iter().find(|u| u.name == name)
     }
 
-    /// Whether any upstream names a server by DNS name.
-    pub fn has_server_names(&self) -> bool {
-        self.upstreams
-            .iter()
-            .flat_map(|u| &u.servers)
-            .any(|s| matches!(s.addr, ServerAddr::Name { .. }))
-    }
-
     /// Routes that serve listener `name`, in match order.
     pub fn routes_for<'a>(&'a self, listener: &'a str) -> impl Iterator<Item = &'a Route> + 'a {
         self.routes

@@ -465,3 +465,48 @@ fn a_name_that_does_not_resolve_refuses_start_and_reload() {
     );
     assert_eq!(status, 200, "{reply}");
 }
+
+#[test]
+fn a_reload_keeps_resolved_servers_and_their_state_and_names_are_still_followed() {
+    let (a, b, _c, port) = backends();
+    let dns = Dns::start();
+    dns.set(&[2, 3]);
+    let listen = free_port();
+    let servers = format!(r#"{{ addr = "{NAME}:{port}" }}"#);
+    let gw = Gateway::start("dns-reload-keep", &config(listen, &dns, "", &servers));
+    let (code, body) = gw.admin_post(&format!("/api/v1/servers/app/{}/drain", a.addr));
+    assert_eq!(code, 200, "{body}");
+
+    gw.write_config(&config(
+        listen,
+        &dns,
+        "balance = \"least-connections\"",
+        &servers,
+    ));
+    let (code, body) = gw.admin_post("/api/v1/reload");
+    assert_eq!(code, 200, "{body}");
+    let label = Value::from(format!("{NAME}:{port}"));
+    assert_eq!(
+        pool(&gw),
+        vec![
+            (a.addr.to_string(), "draining".into(), label.clone()),
+            (b.addr.to_string(), "up".into(), label.clone()),
+        ],
+        "the reload kept both addresses and a's drain"
+    );
+
+    // The reload restarted re-resolution: the next change is still followed.
+    dns.set(&[2, 3, 4]);
+    wait_until(
+        "c in the pool within dns_interval after the reload",
+        DNS_INTERVAL + Duration::from_secs(3),
+        || pool(&gw).len() == 3,
+    );
+    rt().block_on(async {
+        let t = tally_requests(local(listen), 60, "/", &[]).await;
+        assert_eq!(t.errors, 0, "{:?}", t.samples);
+        assert_eq!(t.of("a"), 0, "a is drained: {:?}", t.by_backend);
+        assert!(t.of("b") > 0 && t.of("c") > 0, "{:?}", t.by_backend);
+    });
+    assert_eq!(events(&gw, "dns_changed").len(), 1);
+}

@@ -147,23 +147,23 @@ impl Gateway {
             .iter()
             .map(|u| {
                 let specs = self.inner.discovery.members(u);
-                let mut up =
-                    Upstream::new(u, &specs, self.inner.shared.events.clone(), |name, addr| {
-                        let key = (name.to_string(), addr);
-                        let state = match old.get(&key) {
-                            Some(s) => {
-                                kept += 1;
-                                s.clone()
-                            }
-                            None if initial => Arc::new(ServerState::new(name, addr)),
-                            None => {
-                                added += 1;
-                                Arc::new(ServerState::new_added(name, addr))
-                            }
-                        };
-                        servers.insert(key, state.clone());
-                        state
-                    });
+                let events = self.inner.shared.events.clone();
+                let mut up = Upstream::new(u, &specs, events, |name, addr| {
+                    let key = (name.to_string(), addr);
+                    let state = match old.get(&key) {
+                        Some(s) => {
+                            kept += 1;
+                            s.clone()
+                        }
+                        None if initial => Arc::new(ServerState::new(name, addr)),
+                        None => {
+                            added += 1;
+                            Arc::new(ServerState::new_added(name, addr))
+                        }
+                    };
+                    servers.insert(key, state.clone());
+                    state
+                });
                 let shared = &self.inner.shared;
                 up.admission = u
                     .limit

@@ -437,7 +437,7 @@ fn a_name_that_does_not_resolve_refuses_start_and_reload() {
     let (code, _, stderr) = cli(&["run", "--config", path.to_str().unwrap()]);
     assert_ne!(code, Some(0), "started although the name does not resolve");
     assert!(
-        stderr.contains("`missing.ballast.test:80` does not resolve"),
+        stderr.contains("`missing.ballast.test:80` does not resolve: no such name (NXDOMAIN)"),
         "{stderr}"
     );
 

@@ -49,7 +49,15 @@ pub(super) async fn lookup(
     let answer = tokio::time::timeout(LOOKUP_TIMEOUT, resolver.lookup_ip(host))
         .await
         .map_err(|_| format!("no answer within {LOOKUP_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            if e.is_nx_domain() {
+                "no such name (NXDOMAIN)".to_string()
+            } else if e.is_no_records_found() {
+                "the name has no A or AAAA record".to_string()
+            } else {
+                e.to_string()
+            }
+        })?;
     let ttl = answer
         .valid_until()
         .saturating_duration_since(Instant::now());

@@ -50,6 +50,11 @@ pub struct Runtime {
     pub threads: usize,
     /// How long in-flight work may take to finish after SIGTERM.
     pub grace: Duration,
+    /// Nameserver asked for upstream server names (UDP and TCP); `None`: the system's
+    /// `/etc/resolv.conf`.
+    pub resolver: Option<SocketAddr>,
+    /// Server names are re-resolved when their answer's TTL runs out, but at least this often.
+    pub dns_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,7 +494,39 @@ pub struct Pool {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
-    pub addr: SocketAddr,
+    pub addr: ServerAddr,
     pub weight: u32,
     pub backup: bool,
+}
+
+/// Where a server is: an address, or a DNS name that may stand for several.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServerAddr {
+    /// An IP literal (or `localhost`): one server, never resolved.
+    Ip(SocketAddr),
+    /// `host:port`: one server per address the name resolves to, re-resolved on a schedule.
+    Name {
+        /// Lower-case, without a trailing dot.
+        host: String,
+        port: u16,
+    },
+}
+
+impl ServerAddr {
+    /// The IP address, when the server is written as one.
+    pub fn ip(&self) -> Option<SocketAddr> {
+        match self {
+            ServerAddr::Ip(a) => Some(*a),
+            ServerAddr::Name { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAddr::Ip(a) => write!(f, "{a}"),
+            ServerAddr::Name { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
 }

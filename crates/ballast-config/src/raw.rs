@@ -49,6 +49,10 @@ pub struct Runtime {
     #[serde(default, deserialize_with = "whole")]
     pub threads: Option<i64>,
     pub grace: Option<Duration>,
+    /// Nameserver (`IP:port`) for upstream server names; unset: the system's resolv.conf.
+    pub resolver: Option<String>,
+    /// Longest time between two resolutions of a server name.
+    pub dns_interval: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

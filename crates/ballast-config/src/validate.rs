@@ -12,6 +12,7 @@ use crate::locate::locate;
 use crate::model::*;
 use crate::raw;
 
+pub mod servers;
 mod tls;
 pub mod waiting_room;
 
@@ -131,16 +132,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         }
         Some(path) => AccessLog::File(PathBuf::from(path)),
     };
-    let runtime = match raw.runtime {
-        None => Runtime {
-            threads: 0,
-            grace: defaults::GRACE,
-        },
-        Some(r) => Runtime {
-            threads: c.count("runtime.threads".into(), r.threads, 0, 0, 1024) as usize,
-            grace: r.grace.map_or(defaults::GRACE, |d| d.get()),
-        },
-    };
+    let runtime = servers::runtime(&mut c, raw.runtime);
 
     let upstreams: Vec<Upstream> = raw
         .upstream
@@ -1031,56 +1023,7 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
             ),
         },
     };
-    if u.servers.is_empty() {
-        c.fail(
-            p("servers"),
-            "an upstream needs at least one server, e.g. servers = [{ addr = \"127.0.0.1:8000\" }]",
-        );
-    }
-    let mut seen = HashSet::new();
-    let servers = u
-        .servers
-        .into_iter()
-        .enumerate()
-        .filter_map(|(j, s)| {
-            let sp = |f: &str| format!("upstream[{i}].servers[{j}].{f}");
-            let addr = c.socket_addr(sp("addr"), &s.addr)?;
-            if !seen.insert(addr) {
-                c.fail(
-                    sp("addr"),
-                    format!("{addr} is listed twice in this upstream"),
-                );
-            }
-            let weight = match s.weight {
-                None => 1,
-                Some(w) if w < 1 => {
-                    c.fail(
-                        sp("weight"),
-                        format!(
-                            "must be at least 1, got {w}; to take a server out, drain it instead"
-                        ),
-                    );
-                    1
-                }
-                Some(w) if w > 1000 => {
-                    c.fail(sp("weight"), format!("must be at most 1000, got {w}"));
-                    1
-                }
-                Some(w) => w as u32,
-            };
-            Some(Server {
-                addr,
-                weight,
-                backup: s.backup.unwrap_or(false),
-            })
-        })
-        .collect::<Vec<_>>();
-    if !servers.is_empty() && servers.iter().all(|s| s.backup) {
-        c.fail(
-            p("servers"),
-            "every server is a backup; at least one must be a primary",
-        );
-    }
+    let servers = servers::servers(c, i, u.servers);
     Upstream {
         name: u.name,
         balance,

@@ -958,7 +958,10 @@ fn demo_is_what_the_binary_promises() {
     assert_eq!(web.sticky.as_ref().unwrap().cookie, "BALLAST_SRV");
     assert_eq!(web.slow_start, Some(Duration::from_secs(10)));
     assert_eq!(
-        web.servers.iter().map(|s| s.addr).collect::<Vec<_>>(),
+        web.servers
+            .iter()
+            .map(|s| s.addr.ip().unwrap())
+            .collect::<Vec<_>>(),
         backends
     );
     assert_eq!(
@@ -969,7 +972,10 @@ fn demo_is_what_the_binary_promises() {
     let api = c.upstream("api").unwrap();
     assert_eq!(api.balance, Balance::LeastConnections);
     assert_eq!(
-        api.servers.iter().map(|s| s.addr).collect::<Vec<_>>(),
+        api.servers
+            .iter()
+            .map(|s| s.addr.ip().unwrap())
+            .collect::<Vec<_>>(),
         backends
     );
     assert!(api.servers.iter().all(|s| !s.backup));

@@ -147,6 +147,8 @@ pub struct LimitStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerStatus {
     pub addr: String,
+    /// The DNS name (`host:port`) the address came from; `null` for a configured IP.
+    pub name: Option<String>,
     pub weight: u32,
     pub effective_weight: f64,
     pub backup: bool,

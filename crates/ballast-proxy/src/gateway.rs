@@ -20,6 +20,7 @@ use ballast_core::{Event, Origin, ReloadReport};
 use tokio::task::JoinHandle;
 
 use crate::access_log::{AccessLog, Sink};
+use crate::discovery::{Discovery, DnsError};
 use crate::health;
 use crate::listener::plan::{self, Wanted};
 use crate::listener::tls::CertSet;
@@ -36,6 +37,8 @@ pub enum GatewayError {
     Listen(#[from] ListenError),
     #[error("{0}")]
     AccessLog(std::io::Error),
+    #[error(transparent)]
+    Dns(#[from] DnsError),
 }
 
 /// Why a runtime drain/enable request failed.
@@ -47,18 +50,19 @@ pub enum ServerLookupError {
     NoServer { upstream: String, addr: String },
 }
 
-type ServerKey = (String, SocketAddr);
+pub(crate) type ServerKey = (String, SocketAddr);
 
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) config: ArcSwap<Config>,
     pub(crate) upstreams: ArcSwap<HashMap<String, Arc<Upstream>>>,
-    servers: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
-    listeners: tokio::sync::Mutex<Vec<Running>>,
+    pub(crate) servers: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
+    pub(crate) listeners: tokio::sync::Mutex<Vec<Running>>,
     /// Certificates of the https listeners, by listener name (for status and metrics).
     pub(crate) certs: ArcSwap<BTreeMap<String, Arc<CertSet>>>,
-    health_tasks: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) health_tasks: Mutex<HashMap<ServerKey, JoinHandle<()>>>,
     conns: Arc<ConnTracker>,
+    pub(crate) discovery: Discovery,
     /// Where reloads read the configuration from.
     pub(crate) source: Source,
 }
@@ -112,11 +116,13 @@ impl Gateway {
             servers: Mutex::new(HashMap::new()),
             listeners: tokio::sync::Mutex::new(Vec::new()),
             certs: ArcSwap::from_pointee(BTreeMap::new()),
-            health_tasks: Mutex::new(Vec::new()),
+            health_tasks: Mutex::new(HashMap::new()),
             conns: Arc::new(ConnTracker::default()),
+            discovery: Discovery::default(),
             source,
         });
         let gw = Gateway { inner };
+        gw.inner.discovery.prepare(&config).await?;
         let built = gw.build(&config, true);
         let plan = plan::prepare(gw.wanted(&config, &built.upstreams), &[])?;
         let mut running = gw.inner.listeners.lock().await;
@@ -150,7 +156,9 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
-                let mut up = Upstream::new(u, self.inner.shared.events.clone(), |name, addr| {
+                let specs = self.inner.discovery.members(u);
+                let events = self.inner.shared.events.clone();
+                let mut up = Upstream::new(u, &specs, events, |name, addr| {
                     let key = (name.to_string(), addr);
                     let state = match old.get(&key) {
                         Some(s) => {
@@ -223,17 +231,16 @@ impl Gateway {
             .health_tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for t in tasks.drain(..) {
+        for (_, t) in tasks.drain() {
             t.abort();
         }
         for up in built.upstreams.values() {
             if let Some(h) = up.health() {
                 for m in &up.members {
-                    tasks.push(health::active::spawn(
-                        up.name.clone(),
-                        m.state.clone(),
-                        h.clone(),
-                    ));
+                    tasks.insert(
+                        (up.name.clone(), m.state.addr),
+                        health::active::spawn(up.name.clone(), m.state.clone(), h.clone()),
+                    );
                 }
             } else {
                 // Without active checks a server is judged by passive health alone.
@@ -252,11 +259,16 @@ impl Gateway {
         *self.inner.servers.lock().unwrap_or_else(|e| e.into_inner()) = built.servers;
         self.inner.upstreams.store(Arc::new(built.upstreams));
         self.inner.config.store(Arc::new(config.clone()));
+        self.inner.discovery.watch(self, config);
     }
 
     /// Applies a validated config without dropping in-flight requests. On error nothing changes.
     pub async fn reload(&self, config: Config) -> Result<ReloadReport, GatewayError> {
-        let result = self.reload_inner(config).await;
+        // New server names are resolved before the reload lock is taken.
+        let result = match self.inner.discovery.prepare(&config).await {
+            Ok(()) => self.reload_inner(config).await,
+            Err(e) => Err(e.into()),
+        };
         let counter = if result.is_ok() {
             &self.inner.shared.global.reloads_ok
         } else {
@@ -364,12 +376,13 @@ impl Gateway {
             }
         }
         let _ = tokio::time::timeout(grace, self.inner.conns.wait_idle()).await;
-        for t in self
+        self.inner.discovery.stop();
+        for (_, t) in self
             .inner
             .health_tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
+            .drain()
         {
             t.abort();
         }

@@ -53,6 +53,7 @@ impl Gateway {
                         .to_string();
                         ServerStatus {
                             addr: s.addr.to_string(),
+                            name: m.name.as_deref().map(str::to_string),
                             weight: m.weight,
                             effective_weight: s.effective_weight(m.weight, up.slow_start(), now),
                             backup: m.backup,

@@ -26,7 +26,19 @@ pub use server::{Outcome, ServerState};
 pub struct Member {
     pub weight: u32,
     pub backup: bool,
+    /// The DNS name (`host:port`) this address came from; `None` for an IP written as such.
+    pub name: Option<Arc<str>>,
     pub state: Arc<ServerState>,
+}
+
+/// One concrete server of an upstream: a configured IP, or one address a name resolved to
+/// (see `discovery`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberSpec {
+    pub addr: std::net::SocketAddr,
+    pub weight: u32,
+    pub backup: bool,
+    pub name: Option<Arc<str>>,
 }
 
 /// A pool of servers behind one balancer.
@@ -49,14 +61,15 @@ pub struct Upstream {
 pub type Tried = SmallVec<[usize; 4]>;
 
 impl Upstream {
-    /// Builds the runtime pool; `state_for` returns the (possibly carried-over) state of a server.
+    /// Builds the runtime pool of `servers` (the upstream's servers with names resolved);
+    /// `state_for` returns the (possibly carried-over) state of a server.
     pub fn new(
         config: &UpstreamConfig,
+        servers: &[MemberSpec],
         events: Arc<crate::events::EventLog>,
         mut state_for: impl FnMut(&str, std::net::SocketAddr) -> Arc<ServerState>,
     ) -> Self {
-        let members: Vec<Member> = config
-            .servers
+        let members: Vec<Member> = servers
             .iter()
             .map(|s| {
                 let state = state_for(&config.name, s.addr);
@@ -66,11 +79,12 @@ impl Upstream {
                 Member {
                     weight: s.weight,
                     backup: s.backup,
+                    name: s.name.clone(),
                     state,
                 }
             })
             .collect();
-        let specs: Vec<_> = config.servers.iter().map(|s| (s.addr, s.weight)).collect();
+        let specs: Vec<_> = servers.iter().map(|s| (s.addr, s.weight)).collect();
         Self {
             name: config.name.clone(),
             balancer: balancer::build(&config.balance, &specs),

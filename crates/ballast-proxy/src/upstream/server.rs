@@ -12,6 +12,8 @@
 //!   Up   --(fall consecutive failed checks)-->  Down
 //!   Down --(rise consecutive good checks)---->  Up   (up_since = now: slow start begins)
 //! ```
+//! A server starts Up, except one that a DNS answer added after start to an upstream with
+//! active checks (`new_pending`): it starts Down and needs `rise` good checks.
 //! Passive ejection state machine (driven by request outcomes, see `record_outcome`):
 //! ```text
 //!   In  --(N consecutive connect failures/5xx, pool cap allows)--> Ejected(until = now + base·2^k)
@@ -88,6 +90,14 @@ impl ServerState {
     pub fn new_added(upstream: &str, addr: SocketAddr) -> Self {
         let s = Self::new(upstream, addr);
         s.up_since_ms.store(now_ms(), Relaxed);
+        s
+    }
+
+    /// A server that appeared after start (a DNS answer) in an upstream with active checks:
+    /// it is down until `rise` good checks, then ramps up under slow start.
+    pub fn new_pending(upstream: &str, addr: SocketAddr) -> Self {
+        let s = Self::new(upstream, addr);
+        s.up.store(false, Relaxed);
         s
     }
 

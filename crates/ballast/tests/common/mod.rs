@@ -79,7 +79,11 @@ impl Backend {
     }
 
     pub fn start_on(name: &str, port: u16) -> Self {
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        Self::start_at(name, local(port))
+    }
+
+    /// A backend on `addr`: any loopback IP (127.0.0.2, ...) works on Linux without setup.
+    pub fn start_at(name: &str, addr: SocketAddr) -> Self {
         let mut b = Backend {
             name: name.to_string(),
             addr,

@@ -23,7 +23,7 @@ use crate::listener::{ConnTracker, ListenError, ListenerShared, Running};
 use crate::router::{RouteRt, RouteTable};
 use crate::shared::Shared;
 use crate::stats::{GlobalStats, StatsRegistry};
-use crate::upstream::{ServerState, Upstream};
+use crate::upstream::{sweep, ServerState, Upstream};
 
 /// Why the gateway could not start or apply a config.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     servers: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
     listeners: tokio::sync::Mutex<Vec<Running>>,
     health_tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Idle-connection and ejection-expiry sweeper (`upstream::sweep`); it reads the current
+    /// upstreams each round, so it outlives reloads untouched.
+    sweeper: Mutex<Option<JoinHandle<()>>>,
     conns: Arc<ConnTracker>,
 }
 
@@ -112,6 +115,7 @@ impl Gateway {
             servers: Mutex::new(HashMap::new()),
             listeners: tokio::sync::Mutex::new(Vec::new()),
             health_tasks: Mutex::new(Vec::new()),
+            sweeper: Mutex::new(None),
             conns: Arc::new(ConnTracker::default()),
         });
         let gw = Gateway { inner };
@@ -123,6 +127,9 @@ impl Gateway {
         }
         gw.commit(&config, built);
         *gw.inner.listeners.lock().await = running;
+        let weak = Arc::downgrade(&gw.inner);
+        let sweeper = sweep::spawn(move || weak.upgrade().map(|i| i.upstreams.load_full()));
+        *gw.inner.sweeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(sweeper);
         Ok(gw)
     }
 
@@ -222,17 +229,20 @@ impl Gateway {
         }
         for up in built.upstreams.values() {
             if let Some(h) = up.health() {
+                let uneject = up.passive().is_some_and(|p| p.uneject_on_check);
                 for m in &up.members {
                     tasks.push(health::active::spawn(
                         up.name.clone(),
                         m.state.clone(),
                         h.clone(),
+                        uneject,
+                        self.inner.shared.events.clone(),
                     ));
                 }
             } else {
                 // Without active checks a server is judged by passive health alone.
                 for m in &up.members {
-                    m.state.record_check(true, 1, u32::MAX);
+                    m.state.record_check(true, 1, u32::MAX, false);
                 }
             }
         }
@@ -422,6 +432,15 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
+        {
+            t.abort();
+        }
+        if let Some(t) = self
+            .inner
+            .sweeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
         {
             t.abort();
         }

@@ -53,15 +53,18 @@ fn event_of(all: &[Value], kind: &str, b: &Backend, cause: Option<&str>) -> Opti
 const INTERVAL: Duration = Duration::from_millis(500);
 const RISE: u32 = 2;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revived_backend_gets_traffic_after_rise_although_ejected() {
+/// Two backends `a` and `b` behind a gateway with fast active checks and a 30 s ejection
+/// (`passive_extra` appended to the passive table), under load; `b` is killed, and once passive
+/// health ejected it and active checks took it down, started again. Returns right after `b`
+/// listens again, with the load still running.
+async fn kill_and_revive(name: &str, passive_extra: &str) -> (Gateway, Backend, Backend, LoadRun) {
     let a = Backend::start("a");
     let mut b = Backend::start("b");
     let (gw, addr) = gateway(
-        "failback",
+        name,
         &format!(
             "health = {{ path = \"/healthz\", interval = \"500ms\", timeout = \"250ms\", rise = {RISE}, fall = 2 }}\n\
-             passive = {{ consecutive_failures = 2, ejection = \"30s\", max_ejection = \"60s\", max_ejected = \"50%\", uneject_on_check = false }}"
+             passive = {{ consecutive_failures = 2, ejection = \"30s\", max_ejection = \"60s\", max_ejected = \"50%\"{passive_extra} }}"
         ),
         &[&a, &b],
     );
@@ -85,8 +88,14 @@ async fn revived_backend_gets_traffic_after_rise_although_ejected() {
         ejected["ejection_ms"].as_u64().unwrap() > 25_000,
         "a long back-off: {ejected}"
     );
-
     tokio::task::block_in_place(|| b.revive());
+    (gw, a, b, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revived_backend_gets_traffic_after_rise_although_ejected() {
+    // `uneject_on_check` is on by default.
+    let (gw, _a, b, run) = kill_and_revive("failback", "").await;
     let listening = Instant::now();
     // The fresh process counts its own requests from zero: the first one is failback.
     wait_for("traffic on the revived b", Duration::from_secs(20), || {
@@ -120,6 +129,22 @@ async fn revived_backend_gets_traffic_after_rise_although_ejected() {
         "failback is not an expiry: {all:?}"
     );
     assert_eq!(gw.server_state("app", b.addr), "up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_uneject_on_check_the_back_off_holds() {
+    let (gw, _a, b, run) = kill_and_revive("no-failback", ", uneject_on_check = false").await;
+    wait_for("b up by active checks", Duration::from_secs(15), || {
+        event_of(&events(&gw), "server_up", &b, Some("active_check")).is_some()
+    })
+    .await;
+    // Well past the failback bound (rise × interval + interval = 1.5 s), under load: still
+    // out, because the 30 s back-off is what ends this ejection.
+    tokio::time::sleep(INTERVAL * RISE + INTERVAL * 2).await;
+    assert_eq!(b.app_count(), 0, "an ejected server got requests");
+    assert_eq!(gw.server_state("app", b.addr), "ejected");
+    assert!(event_of(&events(&gw), "server_unejected", &b, None).is_none());
+    run.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -469,6 +469,9 @@ pub struct Passive {
     pub max_ejection: Duration,
     /// Largest share of the pool that may be ejected at once.
     pub max_ejected: f64,
+    /// `rise` good active checks in a row end an ejection at once (failback), without waiting
+    /// for its back-off to run out.
+    pub uneject_on_check: bool,
 }
 
 /// When a server's circuit breaker opens and how it closes again.

@@ -280,6 +280,7 @@ pub struct Passive {
     pub max_ejection: Option<Duration>,
     #[serde(default, deserialize_with = "percent")]
     pub max_ejected: Option<Ratio>,
+    pub uneject_on_check: Option<bool>,
 }
 
 /// Circuit breaker per server.

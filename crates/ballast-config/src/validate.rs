@@ -951,6 +951,7 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
             ejection: defaults::EJECTION,
             max_ejection: defaults::MAX_EJECTION,
             max_ejected: defaults::MAX_EJECTED,
+            uneject_on_check: true,
         }),
         Some(ps) if ps.enabled == Some(false) => None,
         Some(ps) => {
@@ -977,6 +978,7 @@ fn upstream(c: &mut Checker, i: usize, u: raw::Upstream) -> Upstream {
                 ejection,
                 max_ejection,
                 max_ejected: ps.max_ejected.map_or(defaults::MAX_EJECTED, |r| r.get()),
+                uneject_on_check: ps.uneject_on_check.unwrap_or(true),
             })
         }
     };

@@ -11,6 +11,49 @@ pub enum Source {
     Internal,
 }
 
+/// Why the gateway refused a request as malformed: the `reason` label of
+/// `ballast_requests_refused_total` and the access log's `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Content-Length / Transfer-Encoding conflicting, invalid or not ending in `chunked`.
+    BadFraming,
+    /// More than one `Host` header.
+    DuplicateHost,
+    /// An HTTP/1.1 request without `Host`.
+    MissingHost,
+    /// An HTTP/2 request whose `:authority` and `Host` name different hosts.
+    HostMismatch,
+    /// A chunk extension with a control character (other than HTAB).
+    BadChunkExtension,
+}
+
+impl Refusal {
+    /// Every reason, in the order of [`Refusal::index`].
+    pub const ALL: [Refusal; 5] = [
+        Refusal::BadFraming,
+        Refusal::DuplicateHost,
+        Refusal::MissingHost,
+        Refusal::HostMismatch,
+        Refusal::BadChunkExtension,
+    ];
+
+    /// The label text.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::BadFraming => "bad_framing",
+            Refusal::DuplicateHost => "duplicate_host",
+            Refusal::MissingHost => "missing_host",
+            Refusal::HostMismatch => "host_mismatch",
+            Refusal::BadChunkExtension => "bad_chunk_extension",
+        }
+    }
+
+    /// Position in [`Refusal::ALL`] (and in the counters of `stats::Refusals`).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Why a request could not be proxied (or an attempt failed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
@@ -30,6 +73,10 @@ pub enum ProxyError {
     NoRoute,
     #[error("conflicting or invalid Content-Length / Transfer-Encoding")]
     BadFraming,
+    /// A request the gateway refuses as malformed before routing (RFC 9112 §3.2, RFC 9113
+    /// §8.3.1, chunk extensions with control characters).
+    #[error("malformed request: {}", .0.name())]
+    Refused(Refusal),
     #[error("the request body could not be read")]
     ClientBody,
     /// A retryable answer (e.g. 503) that was retried, and the retry could not be made.
@@ -41,7 +88,10 @@ impl ProxyError {
     /// Origin of the error.
     pub fn source(&self) -> Source {
         match self {
-            ProxyError::BadFraming | ProxyError::ClientBody | ProxyError::NoRoute => Source::Client,
+            ProxyError::BadFraming
+            | ProxyError::Refused(_)
+            | ProxyError::ClientBody
+            | ProxyError::NoRoute => Source::Client,
             ProxyError::NoServer => Source::Internal,
             _ => Source::Upstream,
         }
@@ -68,6 +118,7 @@ impl ProxyError {
             ProxyError::NoServer => "no_server",
             ProxyError::NoRoute => "no_route",
             ProxyError::BadFraming => "bad_framing",
+            ProxyError::Refused(r) => r.name(),
             ProxyError::ClientBody => "client_body",
             ProxyError::UpstreamStatus(_) => "upstream_status",
         }
@@ -76,7 +127,9 @@ impl ProxyError {
     /// The status the client gets.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadFraming | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
+            ProxyError::BadFraming | ProxyError::Refused(_) | ProxyError::ClientBody => {
+                StatusCode::BAD_REQUEST
+            }
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
             ProxyError::NoServer => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ConnectTimeout | ProxyError::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,

@@ -28,7 +28,7 @@ use crate::listener::{ConnTracker, ListenError, Running};
 use crate::router::{RouteRt, RouteTable};
 use crate::shared::Shared;
 use crate::stats::{GlobalStats, StatsRegistry};
-use crate::upstream::{ServerState, Upstream};
+use crate::upstream::{sweep, ServerState, Upstream};
 
 /// Why the gateway could not start or apply a config.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     /// Certificates of the https listeners, by listener name (for status and metrics).
     pub(crate) certs: ArcSwap<BTreeMap<String, Arc<CertSet>>>,
     pub(crate) health_tasks: Mutex<HashMap<ServerKey, JoinHandle<()>>>,
+    /// Idle-connection and ejection-expiry sweeper (`upstream::sweep`); it reads the current
+    /// upstreams each round, so it outlives reloads untouched.
+    sweeper: Mutex<Option<JoinHandle<()>>>,
     conns: Arc<ConnTracker>,
     pub(crate) discovery: Discovery,
     /// Where reloads read the configuration from.
@@ -117,6 +120,7 @@ impl Gateway {
             listeners: tokio::sync::Mutex::new(Vec::new()),
             certs: ArcSwap::from_pointee(BTreeMap::new()),
             health_tasks: Mutex::new(HashMap::new()),
+            sweeper: Mutex::new(None),
             conns: Arc::new(ConnTracker::default()),
             discovery: Discovery::default(),
             source,
@@ -131,6 +135,9 @@ impl Gateway {
         let servers_added = built.servers.len();
         gw.commit(&config, built);
         drop(running);
+        let weak = Arc::downgrade(&gw.inner);
+        let sweeper = sweep::spawn(move || weak.upgrade().map(|i| i.upstreams.load_full()));
+        *gw.inner.sweeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(sweeper);
         gw.inner.shared.events.emit(Event::ReloadApplied {
             sha256: crate::command::sha256_hex(&text),
             by: Origin::Start,
@@ -236,16 +243,23 @@ impl Gateway {
         }
         for up in built.upstreams.values() {
             if let Some(h) = up.health() {
+                let uneject = up.passive().is_some_and(|p| p.uneject_on_check);
                 for m in &up.members {
                     tasks.insert(
                         (up.name.clone(), m.state.addr),
-                        health::active::spawn(up.name.clone(), m.state.clone(), h.clone()),
+                        health::active::spawn(
+                            up.name.clone(),
+                            m.state.clone(),
+                            h.clone(),
+                            uneject,
+                            self.inner.shared.events.clone(),
+                        ),
                     );
                 }
             } else {
                 // Without active checks a server is judged by passive health alone.
                 for m in &up.members {
-                    m.state.record_check(true, 1, u32::MAX);
+                    m.state.record_check(true, 1, u32::MAX, false);
                 }
             }
         }
@@ -383,6 +397,15 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .drain()
+        {
+            t.abort();
+        }
+        if let Some(t) = self
+            .inner
+            .sweeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
         {
             t.abort();
         }

@@ -419,8 +419,18 @@ impl prometheus_client::collector::Collector for Collector {
         counter(
             &mut enc,
             "ballast_bad_requests",
-            "Requests refused for invalid framing.",
-            &[(vec![], g.bad_requests.load(Relaxed))],
+            "Requests refused as malformed, all reasons (see ballast_requests_refused).",
+            &[(vec![], g.refused.total())],
+        )?;
+        let refused: Vec<_> = crate::error::Refusal::ALL
+            .iter()
+            .map(|r| (vec![("reason", r.name().to_string())], g.refused.get(*r)))
+            .collect();
+        counter(
+            &mut enc,
+            "ballast_requests_refused",
+            "Requests refused as malformed before any upstream saw them, by reason.",
+            &refused,
         )?;
         counter(
             &mut enc,

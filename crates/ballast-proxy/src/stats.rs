@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use crate::cache::{CacheCounters, RouteCache};
+use crate::error::Refusal;
 use crate::resilience::waiting_room::WaitingRoom;
 
 /// Requests by status class: index 0 = 1xx … 4 = 5xx.
@@ -260,7 +261,27 @@ pub struct GlobalStats {
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
     pub access_log_dropped: AtomicU64,
-    pub bad_requests: AtomicU64,
+    /// Requests refused as malformed, by [`Refusal`](crate::error::Refusal).
+    pub refused: Refusals,
     pub tcp_connections: AtomicU64,
     pub upgrades: AtomicU64,
+}
+
+/// Requests refused as malformed, one counter per [`Refusal`] reason.
+#[derive(Default)]
+pub struct Refusals([AtomicU64; Refusal::ALL.len()]);
+
+impl Refusals {
+    pub fn count(&self, reason: Refusal) {
+        self.0[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn get(&self, reason: Refusal) -> u64 {
+        self.0[reason.index()].load(Relaxed)
+    }
+
+    /// All reasons together.
+    pub fn total(&self) -> u64 {
+        Refusal::ALL.iter().map(|r| self.get(*r)).sum()
+    }
 }

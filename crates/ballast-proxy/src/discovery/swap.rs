@@ -100,8 +100,15 @@ pub(super) async fn apply(gw: &Gateway, name: &str) {
         }
     }
     if let Some(h) = up.health() {
+        let uneject = up.passive().is_some_and(|p| p.uneject_on_check);
         for s in added {
-            let task = health::active::spawn(name.to_string(), s.clone(), h.clone());
+            let task = health::active::spawn(
+                name.to_string(),
+                s.clone(),
+                h.clone(),
+                uneject,
+                inner.shared.events.clone(),
+            );
             if let Some(t) = tasks.insert((name.to_string(), s.addr), task) {
                 t.abort();
             }

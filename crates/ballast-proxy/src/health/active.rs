@@ -9,19 +9,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_config::{Check, Health};
+use ballast_core::{Event, HealthCause, UnejectCause};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+use crate::events::EventLog;
 use crate::upstream::ServerState;
 
 /// Most of a health response body that is read for the substring match.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Starts the checker of one server; the task runs until aborted.
-pub fn spawn(upstream: String, state: Arc<ServerState>, health: Health) -> JoinHandle<()> {
+/// Starts the checker of one server; the task runs until aborted. With `uneject`, `rise` good
+/// checks also end a passive ejection (failback). Transitions become events.
+pub fn spawn(
+    upstream: String,
+    state: Arc<ServerState>,
+    health: Health,
+    uneject: bool,
+    events: Arc<EventLog>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         // Spread first probes so a large pool does not probe in lockstep.
         let jitter = fastrand::u64(0..=health.interval.as_millis() as u64 / 4 + 1);
@@ -34,8 +43,32 @@ pub fn spawn(upstream: String, state: Arc<ServerState>, health: Health) -> JoinH
                 tokio::time::timeout(health.timeout, probe(state.addr, &health.check)).await,
                 Ok(Ok(()))
             );
-            if let Some(up) = state.record_check(ok, health.rise, health.fall) {
+            let change = state.record_check(ok, health.rise, health.fall, uneject);
+            if let Some(up) = change.up {
                 tracing::warn!(upstream = %upstream, server = %state.addr, up, "health state changed");
+                let (upstream, server) = (upstream.clone(), state.addr_text.clone());
+                let cause = HealthCause::ActiveCheck;
+                events.emit(if up {
+                    Event::ServerUp {
+                        upstream,
+                        server,
+                        cause,
+                    }
+                } else {
+                    Event::ServerDown {
+                        upstream,
+                        server,
+                        cause,
+                    }
+                });
+            }
+            if change.unejected {
+                tracing::info!(upstream = %upstream, server = %state.addr, "ejection ended by active checks");
+                events.emit(Event::ServerUnejected {
+                    upstream: upstream.clone(),
+                    server: state.addr_text.clone(),
+                    cause: UnejectCause::ActiveCheck,
+                });
             }
         }
     })

@@ -22,7 +22,7 @@ use super::headers;
 use super::upgrade;
 use crate::balancer::{Load, PickContext};
 use crate::cache;
-use crate::error::{ProxyError, Source};
+use crate::error::{ProxyError, Refusal, Source};
 use crate::listener::ListenerShared;
 use crate::resilience::admission::ShedReason;
 use crate::resilience::flood::Verdict;
@@ -64,12 +64,11 @@ async fn proxy(
     let wants_upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let client_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let host_header = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    let (host_header, host_refused) =
+        match headers::request_host(parts.version, &parts.uri, &parts.headers) {
+            Ok(h) => (h, None),
+            Err(r) => (None, Some(r)),
+        };
     let request_id = headers::ensure_request_id(&mut parts.headers);
     let mut ex = Unanswered(Some(Box::new(Exchange {
         shared: l.shared.clone(),
@@ -93,11 +92,16 @@ async fn proxy(
         cache: None,
     })));
 
-    if let Err(e) = headers::check_framing(&parts.headers) {
-        l.shared
-            .global
-            .bad_requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Refused requests are the gateway's own answers: nothing of them reaches an upstream.
+    let refused = headers::check_framing(&parts.headers)
+        .err()
+        .or(host_refused.map(ProxyError::Refused));
+    if let Some(e) = refused {
+        let reason = match e {
+            ProxyError::Refused(r) => r,
+            _ => Refusal::BadFraming,
+        };
+        l.shared.global.refused.count(reason);
         return gateway_error(ex.take(), e);
     }
     let table = l.table.load();
@@ -139,7 +143,8 @@ async fn proxy(
         l.tls,
         host_header.clone(),
     );
-    if let (false, Some(h)) = (parts.headers.contains_key(header::HOST), host_header) {
+    // An absolute-form target (or an HTTP/2 `:authority`) names the host: `Host` says so too.
+    if let (Some(_), Some(h)) = (parts.uri.authority(), host_header) {
         parts.headers.insert(header::HOST, h);
     }
     let head = Head {
@@ -701,7 +706,13 @@ fn gateway_error(mut ex: Box<Exchange>, e: ProxyError) -> Response<ProxyBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert(headers::X_REQUEST_ID.clone(), request_id);
-    if matches!(e, ProxyError::BadFraming | ProxyError::ClientBody) {
+    // Framing the gateway could not trust: the rest of the connection cannot be either.
+    if matches!(
+        e,
+        ProxyError::BadFraming
+            | ProxyError::Refused(Refusal::BadChunkExtension)
+            | ProxyError::ClientBody
+    ) {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp

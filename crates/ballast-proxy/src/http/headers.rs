@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::error::ProxyError;
+use crate::error::{ProxyError, Refusal};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -17,6 +17,8 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static CONFLICT: HeaderName = HeaderName::from_static(crate::listener::framing::CONFLICT_MARKER);
 static BAD_TE: HeaderName = HeaderName::from_static(crate::listener::framing::TE_MARKER);
+static BAD_CHUNK_EXT: HeaderName =
+    HeaderName::from_static(crate::listener::framing::CHUNK_EXT_MARKER);
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == header::CONNECTION
@@ -32,6 +34,10 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// Requests with both Content-Length and Transfer-Encoding, or a transfer coding other than
 /// a final `chunked`, are refused: they are the raw material of request smuggling.
 pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
+    if headers.contains_key(&BAD_CHUNK_EXT) {
+        // A control character in the first chunk's extension (see `listener::framing`).
+        return Err(ProxyError::Refused(Refusal::BadChunkExtension));
+    }
     if headers.contains_key(&CONFLICT) || headers.contains_key(&BAD_TE) {
         // Content-Length and Transfer-Encoding together (see `listener::framing`).
         return Err(ProxyError::BadFraming);
@@ -64,6 +70,43 @@ pub fn check_framing(headers: &HeaderMap) -> Result<(), ProxyError> {
         Ok(())
     } else {
         Err(ProxyError::BadFraming)
+    }
+}
+
+/// The host a request is for, as it goes upstream in `Host`, or why the request is refused
+/// (RFC 9112 §3.2, RFC 9113 §8.3.1):
+/// - more than one `Host` header: refused;
+/// - HTTP/1.1 without `Host`: refused (HTTP/1.0 may omit it);
+/// - HTTP/2 (or 3) with `:authority` and a `Host` that names another host: refused;
+/// - a target in absolute form (or `:authority`) wins over `Host`.
+///
+/// The usual request (origin-form target, one `Host`) costs one header lookup and no allocation.
+pub fn request_host(
+    version: http::Version,
+    uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<Option<HeaderValue>, Refusal> {
+    let mut values = headers.get_all(header::HOST).iter();
+    let host = values.next();
+    if values.next().is_some() {
+        return Err(Refusal::DuplicateHost);
+    }
+    if version == http::Version::HTTP_11 && host.is_none() {
+        return Err(Refusal::MissingHost);
+    }
+    let Some(authority) = uri.authority() else {
+        return Ok(host.cloned());
+    };
+    // Userinfo (`user@`) is no part of the host.
+    let authority = authority
+        .as_str()
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority.as_str());
+    match host {
+        Some(h) if h.as_bytes().eq_ignore_ascii_case(authority.as_bytes()) => Ok(Some(h.clone())),
+        Some(_) if version >= http::Version::HTTP_2 => Err(Refusal::HostMismatch),
+        _ => Ok(HeaderValue::from_str(authority).ok()),
     }
 }
 

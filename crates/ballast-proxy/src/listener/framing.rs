@@ -9,6 +9,16 @@
 //! so nothing shifts). The handler sees the marker and answers 400 with `Connection: close`;
 //! the request never reaches an upstream.
 //!
+//! Chunk extensions are checked too (RFC 9112 §7.1.1 allows no control characters in them):
+//! the head of a chunked request is held until its first chunk-size line has arrived, and if
+//! that line's extension carries a control character (other than HTAB) every
+//! `Transfer-Encoding` name is overwritten with [`CHUNK_EXT_MARKER`]: hyper sees a request
+//! without a body, the handler answers 400 and nothing reaches an upstream. (A request that
+//! announces `Expect` is not held: its client waits for the go-ahead before sending the body.)
+//! A control character in a later chunk's extension, when the head has long gone upstream,
+//! ends the client connection with a read error, so the upstream never gets a complete
+//! request.
+//!
 //! Heads are held back until complete (at most `max_head` bytes, beyond which hyper's own 431
 //! applies, and at most the listener's `header_read` timeout, beyond which the guard closes
 //! the connection: hyper cannot time a head it has not seen start); bodies pass through while their framing (fixed length or chunked) is followed so
@@ -28,6 +38,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub const CONFLICT_MARKER: &str = "x-ballast-clte";
 /// Header name written over a `Transfer-Encoding` whose final coding is not `chunked`.
 pub const TE_MARKER: &str = "x-ballast-framing";
+/// Header name written over `Transfer-Encoding` when the first chunk's extension carries a
+/// control character. Same length as `transfer-encoding` on purpose.
+pub const CHUNK_EXT_MARKER: &str = "x-ballast-chunkex";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
@@ -47,6 +60,41 @@ enum State {
     Fixed(u64),
     Chunked(Chunk),
     Pass,
+    /// A chunk extension carried a control character after the head had been passed on: the
+    /// connection ends with a read error.
+    Refused,
+}
+
+/// What [`analyse`] found in a request head.
+struct Analysed {
+    state: State,
+    /// The request has an `Expect` header (its body follows only after a go-ahead).
+    expect: bool,
+    /// Offsets of the `Transfer-Encoding` names in the head.
+    te_names: SmallVec<[usize; 2]>,
+}
+
+/// How the first chunk-size line after a chunked head looks.
+#[derive(Debug, PartialEq, Eq)]
+enum ChunkLine {
+    Incomplete,
+    Complete,
+    BadExtension,
+}
+
+/// Checks the first chunk-size line (size, extension, line end) at the start of `rest`.
+fn first_chunk_line(rest: &[u8]) -> ChunkLine {
+    let mut c = Chunk::Size { value: 0 };
+    for &b in rest {
+        match step(c, b) {
+            State::Chunked(
+                next @ (Chunk::Size { .. } | Chunk::Ext { .. } | Chunk::SizeLf { .. }),
+            ) => c = next,
+            State::Refused => return ChunkLine::BadExtension,
+            _ => return ChunkLine::Complete,
+        }
+    }
+    ChunkLine::Incomplete
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -63,24 +111,32 @@ fn trim(b: &[u8]) -> &[u8] {
 
 /// How the body after a head is framed; rewrites `Content-Length` names in a conflicting head.
 /// Allocation-free: it runs on every request.
-fn analyse(head: &mut [u8]) -> State {
+fn analyse(head: &mut [u8]) -> Analysed {
+    let mut expect = false;
+    let mut te_names: SmallVec<[usize; 2]> = SmallVec::new();
     if head.starts_with(b"PRI * HTTP/2.0") {
-        return State::Pass;
+        return Analysed {
+            state: State::Pass,
+            expect,
+            te_names,
+        };
     }
     let mut cl: Option<u64> = None;
     let mut cl_bad = false;
     let mut te_chunked: Option<bool> = None;
     let mut upgrade = head.starts_with(b"CONNECT ");
     let mut cl_names: SmallVec<[usize; 2]> = SmallVec::new();
-    let mut te_names: SmallVec<[usize; 2]> = SmallVec::new();
     // Skip the request line.
     let mut pos = memchr::memchr(b'\n', head).map_or(head.len(), |e| e + 1);
     while pos < head.len() {
         let end = memchr::memchr(b'\n', &head[pos..]).map_or(head.len(), |e| pos + e);
         let line = &head[pos..end];
-        // Only three names matter here; most lines are passed over on their first letter
+        // Only four names matter here; most lines are passed over on their first letter
         // (browsers send long cookie and user-agent lines on every request).
-        let relevant = matches!(line.first(), Some(b'c' | b'C' | b't' | b'T' | b'u' | b'U'));
+        let relevant = matches!(
+            line.first(),
+            Some(b'c' | b'C' | b't' | b'T' | b'u' | b'U' | b'e' | b'E')
+        );
         if let Some(colon) = relevant.then(|| memchr::memchr(b':', line)).flatten() {
             let name = &line[..colon];
             let value = trim(&line[colon + 1..]);
@@ -101,6 +157,8 @@ fn analyse(head: &mut [u8]) -> State {
                 te_chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
             } else if name.eq_ignore_ascii_case(b"upgrade") {
                 upgrade = true;
+            } else if name.eq_ignore_ascii_case(b"expect") {
+                expect = true;
             }
         }
         pos = end + 1;
@@ -120,13 +178,18 @@ fn analyse(head: &mut [u8]) -> State {
             head[*p..*p + TE_MARKER.len()].copy_from_slice(TE_MARKER.as_bytes());
         }
     }
-    if upgrade {
-        return State::Pass;
-    }
-    match (te_chunked, mark_cl, cl) {
-        (Some(true), _, _) => State::Chunked(Chunk::Size { value: 0 }),
-        (Some(false), _, _) | (None, true, _) | (None, false, Some(0) | None) => State::Head,
-        (None, false, Some(n)) => State::Fixed(n),
+    let state = match (upgrade, te_chunked, mark_cl, cl) {
+        (true, ..) => State::Pass,
+        (_, Some(true), _, _) => State::Chunked(Chunk::Size { value: 0 }),
+        (_, Some(false), _, _) | (_, None, true, _) | (_, None, false, Some(0) | None) => {
+            State::Head
+        }
+        (_, None, false, Some(n)) => State::Fixed(n),
+    };
+    Analysed {
+        state,
+        expect,
+        te_names,
     }
 }
 
@@ -205,6 +268,7 @@ impl<S> FramingGuard<S> {
         while i < data.len() {
             match self.state {
                 State::Pass => return data.len(),
+                State::Refused => return i,
                 State::Head => {
                     // Blank lines before a request line are allowed and skipped by hyper.
                     let leading = data[i..]
@@ -217,7 +281,29 @@ impl<S> FramingGuard<S> {
                     }
                     match head_end(&data[i..]) {
                         Some(len) => {
-                            self.state = analyse(&mut data[i..i + len]);
+                            let head = analyse(&mut data[i..i + len]);
+                            if matches!(head.state, State::Chunked(_)) && !head.expect {
+                                // The head goes on together with its first chunk-size line.
+                                match first_chunk_line(&data[i + len..]) {
+                                    ChunkLine::Incomplete
+                                        if !self.eof && data.len() - i <= self.max_head =>
+                                    {
+                                        return i;
+                                    }
+                                    ChunkLine::BadExtension => {
+                                        for p in &head.te_names {
+                                            data[i + p..i + p + CHUNK_EXT_MARKER.len()]
+                                                .copy_from_slice(CHUNK_EXT_MARKER.as_bytes());
+                                        }
+                                        // hyper sees no body; the handler refuses the request
+                                        // and closes the connection.
+                                        self.state = State::Pass;
+                                        return data.len();
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            self.state = head.state;
                             i += len;
                         }
                         None if data.len() - i > self.max_head || self.eof => {
@@ -247,6 +333,9 @@ impl<S> FramingGuard<S> {
                 }
                 State::Chunked(c) => {
                     self.state = step(c, data[i]);
+                    if self.state == State::Refused {
+                        return i;
+                    }
                     i += 1;
                 }
             }
@@ -284,6 +373,8 @@ fn step(c: Chunk, b: u8) -> State {
         Chunk::Ext { value } => match b {
             b'\r' => chunked(Chunk::SizeLf { value }),
             b'\n' => size_done(value),
+            // RFC 9112 §7.1.1: no control characters in an extension (HTAB is whitespace).
+            0..=0x08 | 0x0a..=0x1f | 0x7f => State::Refused,
             _ => chunked(Chunk::Ext { value }),
         },
         Chunk::SizeLf { value } => {
@@ -349,6 +440,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingGuard<S> {
                     this.out_pos = 0;
                 }
                 return Poll::Ready(Ok(()));
+            }
+            if this.state == State::Refused {
+                // Everything before the bad extension has been handed on; the rest never is.
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "control character in a chunk extension",
+                )));
             }
             if this.state == State::Pass && this.pending.is_empty() {
                 return Pin::new(&mut this.io).poll_read(cx, buf);
@@ -473,7 +571,9 @@ mod tests {
     fn pipelined_requests_are_all_seen() {
         let one = "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
         let two = "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n11;x=y\r\nContent-Length: 1\r\n0\r\nT: 1\r\n\r\n";
-        let three = "GET /c HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n";
+        // (A chunked head is passed on together with its first chunk-size line.)
+        let three =
+            "GET /c HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
         let all = format!("{one}{two}{three}");
         for step in [1, 2, 5, all.len()] {
             let (out, _) = run(all.as_bytes(), step);
@@ -486,7 +586,7 @@ mod tests {
             );
             assert!(
                 text.ends_with(
-                    "GET /c HTTP/1.1\r\nx-ballast-clte: 1\r\ntransfer-encoding: chunked\r\n\r\n"
+                    "GET /c HTTP/1.1\r\nx-ballast-clte: 1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
                 ),
                 "{text}"
             );
@@ -530,6 +630,50 @@ mod tests {
             )
             .1,
             State::Pass
+        );
+    }
+
+    #[test]
+    fn control_character_in_first_chunk_extension_marks_the_head() {
+        let req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\x00b\r\nhello\r\n0\r\n\r\n";
+        for step in [1, 4, req.len()] {
+            let (out, _) = run(req, step);
+            let text = String::from_utf8_lossy(&out);
+            assert!(
+                text.contains("x-ballast-chunkex: chunked"),
+                "{step}: {text}"
+            );
+            assert_eq!(out.len(), req.len());
+        }
+        // HTAB and visible characters are fine.
+        let ok =
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;\ta=b\r\nhello\r\n0\r\n\r\n";
+        let (out, state) = run(ok, 3);
+        assert_eq!(out, ok.to_vec());
+        assert_eq!(state, State::Head);
+    }
+
+    #[test]
+    fn chunked_head_waits_for_its_first_chunk_line_unless_expect() {
+        let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (out, _) = run(head, head.len());
+        assert!(out.is_empty(), "held until the chunk-size line arrives");
+        let expect =
+            b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (out, state) = run(expect, expect.len());
+        assert_eq!(out, expect.to_vec(), "its client waits for 100 Continue");
+        assert_eq!(state, State::Chunked(Chunk::Size { value: 0 }));
+    }
+
+    #[test]
+    fn control_character_in_a_later_chunk_extension_refuses() {
+        let req = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n1;\x01\r\ny\r\n0\r\n\r\n";
+        let (out, state) = run(req, req.len());
+        assert_eq!(state, State::Refused);
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.ends_with("1\r\nx\r\n1;"),
+            "stops before the bad byte: {text:?}"
         );
     }
 

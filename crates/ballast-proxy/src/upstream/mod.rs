@@ -10,12 +10,13 @@ pub mod breaker;
 pub mod h1;
 pub mod pool;
 pub mod server;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_config::{Health, Passive, Upstream as UpstreamConfig};
-use ballast_core::Event;
+use ballast_core::{Event, UnejectCause};
 use smallvec::SmallVec;
 
 use crate::balancer::{self, Balancer, Candidate, PickContext};
@@ -189,9 +190,9 @@ impl Upstream {
             }
         }
         // Only a failure can eject; successes stay lock-free.
-        let _guard = (outcome == Outcome::Failure)
+        let guard = (outcome == Outcome::Failure)
             .then(|| self.ejecting.lock().unwrap_or_else(|e| e.into_inner()));
-        m.state.record_outcome(outcome, self.passive(), || {
+        let ejected = m.state.record_outcome(outcome, self.passive(), || {
             let cap = self.passive().map_or(0.0, |p| p.max_ejected);
             let now = now_ms();
             let ejected = self
@@ -200,7 +201,34 @@ impl Upstream {
                 .filter(|m| m.state.is_ejected(now))
                 .count();
             ((ejected + 1) as f64) <= cap * self.members.len() as f64
-        })
+        });
+        drop(guard);
+        if ejected {
+            let ejection_ms = m.state.ejected_for_ms(now_ms());
+            tracing::warn!(upstream = %self.name, server = %m.state.addr, ejection_ms, "server ejected");
+            self.events.emit(Event::ServerEjected {
+                upstream: self.name.clone(),
+                server: m.state.addr_text.clone(),
+                ejection_ms,
+            });
+        }
+        ejected
+    }
+
+    /// Periodic upkeep (see [`sweep`]): closes pooled connections idle past the pool's
+    /// `idle_timeout` and announces ejections whose back-off ran out.
+    pub fn sweep(&self, now: u64) {
+        for m in &self.members {
+            m.state.pool.sweep();
+            if m.state.take_expired(now) {
+                tracing::info!(upstream = %self.name, server = %m.state.addr, "ejection expired");
+                self.events.emit(Event::ServerUnejected {
+                    upstream: self.name.clone(),
+                    server: m.state.addr_text.clone(),
+                    cause: UnejectCause::Expired,
+                });
+            }
+        }
     }
 
     /// Whether any primary is available (backups are idle).

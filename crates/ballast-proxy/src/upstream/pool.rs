@@ -4,7 +4,9 @@
 //! kept LIFO (the warmest connection is reused first) and handed back by the response body when
 //! its last byte has been read (see `h1::body`), never before, so a connection in the pool is
 //! always free for the next request. Expired connections, and those the server closed while
-//! idle, are dropped on the way out.
+//! idle, are dropped on the way out; expired ones are also closed by the gateway's sweeper
+//! (`upstream::sweep`), so an idle pool shrinks to nothing within `idle_timeout` even when no
+//! request comes to take from it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -80,6 +82,30 @@ impl ConnPool {
         if idle.len() < max {
             idle.push(Idle { conn, since: now });
         }
+    }
+
+    /// Closes the connections idle for `idle_timeout` or longer (the sweeper's job). They are
+    /// the oldest, at the front; they are closed after the lock is released.
+    pub fn sweep(&self) -> usize {
+        let timeout = Duration::from_millis(self.idle_timeout_ms.load(Relaxed));
+        let now = Instant::now();
+        let expired: Vec<Idle> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let n = idle
+                .iter()
+                .take_while(|i| now.duration_since(i.since) >= timeout)
+                .count();
+            if n == 0 {
+                return 0;
+            }
+            idle.drain(..n).collect()
+        };
+        expired.len()
+    }
+
+    /// The idle timeout in force.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms.load(Relaxed))
     }
 
     /// Number of idle connections.

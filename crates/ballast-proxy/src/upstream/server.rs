@@ -14,11 +14,18 @@
 //! ```
 //! A server starts Up, except one that a DNS answer added after start to an upstream with
 //! active checks (`new_pending`): it starts Down and needs `rise` good checks.
-//! Passive ejection state machine (driven by request outcomes, see `record_outcome`):
+//! Passive ejection state machine (driven by request outcomes, see `record_outcome`, and by
+//! active checks, see `record_check`):
 //! ```text
 //!   In  --(N consecutive connect failures/5xx, pool cap allows)--> Ejected(until = now + base·2^k)
-//!   Ejected --(deadline passes)--> In (up_since = deadline: slow start); a success resets k
+//!        (the active-check success streak restarts at 0; k += 1)
+//!   Ejected --(rise consecutive good active checks since the ejection,
+//!              passive.uneject_on_check)--> In (until = now: slow start)   [cause active_check]
+//!   Ejected --(deadline passes)--> In (up_since = deadline: slow start)     [cause expired]
+//!   In  --(a request succeeds)--> In with k = 0
 //! ```
+//! An ejection that ran out is announced by the sweeper (`upstream::sweep`, at most a second
+//! late): nothing on the request path watches the clock for it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -46,12 +53,23 @@ pub struct ServerState {
     drained: AtomicBool,
     fail_streak: AtomicU32,
     ejected_until_ms: AtomicU64,
+    /// An ejection began and its end has not been announced yet (see [`ServerState::take_expired`]).
+    ejection_open: AtomicBool,
     ejection_level: AtomicU32,
     pub ejections_total: AtomicU64,
     pub checks_failed_total: AtomicU64,
     pub transitions_total: AtomicU64,
     /// Circuit breaker (consulted only when the upstream configures one).
     pub breaker: super::breaker::Breaker,
+}
+
+/// What one active check changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckChange {
+    /// `Some(up)` when the check moved the server up or down.
+    pub up: Option<bool>,
+    /// The check ended a passive ejection (failback).
+    pub unejected: bool,
 }
 
 /// What a request attempt did, as passive health sees it.
@@ -78,6 +96,7 @@ impl ServerState {
             drained: AtomicBool::new(false),
             fail_streak: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
+            ejection_open: AtomicBool::new(false),
             ejection_level: AtomicU32::new(0),
             ejections_total: AtomicU64::new(0),
             checks_failed_total: AtomicU64::new(0),
@@ -149,16 +168,35 @@ impl ServerState {
         w * frac.clamp(0.1, 1.0)
     }
 
-    /// Feeds one active check result; returns `Some(new_up)` on a transition.
-    pub fn record_check(&self, ok: bool, rise: u32, fall: u32) -> Option<bool> {
+    /// Feeds one active check result. With `uneject`, `rise` good checks in a row since a
+    /// passive ejection began end that ejection at once (failback).
+    pub fn record_check(&self, ok: bool, rise: u32, fall: u32, uneject: bool) -> CheckChange {
+        let mut change = CheckChange::default();
         if ok {
             self.check_fail_streak.store(0, Relaxed);
             let streak = self.check_ok_streak.fetch_add(1, Relaxed).saturating_add(1);
-            if !self.is_up() && streak >= rise {
+            if streak < rise {
+                return change;
+            }
+            let now = now_ms();
+            if !self.is_up() {
                 self.up.store(true, Relaxed);
-                self.up_since_ms.store(now_ms(), Relaxed);
+                self.up_since_ms.store(now, Relaxed);
                 self.transitions_total.fetch_add(1, Relaxed);
-                return Some(true);
+                change.up = Some(true);
+            }
+            if uneject {
+                let until = self.ejected_until_ms.load(Relaxed);
+                // `until = now` ends the ejection and starts slow start from this moment.
+                if until > now
+                    && self
+                        .ejected_until_ms
+                        .compare_exchange(until, now, Relaxed, Relaxed)
+                        .is_ok()
+                {
+                    self.ejection_open.store(false, Relaxed);
+                    change.unejected = true;
+                }
             }
         } else {
             self.checks_failed_total.fetch_add(1, Relaxed);
@@ -171,10 +209,18 @@ impl ServerState {
                 self.up.store(false, Relaxed);
                 self.transitions_total.fetch_add(1, Relaxed);
                 self.pool.clear();
-                return Some(false);
+                change.up = Some(false);
             }
         }
-        None
+        change
+    }
+
+    /// True once per ejection that ran out by itself (not ended by active checks): the
+    /// sweeper announces it.
+    pub fn take_expired(&self, now: u64) -> bool {
+        self.ejection_open.load(Relaxed)
+            && !self.is_ejected(now)
+            && self.ejection_open.swap(false, Relaxed)
     }
 
     /// Feeds one request outcome to passive health. `may_eject` is asked only when the
@@ -207,6 +253,9 @@ impl ServerState {
                     .saturating_mul(1u32 << level)
                     .min(cfg.max_ejection);
                 self.ejected_until_ms.store(after_ms(d), Relaxed);
+                self.ejection_open.store(true, Relaxed);
+                // Failback counts good checks from here: earlier ones predate the failures.
+                self.check_ok_streak.store(0, Relaxed);
                 self.ejections_total.fetch_add(1, Relaxed);
                 self.pool.clear();
                 true
@@ -242,19 +291,16 @@ mod tests {
     #[test]
     fn rise_and_fall_need_streaks() {
         let s = ServerState::new("u", addr());
-        assert_eq!(s.record_check(false, 2, 3), None);
-        assert_eq!(s.record_check(false, 2, 3), None);
-        assert_eq!(
-            s.record_check(true, 2, 3),
-            None,
-            "a success resets the fail streak"
-        );
-        assert_eq!(s.record_check(false, 2, 3), None);
-        assert_eq!(s.record_check(false, 2, 3), None);
-        assert_eq!(s.record_check(false, 2, 3), Some(false));
+        let up = |ok| s.record_check(ok, 2, 3, true).up;
+        assert_eq!(up(false), None);
+        assert_eq!(up(false), None);
+        assert_eq!(up(true), None, "a success resets the fail streak");
+        assert_eq!(up(false), None);
+        assert_eq!(up(false), None);
+        assert_eq!(up(false), Some(false));
         assert!(!s.is_up());
-        assert_eq!(s.record_check(true, 2, 3), None);
-        assert_eq!(s.record_check(true, 2, 3), Some(true));
+        assert_eq!(up(true), None);
+        assert_eq!(up(true), Some(true));
         assert!(s.is_up());
     }
 
@@ -265,6 +311,7 @@ mod tests {
             ejection: Duration::from_secs(10),
             max_ejection: Duration::from_secs(15),
             max_ejected: 0.5,
+            uneject_on_check: true,
         };
         let s = ServerState::new("u", addr());
         assert!(!s.record_outcome(Outcome::Failure, Some(&cfg), || true));
@@ -277,6 +324,58 @@ mod tests {
         assert!(s.is_ejected(now));
         assert!(!s.is_available(now));
         assert!(s.ejected_for_ms(now) <= 10_000 && s.ejected_for_ms(now) > 9_000);
+    }
+
+    fn passive(uneject_on_check: bool) -> Passive {
+        Passive {
+            consecutive_failures: 1,
+            ejection: Duration::from_secs(30),
+            max_ejection: Duration::from_secs(60),
+            max_ejected: 1.0,
+            uneject_on_check,
+        }
+    }
+
+    #[test]
+    fn rise_good_checks_after_an_ejection_end_it() {
+        let s = ServerState::new("u", addr());
+        let cfg = passive(true);
+        // Good checks from before the ejection do not count towards failback.
+        s.record_check(true, 2, 2, true);
+        s.record_check(true, 2, 2, true);
+        assert!(s.record_outcome(Outcome::Failure, Some(&cfg), || true));
+        assert!(s.is_ejected(now_ms()));
+        assert_eq!(s.record_check(true, 2, 2, true), CheckChange::default());
+        let c = s.record_check(true, 2, 2, true);
+        assert_eq!(
+            c,
+            CheckChange {
+                up: None,
+                unejected: true
+            }
+        );
+        assert!(s.is_available(now_ms()));
+        assert!(!s.take_expired(now_ms()), "ended by checks: not an expiry");
+        // Level kept until a request succeeds: the next ejection is twice as long.
+        assert!(s.record_outcome(Outcome::Failure, Some(&cfg), || true));
+        let left = s.ejected_for_ms(now_ms());
+        assert!(left > 59_000, "{left}");
+    }
+
+    #[test]
+    fn failback_off_waits_for_the_deadline() {
+        let s = ServerState::new("u", addr());
+        let cfg = passive(false);
+        assert!(s.record_outcome(Outcome::Failure, Some(&cfg), || true));
+        for _ in 0..5 {
+            assert!(!s.record_check(true, 2, 2, false).unejected);
+        }
+        let now = now_ms();
+        assert!(s.is_ejected(now));
+        assert!(!s.take_expired(now));
+        let later = now + 30_001;
+        assert!(s.take_expired(later), "the deadline passed");
+        assert!(!s.take_expired(later), "announced once");
     }
 
     #[test]

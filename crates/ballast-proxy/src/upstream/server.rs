@@ -26,6 +26,16 @@
 //! ```
 //! An ejection that ran out is announced by the sweeper (`upstream::sweep`, at most a second
 //! late): nothing on the request path watches the clock for it.
+//!
+//! Drain state machine (driven by `Gateway::apply` for `Drain`/`Enable` commands, see
+//! `set_drained`; and by DNS discovery for an address that left its name's answer):
+//! ```text
+//!   Serving  --(Drain command)--> Draining (no new requests; in-flight ones finish)
+//!                                          [event server_drained, with who asked]
+//!   Draining --(Enable command)--> Serving (up_since = now: slow start)
+//!                                          [event server_enabled, with who asked]
+//!   Serving  --(address gone from the DNS answer)--> Draining, and out of the pool
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};

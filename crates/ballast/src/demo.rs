@@ -55,6 +55,8 @@ pub fn run() -> anyhow::Result<()> {
          \x20   curl -X POST http://127.0.0.1:9900/api/v1/servers/web/127.0.0.1:9101/drain\n\
          \x20   kill {}                                     # kill alpha: no client sees an error;\n\
          \x20                                                  # status shows it down after 2 failed checks\n\
+         \x20   curl -s http://127.0.0.1:9900/api/v1/events    # what changed, as values: the drain (by whom),\n\
+         \x20                                                  # alpha down, the config applied at start\n\
          \x20   curl -s http://127.0.0.1:9900/metrics          # Prometheus metrics\n\
          \n  Access log lines follow on stdout. Ctrl-C stops everything.\n",
         pids.join("\n"),

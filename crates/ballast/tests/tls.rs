@@ -86,6 +86,7 @@ async fn rotate_under_load(gw: &Gateway, addr: SocketAddr, rotate: impl FnOnce()
         .keep_alive_opened
         .load(std::sync::atomic::Ordering::Relaxed);
     let (ok, failed, samples) = load.finish().await;
+    println!("rotation under load: {ok} requests ok, {failed} failed, {opened} keep-alive connections opened");
     assert_eq!(failed, 0, "{ok} ok, {failed} failed: {samples:?}");
     assert_eq!(
         opened, 4,

@@ -106,17 +106,7 @@ fn longest_run(seq: &[String], server: &str) -> usize {
 
 /// In-flight count of every server of upstream `app`, by address.
 fn inflight(gw: &Gateway) -> BTreeMap<String, u64> {
-    let st = gw.status();
-    let app = st["upstreams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == "app")
-        .expect("upstream app in status")
-        .clone();
-    app["servers"]
-        .as_array()
-        .unwrap()
+    gw.servers_of("app")
         .iter()
         .map(|s| {
             (

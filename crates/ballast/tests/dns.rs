@@ -171,17 +171,8 @@ fn config(listen: u16, dns: &Dns, upstream: &str, servers: &str) -> String {
 
 /// The servers of upstream `app` in `/api/v1/status`: (addr, state, name).
 fn pool(gw: &Gateway) -> Vec<(String, String, Value)> {
-    let st = gw.status();
-    let up = st["upstreams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["name"] == "app")
-        .expect("upstream app in status")
-        .clone();
-    let mut servers: Vec<_> = up["servers"]
-        .as_array()
-        .unwrap()
+    let mut servers: Vec<_> = gw
+        .servers_of("app")
         .iter()
         .map(|s| {
             (

@@ -18,22 +18,15 @@ use tls_client::*;
 /// `backend`.
 fn https_config(port: u16, tls: &str, backend: SocketAddr) -> String {
     format!(
-        r#"
-[admin]
-listen = "{{ADMIN}}"
-[log]
-access = "{{ACCESS_LOG}}"
-[[listener]]
-name = "web"
-listen = "127.0.0.1:{port}"
-protocol = "https"
+        r#"{}protocol = "https"
 tls = {tls}
 [[route]]
 upstream = "app"
 [[upstream]]
 name = "app"
 servers = [{{ addr = "{backend}" }}]
-"#
+"#,
+        preamble(port)
     )
 }
 

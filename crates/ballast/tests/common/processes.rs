@@ -250,6 +250,18 @@ impl Gateway {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// The servers of `upstream` as `/api/v1/status` shows them.
+    pub fn servers_of(&self, upstream: &str) -> Vec<serde_json::Value> {
+        let st = self.status();
+        let up = st["upstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == upstream)
+            .unwrap_or_else(|| panic!("upstream {upstream} in status: {st}"));
+        up["servers"].as_array().unwrap().clone()
+    }
+
     /// State string (`up`, `down`, `ejected`, `draining`) of `server` in `upstream`.
     pub fn server_state(&self, upstream: &str, server: SocketAddr) -> String {
         let st = self.status();

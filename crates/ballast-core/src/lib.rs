@@ -8,6 +8,7 @@
 pub mod command;
 pub mod duration;
 pub mod event;
+pub mod history;
 pub mod ratio;
 pub mod size;
 pub mod snapshot;
@@ -15,6 +16,10 @@ pub mod snapshot;
 pub use command::{Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RoutePurge};
 pub use duration::{Duration, DurationError};
 pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};
+pub use history::{
+    Change, ChangeKind, ConfigOutcome, ConfigVersion, EventQuery, Instance, NewChange,
+    NewConfigVersion, RecordKind, StoredEvent,
+};
 pub use ratio::{Ratio, RatioError};
 pub use size::{Size, SizeError};
 pub use snapshot::Snapshot;

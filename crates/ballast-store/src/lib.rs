@@ -1,0 +1,61 @@
+//! Ballast's operations store: the memory of the gateway and of its operations brain.
+//!
+//! It exists so that events, every config version (applied or refused), change markers from
+//! CI/CD and the instances sharing a database outlive the process, and so that no other crate
+//! writes SQL (DESIGN.md §2, §5). One [`Store`] hides which backend holds the data: a SQLite
+//! file (the default, nothing to install) or a PostgreSQL database shared by several instances.
+//! Its API takes and returns `ballast-core` values.
+//!
+//! The backend is an enum over sqlx's `SqlitePool` and `PgPool` rather than sqlx's `Any`
+//! driver: each backend keeps its own connection settings (WAL, `synchronous`, busy timeout;
+//! `search_path`), its own typed errors and its own migrations, while every query is written
+//! once (with `$N` placeholders, which both drivers accept) and compiled for both pools by the
+//! `on_pool!` macro. The conformance suite in `tests/` runs each scenario on both.
+
+/// Runs `$body` with `$pool` bound to the concrete pool of `$store`, once per backend, so one
+/// query text serves both and each is type-checked against its driver.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::open::Pool::Sqlite($pool) => $body,
+            $crate::open::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+mod changes;
+mod configs;
+mod error;
+mod events;
+mod instances;
+mod open;
+mod retention;
+mod rows;
+
+pub use error::StoreError;
+pub use open::{Store, StoreOptions};
+
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex sha256 of a config's text: what [`Store::record_config`] stores, and what the
+/// gateway should report in heartbeats and events so that both compare equal.
+pub fn sha256_hex(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sha256_of_known_text() {
+        assert_eq!(
+            super::sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -5,6 +5,7 @@ mod admin_client;
 mod app;
 mod backend;
 mod demo;
+mod history;
 mod lab;
 
 use std::path::PathBuf;

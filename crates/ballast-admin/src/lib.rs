@@ -6,6 +6,7 @@
 //! knows nothing about proxy internals and is tested without sockets via
 //! `tower::ServiceExt::oneshot`. Every error leaves as one [`ApiError`], whose kind picks the
 //! status code.
+//! Config history (`/api/v1/config/...`) lives in [`history`].
 //! When a bearer token is configured every endpoint requires it (Prometheus sends it with
 //! `authorization` in its scrape config); Ballast refuses to start with a non-loopback admin
 //! address and no token (see `ballast-config`).
@@ -20,8 +21,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ballast_core::{Command, CommandError, Issued, Origin, Report, Snapshot, Stamped};
+use ballast_core::{
+    Command, CommandError, ConfigVersion, Issued, Origin, Report, Snapshot, Stamped,
+};
 use serde_json::json;
+
+pub mod history;
+pub use history::HistoryError;
 
 /// A boxed future, for the async method of [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -39,6 +45,20 @@ pub trait Control: Send + Sync + 'static {
     fn events(&self, after: u64) -> Vec<Stamped>;
     /// Carries out a command (drain, enable, reload, purge); on `Err` nothing changed.
     fn apply(&self, issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>>;
+    /// Recorded config versions (applied and refused), newest first, at most `limit`.
+    fn config_versions(
+        &self,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>>;
+    /// The recorded config version `id`.
+    fn config_version(&self, id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>>;
+    /// The two versions a diff compares, `(from, to)`. Without `to`, the running version;
+    /// without `from`, the applied version before `to`.
+    fn config_pair(
+        &self,
+        from: Option<u64>,
+        to: Option<u64>,
+    ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>>;
 }
 
 /// Every error the admin API answers, as one type: the status code follows from the kind.
@@ -50,6 +70,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error(transparent)]
     Command(#[from] CommandError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
 }
 
 impl IntoResponse for ApiError {
@@ -61,6 +83,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Command(CommandError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Command(CommandError::Refused(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::History(HistoryError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::History(HistoryError::Off | HistoryError::Unavailable(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         let mut resp = (status, Json(json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -88,6 +114,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/servers/{upstream}/{addr}/enable", post(enable))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/cache/purge", post(purge))
+        .route("/api/v1/config/versions", get(history::versions))
+        .route("/api/v1/config/versions/{id}", get(history::version))
+        .route("/api/v1/config/diff", get(history::diff))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -350,6 +379,22 @@ mod tests {
                 self.applied.lock().unwrap().push(issued);
                 Ok(report)
             })
+        }
+        fn config_versions(
+            &self,
+            _limit: u32,
+        ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>> {
+            Box::pin(async { Err(HistoryError::Off) })
+        }
+        fn config_version(&self, _id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>> {
+            Box::pin(async { Err(HistoryError::Off) })
+        }
+        fn config_pair(
+            &self,
+            _from: Option<u64>,
+            _to: Option<u64>,
+        ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
+            Box::pin(async { Err(HistoryError::Off) })
         }
     }
 

@@ -12,6 +12,9 @@ pub struct Config {
     pub admin: Admin,
     pub access_log: AccessLog,
     pub runtime: Runtime,
+    /// The operations store; `None` when there is none (the demo's embedded config without a
+    /// `[store]` table).
+    pub store: Option<StoreConfig>,
     pub listeners: Vec<Listener>,
     pub routes: Vec<Route>,
     pub upstreams: Vec<Upstream>,
@@ -42,6 +45,40 @@ pub enum AccessLog {
     Off,
     Stdout,
     File(PathBuf),
+}
+
+/// Where the operations store lives, from `[store] url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    pub url: StoreUrl,
+    /// Whether the file has a `[store]` table (false: the default SQLite file was chosen).
+    pub explicit: bool,
+}
+
+/// The backend and location of the store. Its `Debug` never shows a PostgreSQL URL, which
+/// may carry a password.
+#[derive(Clone, PartialEq)]
+pub enum StoreUrl {
+    /// A SQLite file; a relative `sqlite://PATH` has been joined to the config file's directory.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, as written.
+    Postgres(String),
+}
+
+impl StoreUrl {
+    /// What logs may show: the SQLite path, or only the scheme of a PostgreSQL URL.
+    pub fn redacted(&self) -> String {
+        match self {
+            StoreUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            StoreUrl::Postgres(_) => "postgres://(redacted)".to_string(),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -21,6 +21,7 @@ pub struct File {
     pub admin: Option<Admin>,
     pub log: Option<Log>,
     pub runtime: Option<Runtime>,
+    pub store: Option<Store>,
     #[serde(default)]
     pub listener: Vec<Listener>,
     #[serde(default)]
@@ -41,6 +42,14 @@ pub struct Admin {
 pub struct Log {
     /// `"stdout"`, `"off"` or a file path.
     pub access: Option<String>,
+}
+
+/// `[store]`: where the operations store (config history, events) lives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// `sqlite://PATH` or `postgres://...`.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

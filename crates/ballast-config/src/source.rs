@@ -41,9 +41,15 @@ impl Source {
         }
     }
 
-    /// Parses and validates `text` as this source's content.
+    /// Parses and validates `text` as this source's content. The embedded demo config has no
+    /// directory to keep a database in, so it gets no store unless it has a `[store]` table.
     pub fn parse(&self, text: &str) -> Result<Config, ConfigError> {
-        crate::parse(text, &self.name())
+        let mut config = crate::parse(text, &self.name())?;
+        if matches!(self, Source::Embedded(_)) && !config.store.as_ref().is_some_and(|s| s.explicit)
+        {
+            config.store = None;
+        }
+        Ok(config)
     }
 
     /// Reads and validates the current text.

@@ -17,6 +17,7 @@ use upstream::upstream;
 
 mod policies;
 pub mod servers;
+mod store;
 mod tls;
 mod upstream;
 pub mod waiting_room;
@@ -47,6 +48,8 @@ pub mod defaults {
     pub const CACHE_MAX_SIZE: u64 = 64 << 20;
     pub const CACHE_MAX_OBJECT: u64 = 1 << 20;
     pub const CACHE_MAX_STALE: Duration = Duration::from_secs(600);
+    /// The store when `[store]` is absent: a SQLite file beside the config file.
+    pub const STORE_URL: &str = "sqlite://ballast.db";
 }
 
 struct Checker<'a> {
@@ -138,6 +141,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         Some(path) => AccessLog::File(PathBuf::from(path)),
     };
     let runtime = servers::runtime(&mut c, raw.runtime);
+    let store = store::store(&mut c, raw.store);
 
     let upstreams: Vec<Upstream> = raw
         .upstream
@@ -230,6 +234,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
             admin,
             access_log,
             runtime,
+            store,
             listeners,
             routes,
             upstreams,

@@ -234,6 +234,7 @@ const TABLES: &[&[&str]] = &[
     &["admin"],
     &["log"],
     &["runtime"],
+    &["store"],
     &["listener"],
     &["listener", "timeout"],
     &["listener#1", "tls"],

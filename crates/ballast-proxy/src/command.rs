@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use ballast_core::{Command, CommandError, Event, Issued, Origin, Report};
+use ballast_core::{Command, CommandError, Event, Issued, Origin, ReloadReport, Report};
 
 use crate::cache::PurgeError;
 use crate::gateway::{Gateway, ServerLookupError};
@@ -22,6 +22,17 @@ pub fn sha256_hex(text: &str) -> String {
         out.push(char::from(HEX[usize::from(b & 15)]));
     }
     out
+}
+
+/// A reload from the config source together with the text it read, so that the caller can
+/// keep a history of every config offered (applied or refused) without reading the file a
+/// second time, which could race with an operator's next edit.
+#[derive(Debug)]
+pub struct ReloadAttempt {
+    /// The text read from the source; `None` when it could not be read at all.
+    pub text: Option<String>,
+    /// What became of it, exactly as [`Gateway::apply`] reports a reload.
+    pub result: Result<ReloadReport, CommandError>,
 }
 
 impl From<ServerLookupError> for CommandError {
@@ -71,7 +82,11 @@ impl Gateway {
                     changed,
                 })
             }
-            Command::Reload => self.reload_from_source(by).await.map(Report::Reloaded),
+            Command::Reload => self
+                .reload_from_source(by)
+                .await
+                .result
+                .map(Report::Reloaded),
             Command::Purge { route, prefix } => {
                 if let Some(p) = prefix.as_deref().filter(|p| !p.starts_with('/')) {
                     return Err(CommandError::Invalid(format!(
@@ -87,11 +102,9 @@ impl Gateway {
 
     /// Reads the config source again and applies it; a file that does not read or validate,
     /// or a config the gateway cannot apply (a port in use, a bad certificate), is refused and
-    /// recorded, and the running config stays.
-    async fn reload_from_source(
-        &self,
-        by: Origin,
-    ) -> Result<ballast_core::ReloadReport, CommandError> {
+    /// recorded, and the running config stays. [`Gateway::apply`] with [`Command::Reload`]
+    /// does the same and drops the text.
+    pub async fn reload_from_source(&self, by: Origin) -> ReloadAttempt {
         let source = &self.inner.source;
         let text = source.read();
         let sha256 = text.as_ref().ok().map(|t| sha256_hex(t));
@@ -104,7 +117,21 @@ impl Gateway {
             });
             CommandError::Refused(error)
         };
-        let config = match text.and_then(|t| source.parse(&t)) {
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                self.inner
+                    .shared
+                    .global
+                    .reloads_failed
+                    .fetch_add(1, Relaxed);
+                return ReloadAttempt {
+                    text: None,
+                    result: Err(refused(e.to_string())),
+                };
+            }
+        };
+        let config = match source.parse(&text) {
             Ok(c) => c,
             Err(e) => {
                 // Counted like a refused apply: `ballast_reloads_total{result="error"}`.
@@ -113,10 +140,13 @@ impl Gateway {
                     .global
                     .reloads_failed
                     .fetch_add(1, Relaxed);
-                return Err(refused(e.to_string()));
+                return ReloadAttempt {
+                    text: Some(text),
+                    result: Err(refused(e.to_string())),
+                };
             }
         };
-        match self.reload(config).await {
+        let result = match self.reload(config).await {
             Ok(mut report) => {
                 report.sha256 = sha256.clone().unwrap_or_default();
                 tracing::info!(?report, by = by.name(), "config reloaded");
@@ -131,6 +161,10 @@ impl Gateway {
                 Ok(report)
             }
             Err(e) => Err(refused(e.to_string())),
+        };
+        ReloadAttempt {
+            text: Some(text),
+            result,
         }
     }
 

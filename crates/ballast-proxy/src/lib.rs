@@ -27,4 +27,5 @@ pub mod status;
 pub mod upstream;
 mod window;
 
+pub use command::ReloadAttempt;
 pub use gateway::{Gateway, GatewayError, ServerLookupError};

@@ -14,7 +14,40 @@ pub fn call(
     method: &str,
     path: &str,
 ) -> anyhow::Result<()> {
-    let (addr, token) = match (admin, config) {
+    let (addr, token) = target(config, admin)?;
+    let (status, body) = send(&addr, token.as_deref(), method, path)?;
+    let pretty = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(body);
+    println!("{pretty}");
+    if !status.is_success() {
+        bail!("admin API at {addr} answered {status}");
+    }
+    Ok(())
+}
+
+/// `GET path` from the admin API; the body of a successful answer, else an error carrying
+/// the API's own message.
+pub fn get(config: Option<PathBuf>, admin: Option<String>, path: &str) -> anyhow::Result<String> {
+    let (addr, token) = target(config, admin)?;
+    let (status, body) = send(&addr, token.as_deref(), "GET", path)?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+            .unwrap_or(body);
+        bail!("admin API at {addr} answered {status}: {message}");
+    }
+    Ok(body)
+}
+
+/// The admin address and token, from `--admin`, else the config file, else the default.
+fn target(
+    config: Option<PathBuf>,
+    admin: Option<String>,
+) -> anyhow::Result<(String, Option<String>)> {
+    Ok(match (admin, config) {
         (Some(a), cfg) => (
             a,
             cfg.and_then(|c| ballast_config::load(&c).ok())
@@ -25,16 +58,19 @@ pub fn call(
             (cfg.admin.listen.to_string(), cfg.admin.token)
         }
         (None, None) => ("127.0.0.1:9900".to_string(), None),
-    };
+    })
+}
+
+fn send(
+    addr: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<(http::StatusCode, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (status, body) = rt.block_on(request(&addr, token.as_deref(), method, path))?;
-    println!("{body}");
-    if !status.is_success() {
-        bail!("admin API at {addr} answered {status}");
-    }
-    Ok(())
+    rt.block_on(request(addr, token, method, path))
 }
 
 /// Percent-encodes a query value (everything but unreserved characters and `/`).
@@ -74,10 +110,5 @@ async fn request(
         .await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let pretty = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or(text);
-    Ok((status, pretty))
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

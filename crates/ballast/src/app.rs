@@ -1,19 +1,35 @@
 //! Wires the engines together and runs them: the gateway, the admin listener, and the signals
-//! that drive reload (SIGHUP) and graceful shutdown (SIGTERM, SIGINT).
+//! that drive reload (SIGHUP) and graceful shutdown (SIGTERM, SIGINT). Every config applied or
+//! refused (at start, on SIGHUP, through the admin API) is handed to [`History`] after the
+//! gateway has dealt with it.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use ballast_admin::{AdminState, BoxFuture, Control};
+use ballast_admin::{AdminState, BoxFuture, Control, HistoryError};
 use ballast_config::{Loaded, Source};
-use ballast_core::{Command, CommandError, Issued, Origin, Report, Snapshot, Stamped};
+use ballast_core::{
+    Command, CommandError, ConfigVersion, Issued, Origin, Report, Snapshot, Stamped,
+};
 use ballast_proxy::Gateway;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::history::History;
+
 /// The admin API's view of the running gateway.
 struct App {
     gateway: Gateway,
+    history: History,
+}
+
+impl App {
+    /// Reloads from the config source and records what was offered and what became of it.
+    async fn reload(&self, by: Origin) -> Result<Report, CommandError> {
+        let attempt = self.gateway.reload_from_source(by).await;
+        self.history.reloaded(by, &attempt);
+        attempt.result.map(Report::Reloaded)
+    }
 }
 
 impl Control for App {
@@ -22,7 +38,13 @@ impl Control for App {
     }
 
     fn metrics(&self) -> String {
-        self.gateway.encode_metrics()
+        let mut out = self.gateway.encode_metrics();
+        if let Some(store) = self.history.metrics() {
+            // The gateway's OpenMetrics text ends with `# EOF`; the store's gauge goes before.
+            let end = out.rfind("# EOF").unwrap_or(out.len());
+            out.insert_str(end, &store);
+        }
+        out
     }
 
     fn events(&self, after: u64) -> Vec<Stamped> {
@@ -30,7 +52,29 @@ impl Control for App {
     }
 
     fn apply(&self, issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>> {
-        Box::pin(self.gateway.apply(issued))
+        match issued.command {
+            Command::Reload => Box::pin(self.reload(issued.by)),
+            _ => Box::pin(self.gateway.apply(issued)),
+        }
+    }
+
+    fn config_versions(
+        &self,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>> {
+        Box::pin(self.history.versions(limit))
+    }
+
+    fn config_version(&self, id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>> {
+        Box::pin(self.history.version(id))
+    }
+
+    fn config_pair(
+        &self,
+        from: Option<u64>,
+        to: Option<u64>,
+    ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
+        Box::pin(self.history.pair(from, to))
     }
 }
 
@@ -60,9 +104,16 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("admin: cannot listen on {}", config.admin.listen))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .context("admin: cannot read the listening address")?;
+    let history = History::open(&config, admin_addr).await;
+    let text = loaded.text.clone();
     let gateway = Gateway::start(loaded, source).await?;
+    history.started(text);
     let app = Arc::new(App {
         gateway: gateway.clone(),
+        history,
     });
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let admin_state = AdminState {
@@ -88,8 +139,9 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                // Refusals are logged and recorded as events by the gateway.
-                let _ = gateway.apply(Issued { command: Command::Reload, by: Origin::Signal }).await;
+                // Refusals are logged and recorded as events by the gateway, and kept in the
+                // config history.
+                let _ = app.reload(Origin::Signal).await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -100,6 +152,7 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let left = gateway.shutdown(grace).await;
     let _ = stop_tx.send(true);
     let _ = admin.await;
+    app.history.close().await;
     if left > 0 {
         tracing::warn!(left, "grace period over; closing remaining connections");
     } else {

@@ -58,6 +58,8 @@ pub fn run() -> anyhow::Result<()> {
          \x20   curl -s http://127.0.0.1:9900/api/v1/events    # what changed, as values: the drain (by whom),\n\
          \x20                                                  # alpha down, the config applied at start\n\
          \x20   curl -s http://127.0.0.1:9900/metrics          # Prometheus metrics\n\
+         \n  Config history is off in the demo (its config is compiled in; `ballast run` keeps it\n\
+         \x20 in ballast.db beside the config file: docs/operations.md).\n\
          \n  Access log lines follow on stdout. Ctrl-C stops everything.\n",
         pids.join("\n"),
         children.0[0].id()

@@ -4,7 +4,9 @@
 mod admin_client;
 mod app;
 mod backend;
+mod config_cmd;
 mod demo;
+mod history;
 mod lab;
 
 use std::path::PathBuf;
@@ -85,6 +87,9 @@ enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
+    /// The config history of a running gateway: versions applied or refused, their text, diffs.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
     /// Measure Ballast against HAProxy and nginx under load and injected faults.
     Lab(lab::LabArgs),
     /// Run a lab backend (started by `lab`).
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
         }
         Command::Backend { listen, name } => exit(backend::run(&listen, &name)),
         Command::Lab(args) => exit(lab::run(args)),
+        Command::Config(cmd) => exit(config_cmd::run(cmd)),
         Command::LabBackend { listen, name } => exit(lab::backend(&listen, &name)),
         Command::Reload { config, admin } => {
             exit(admin_client::call(config, admin, "POST", "/api/v1/reload"))

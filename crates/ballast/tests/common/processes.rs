@@ -123,23 +123,47 @@ impl Gateway {
             .replace("{ADMIN}", &admin.to_string())
             .replace("{ACCESS_LOG}", &access_log.display().to_string());
         std::fs::write(&config_path, text).unwrap();
-        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let mut g = Gateway {
+            dir,
+            config_path,
+            admin,
+            access_log,
+            child: None,
+        };
+        g.spawn();
+        g
+    }
+
+    /// Stops the process (SIGTERM, then waits) and starts it again on the same directory,
+    /// config file and admin address: what an operator's restart does.
+    pub fn restart(&mut self) {
+        self.signal(libc::SIGTERM);
+        if self.wait_exit(Duration::from_secs(15)).is_none() {
+            panic!("ballast did not exit on SIGTERM: {}", self.stderr());
+        }
+        self.spawn();
+    }
+
+    /// Runs `ballast run` on this config (stderr appended to `stderr.log`) and waits until
+    /// the admin API answers (by then every listener is bound).
+    fn spawn(&mut self) {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("stderr.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .args(["run", "--config"])
-            .arg(&config_path)
+            .arg(&self.config_path)
             .env("BALLAST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("spawn ballast");
-        let mut g = Gateway {
-            dir,
-            config_path,
-            admin,
-            access_log,
-            child: Some(child),
-        };
+        self.child = Some(child);
+        let g = self;
+        let admin = g.admin;
         let start = Instant::now();
         // Not just the port: the admin socket is bound before the listeners, but the API only
         // answers once the gateway has bound them.
@@ -162,7 +186,6 @@ impl Gateway {
             }
             g.admin_get("/api/v1/status").0 != 0
         });
-        g
     }
 
     /// Whether the process is still running (reaps it if it exited).

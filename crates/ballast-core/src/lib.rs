@@ -6,6 +6,7 @@
 //! file is the classic unit-confusion outage, so the parsers here refuse it and say what to write.
 
 pub mod command;
+pub mod digest;
 pub mod duration;
 pub mod event;
 pub mod history;
@@ -14,6 +15,7 @@ pub mod size;
 pub mod snapshot;
 
 pub use command::{Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RoutePurge};
+pub use digest::sha256_hex;
 pub use duration::{Duration, DurationError};
 pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};
 pub use history::{

@@ -7,22 +7,12 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use ballast_core::{Command, CommandError, Event, Issued, Origin, ReloadReport, Report};
+use ballast_core::{
+    sha256_hex, Command, CommandError, Event, Issued, Origin, ReloadReport, Report,
+};
 
 use crate::cache::PurgeError;
 use crate::gateway::{Gateway, ServerLookupError};
-
-/// Lower-case hex sha256 of a config's text: the identity of a config version.
-pub fn sha256_hex(text: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest.as_ref() {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    out
-}
 
 /// A reload from the config source together with the text it read, so that the caller can
 /// keep a history of every config offered (applied or refused) without reading the file a
@@ -170,19 +160,5 @@ impl Gateway {
 
     fn emit(&self, event: Event) {
         self.inner.shared.events.emit(event);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sha256_hex;
-
-    #[test]
-    fn sha256_is_lower_hex_of_the_text() {
-        assert_eq!(
-            sha256_hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(sha256_hex("").len(), 64);
     }
 }

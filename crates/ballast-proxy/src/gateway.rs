@@ -139,7 +139,7 @@ impl Gateway {
         let sweeper = sweep::spawn(move || weak.upgrade().map(|i| i.upstreams.load_full()));
         *gw.inner.sweeper.lock().unwrap_or_else(|e| e.into_inner()) = Some(sweeper);
         gw.inner.shared.events.emit(Event::ReloadApplied {
-            sha256: crate::command::sha256_hex(&text),
+            sha256: ballast_core::sha256_hex(&text),
             by: Origin::Start,
             listeners_started: applied.started,
             listeners_stopped: Vec::new(),

@@ -35,27 +35,6 @@ mod rows;
 pub use error::StoreError;
 pub use open::{Store, StoreOptions};
 
-use sha2::{Digest, Sha256};
-
-/// Lowercase hex sha256 of a config's text: what [`Store::record_config`] stores, and what the
-/// gateway should report in heartbeats and events so that both compare equal.
-pub fn sha256_hex(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 0xf)]));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sha256_of_known_text() {
-        assert_eq!(
-            super::sha256_hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-}
+/// Lowercase hex sha256 of a config's text: what [`Store::record_config`] stores (the same
+/// function the gateway uses for its events and heartbeats).
+pub use ballast_core::sha256_hex;

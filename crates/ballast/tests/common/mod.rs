@@ -18,13 +18,23 @@ pub use processes::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ballast");
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, and never handed out before in this test process: the
+/// kernel may give the same ephemeral port to two `bind(0)`s in a row once the first socket is
+/// closed, and a gateway whose admin and listener got the same port refuses its config.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it is true or `within` passes; panics with `what` on timeout.

@@ -53,6 +53,18 @@ pub struct StoreConfig {
     pub url: StoreUrl,
     /// Whether the file has a `[store]` table (false: the default SQLite file was chosen).
     pub explicit: bool,
+    /// Events held in memory while the store cannot be written; beyond this they are dropped
+    /// and counted.
+    pub spool: usize,
+    pub retention: Retention,
+}
+
+/// How long each kind of record is kept in the store before pruning deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub events: Duration,
+    pub changes: Duration,
+    pub config_versions: Duration,
 }
 
 /// The backend and location of the store. Its `Debug` never shows a PostgreSQL URL, which

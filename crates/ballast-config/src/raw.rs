@@ -50,6 +50,19 @@ pub struct Log {
 pub struct Store {
     /// `sqlite://PATH` or `postgres://...`.
     pub url: Option<String>,
+    /// Events held in memory while the store cannot be written.
+    #[serde(default, deserialize_with = "whole")]
+    pub spool: Option<i64>,
+    pub retention: Option<Retention>,
+}
+
+/// `[store] retention`: how long each kind of record is kept.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    pub events: Option<Duration>,
+    pub changes: Option<Duration>,
+    pub config_versions: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

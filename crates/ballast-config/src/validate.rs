@@ -50,6 +50,11 @@ pub mod defaults {
     pub const CACHE_MAX_STALE: Duration = Duration::from_secs(600);
     /// The store when `[store]` is absent: a SQLite file beside the config file.
     pub const STORE_URL: &str = "sqlite://ballast.db";
+    /// Events held in memory while the store cannot be written (about 300 bytes each).
+    pub const STORE_SPOOL: usize = 100_000;
+    pub const RETAIN_EVENTS: Duration = Duration::from_secs(90 * 86_400);
+    pub const RETAIN_CHANGES: Duration = Duration::from_secs(400 * 86_400);
+    pub const RETAIN_CONFIG_VERSIONS: Duration = Duration::from_secs(400 * 86_400);
 }
 
 struct Checker<'a> {

@@ -77,3 +77,29 @@ fn the_embedded_demo_has_no_store_unless_it_asks() {
     let store = Source::Embedded(text).load().unwrap().config.store.unwrap();
     assert_eq!(store.url, StoreUrl::Sqlite(PathBuf::from("/tmp/demo.db")));
 }
+
+#[test]
+fn spool_and_retention_have_defaults_and_bounds() {
+    let c = accept(&with_store(""));
+    let store = c.store.unwrap();
+    assert_eq!(store.spool, 100_000);
+    assert_eq!(store.retention.events.as_secs(), 90 * 86_400);
+    assert_eq!(store.retention.changes.as_secs(), 400 * 86_400);
+    assert_eq!(store.retention.config_versions.as_secs(), 400 * 86_400);
+
+    let src = with_store(
+        "[store]\nspool = 500\nretention = { events = \"7d\", changes = \"30d\", config_versions = \"2h\" }",
+    );
+    let store = accept(&src).store.unwrap();
+    assert_eq!(store.spool, 500);
+    assert_eq!(store.retention.events.as_secs(), 7 * 86_400);
+    assert_eq!(store.retention.changes.as_secs(), 30 * 86_400);
+    assert_eq!(store.retention.config_versions.as_secs(), 7200);
+
+    // "90s" for "90d" would empty the history on the next pruning round.
+    let src = with_store("[store]\nretention = { events = \"90s\" }");
+    let msg = refused_at(&src, "store.retention.events", "events = \"90s\"");
+    assert_says(&msg, "shorter than an hour");
+    let msg = refused_at(&with_store("[store]\nspool = 0"), "store.spool", "spool = 0");
+    assert_says(&msg, "between 1 and");
+}

@@ -231,6 +231,16 @@ pub enum Event {
         prefix: Option<String>,
         removed: u64,
     },
+    /// The operations store could not be written; events wait in the in-memory spool.
+    StoreUnavailable { error: String },
+    /// The operations store is written again after an outage: how long it lasted, how many
+    /// events waited in the spool and were written, and how many were dropped because the
+    /// spool was full (0 means nothing was lost).
+    StoreRecovered {
+        outage_ms: u64,
+        spooled: u64,
+        dropped: u64,
+    },
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).

@@ -10,16 +10,68 @@
 use std::path::PathBuf;
 
 use super::{defaults, Checker};
-use crate::model::{StoreConfig, StoreUrl};
+use crate::model::{Retention, StoreConfig, StoreUrl};
 use crate::raw;
 
 /// The store, with the default (`sqlite://ballast.db` beside the config file) filled in.
 pub(super) fn store(c: &mut Checker, raw: Option<raw::Store>) -> Option<StoreConfig> {
     let explicit = raw.is_some();
-    let text = raw.and_then(|s| s.url);
+    let (text, spool, retention) = match raw {
+        Some(s) => (s.url, s.spool, s.retention),
+        None => (None, None, None),
+    };
+    let spool = c.count(
+        "store.spool".into(),
+        spool,
+        defaults::STORE_SPOOL as u32,
+        1,
+        10_000_000,
+    ) as usize;
+    let retention = retention.unwrap_or(raw::Retention {
+        events: None,
+        changes: None,
+        config_versions: None,
+    });
+    let retention = Retention {
+        events: keep(c, "events", retention.events, defaults::RETAIN_EVENTS),
+        changes: keep(c, "changes", retention.changes, defaults::RETAIN_CHANGES),
+        config_versions: keep(
+            c,
+            "config_versions",
+            retention.config_versions,
+            defaults::RETAIN_CONFIG_VERSIONS,
+        ),
+    };
     let text = text.as_deref().unwrap_or(defaults::STORE_URL);
     let url = url(c, text)?;
-    Some(StoreConfig { url, explicit })
+    Some(StoreConfig {
+        url,
+        explicit,
+        spool,
+        retention,
+    })
+}
+
+/// A retention period: at least one hour, so that a typo ("90s" for "90d") cannot wipe the
+/// history on the next pruning round.
+fn keep(
+    c: &mut Checker,
+    kind: &str,
+    d: Option<ballast_core::Duration>,
+    default: std::time::Duration,
+) -> std::time::Duration {
+    let path = format!("store.retention.{kind}");
+    match d {
+        None => default,
+        Some(d) if d.get() < std::time::Duration::from_secs(3600) => {
+            c.fail(
+                path,
+                format!("{d} is shorter than an hour; write days, e.g. \"90d\""),
+            );
+            default
+        }
+        Some(d) => d.get(),
+    }
 }
 
 fn url(c: &mut Checker, text: &str) -> Option<StoreUrl> {

@@ -28,6 +28,9 @@ pub struct EventQuery {
     pub since_unix_ms: Option<u64>,
     /// Only events of this kind (`server_down`, `reload_applied`, ...).
     pub kind: Option<String>,
+    /// Only events of one of these kinds; empty means any kind. Combines with `kind` (AND).
+    #[serde(default)]
+    pub kinds: Vec<String>,
     /// Only events from this instance.
     pub instance: Option<String>,
     /// At most this many events; `None` means all of them.
@@ -90,6 +93,35 @@ pub struct ConfigVersion {
     pub instance: String,
     #[serde(flatten)]
     pub outcome: ConfigOutcome,
+}
+
+/// A config version without its text: what listings and the change timeline show (a config
+/// file can be long; fetch one version to read it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSummary {
+    pub id: u64,
+    /// Lowercase hex sha256 of the text.
+    pub sha256: String,
+    pub source: Origin,
+    pub at_unix_ms: u64,
+    pub host: String,
+    pub instance: String,
+    #[serde(flatten)]
+    pub outcome: ConfigOutcome,
+}
+
+impl From<ConfigVersion> for ConfigSummary {
+    fn from(v: ConfigVersion) -> Self {
+        ConfigSummary {
+            id: v.id,
+            sha256: v.sha256,
+            source: v.source,
+            at_unix_ms: v.at_unix_ms,
+            host: v.host,
+            instance: v.instance,
+            outcome: v.outcome,
+        }
+    }
 }
 
 /// What kind of change a change marker records.

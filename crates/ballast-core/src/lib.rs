@@ -5,6 +5,7 @@
 //! each other. Durations and sizes always carry an explicit unit: a bare number in an operator's
 //! file is the classic unit-confusion outage, so the parsers here refuse it and say what to write.
 
+pub mod changes;
 pub mod command;
 pub mod digest;
 pub mod duration;
@@ -14,13 +15,14 @@ pub mod ratio;
 pub mod size;
 pub mod snapshot;
 
+pub use changes::{ChangeEntry, DriftReport, MarkerError};
 pub use command::{Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RoutePurge};
 pub use digest::sha256_hex;
 pub use duration::{Duration, DurationError};
 pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};
 pub use history::{
-    Change, ChangeKind, ConfigOutcome, ConfigVersion, EventQuery, Instance, NewChange,
-    NewConfigVersion, RecordKind, StoredEvent,
+    Change, ChangeKind, ConfigOutcome, ConfigSummary, ConfigVersion, EventQuery, Instance,
+    NewChange, NewConfigVersion, RecordKind, StoredEvent,
 };
 pub use ratio::{Ratio, RatioError};
 pub use size::{Size, SizeError};

@@ -50,15 +50,20 @@ impl Store {
         })
     }
 
-    /// The change markers that happened at or after `since_unix_ms`, newest first (by time,
-    /// then by id for markers of the same millisecond).
-    pub async fn changes_since(&self, since_unix_ms: u64) -> Result<Vec<Change>, StoreError> {
+    /// The newest `limit` change markers that happened at or after `since_unix_ms`, newest
+    /// first (by time, then by id for markers of the same millisecond).
+    pub async fn changes_since(
+        &self,
+        since_unix_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<Change>, StoreError> {
         let since = to_db("since_unix_ms", since_unix_ms)?;
         let rows: Vec<ChangeRow> = on_pool!(self, p => sqlx::query_as(
             "SELECT id, kind, service, version, summary, author, url, at_unix_ms FROM changes \
-             WHERE at_unix_ms >= $1 ORDER BY at_unix_ms DESC, id DESC",
+             WHERE at_unix_ms >= $1 ORDER BY at_unix_ms DESC, id DESC LIMIT $2",
         )
         .bind(since)
+        .bind(i64::from(limit))
         .fetch_all(p)
         .await)
         .map_err(|e| self.err(e))?;

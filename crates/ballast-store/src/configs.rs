@@ -2,7 +2,7 @@
 //! text, so that history, diff and "roll back to the previous good version" need nothing but
 //! the store.
 
-use ballast_core::{ConfigOutcome, ConfigVersion, NewConfigVersion, Origin};
+use ballast_core::{ConfigOutcome, ConfigSummary, ConfigVersion, NewConfigVersion, Origin};
 
 use crate::error::StoreError;
 use crate::open::Store;
@@ -15,6 +15,19 @@ const COLUMNS: &str = "id, text, sha256, source, at_unix_ms, host, instance, out
 struct VersionRow {
     id: i64,
     text: String,
+    sha256: String,
+    source: String,
+    at_unix_ms: i64,
+    host: String,
+    instance: String,
+    outcome: String,
+    error: Option<String>,
+}
+
+/// A [`VersionRow`] without the text.
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: i64,
     sha256: String,
     source: String,
     at_unix_ms: i64,
@@ -71,6 +84,41 @@ impl Store {
             .await)
         .map_err(|e| self.err(e))?;
         rows.into_iter().map(decode).collect()
+    }
+
+    /// The newest `limit` config versions (all instances) offered at or after `since_unix_ms`,
+    /// newest first, without their texts: what the change timeline shows.
+    pub async fn config_summaries_since(
+        &self,
+        since_unix_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<ConfigSummary>, StoreError> {
+        let since = to_db("since_unix_ms", since_unix_ms)?;
+        let rows: Vec<SummaryRow> = on_pool!(self, p => sqlx::query_as(
+            "SELECT id, sha256, source, at_unix_ms, host, instance, outcome, error \
+             FROM config_versions WHERE at_unix_ms >= $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await)
+        .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|r| {
+                decode(VersionRow {
+                    id: r.id,
+                    text: String::new(),
+                    sha256: r.sha256,
+                    source: r.source,
+                    at_unix_ms: r.at_unix_ms,
+                    host: r.host,
+                    instance: r.instance,
+                    outcome: r.outcome,
+                    error: r.error,
+                })
+                .map(ConfigSummary::from)
+            })
+            .collect()
     }
 
     /// The config version with this id, if it exists (and was not pruned).

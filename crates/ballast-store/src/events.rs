@@ -35,6 +35,7 @@ struct Filter<'q> {
     after_id: Option<i64>,
     since: Option<i64>,
     kind: Option<&'q str>,
+    kinds: &'q [String],
     instance: Option<&'q str>,
 }
 
@@ -47,6 +48,7 @@ impl<'q> Filter<'q> {
                 .map(|v| to_db("since_unix_ms", v))
                 .transpose()?,
             kind: query.kind.as_deref(),
+            kinds: &query.kinds,
             instance: query.instance.as_deref(),
         })
     }
@@ -65,6 +67,14 @@ macro_rules! push_filter {
         }
         if let Some(v) = filter.kind {
             $qb.push(" AND kind = ").push_bind(v);
+        }
+        if !filter.kinds.is_empty() {
+            $qb.push(" AND kind IN (");
+            let mut kinds = $qb.separated(", ");
+            for k in filter.kinds {
+                kinds.push_bind(k.as_str());
+            }
+            $qb.push(")");
         }
         if let Some(v) = filter.instance {
             $qb.push(" AND instance = ").push_bind(v);

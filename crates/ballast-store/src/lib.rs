@@ -31,6 +31,8 @@ mod instances;
 mod open;
 mod retention;
 mod rows;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use error::StoreError;
 pub use open::{Store, StoreOptions};

@@ -193,16 +193,7 @@ async fn open_postgres(options: &StoreOptions) -> Result<Store, StoreError> {
         })?
         .application_name("ballast");
     if let Some(schema) = &options.schema {
-        if schema.is_empty()
-            || !schema
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return Err(StoreError::InvalidUrl {
-                scheme: "postgres".to_string(),
-                reason: format!("schema {schema:?} must be letters, digits and '_'"),
-            });
-        }
+        check_schema(schema)?;
         // Created before the pool so that every pooled connection can use it.
         let admin = PgPoolOptions::new()
             .max_connections(1)
@@ -239,4 +230,19 @@ async fn open_postgres(options: &StoreOptions) -> Result<Store, StoreError> {
     Ok(Store {
         pool: Pool::Postgres(pool),
     })
+}
+
+/// A schema name is quoted into SQL: only letters, digits and '_' are accepted.
+pub(crate) fn check_schema(schema: &str) -> Result<(), StoreError> {
+    if schema.is_empty()
+        || !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(StoreError::InvalidUrl {
+            scheme: "postgres".to_string(),
+            reason: format!("schema {schema:?} must be letters, digits and '_'"),
+        });
+    }
+    Ok(())
 }

@@ -43,4 +43,40 @@ conformance!(
     prune_events_and_changes_in_batches,
     prune_keeps_running_config,
     closed_store_is_unavailable,
+    events_of_several_kinds,
+    config_summaries_since_a_time,
 );
+
+/// PostgreSQL only: a `[store] url` can put Ballast's tables in a schema of their own with
+/// `?options[search_path]=NAME` (what the gateway's multi-instance tests do): a store
+/// opened that way sees exactly what a store opened with `StoreOptions::schema` wrote.
+#[tokio::test]
+async fn postgres_schema_through_the_url() {
+    on_postgres(|db| async move {
+        let schema = db
+            .options
+            .schema
+            .clone()
+            .expect("the harness names a schema");
+        let marker = db
+            .store
+            .record_change(ballast_core::NewChange {
+                kind: ballast_core::ChangeKind::Note,
+                service: None,
+                version: None,
+                summary: "written through StoreOptions::schema".to_string(),
+                author: None,
+                url: None,
+                at_unix_ms: 7,
+            })
+            .await
+            .unwrap();
+        let base = harness::pg_url();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={schema}");
+        let by_url = ballast_store::Store::open(&url).await.unwrap();
+        assert_eq!(by_url.changes_since(0, 10).await.unwrap(), vec![marker]);
+        by_url.close().await;
+    })
+    .await;
+}

@@ -10,6 +10,9 @@ use ballast_store::{sha256_hex, StoreError};
 
 use crate::harness::Db;
 
+mod recent;
+pub use recent::*;
+
 /// Event `i` of a batch: three kinds in turn, one millisecond apart from t = 1000.
 fn event(i: u64) -> Stamped {
     let event = match i % 3 {
@@ -56,7 +59,10 @@ pub async fn migrations_twice_are_a_no_op(db: Db) {
     assert_eq!(second.backend(), first.backend());
     assert_eq!(second.schema_version().await.unwrap(), 1);
     // Nothing was re-created or emptied by the second migration run.
-    assert_eq!(second.changes_since(0).await.unwrap(), vec![marker.clone()]);
+    assert_eq!(
+        second.changes_since(0, 100).await.unwrap(),
+        vec![marker.clone()]
+    );
     assert_eq!(second.count_events(&query()).await.unwrap(), 1);
     // And ids keep increasing across handles.
     let next = second
@@ -302,7 +308,7 @@ pub async fn changes_newest_first(db: Db) {
     let bare = store.record_change(bare).await.unwrap();
     assert!(bare.id > recorded[4].id);
 
-    let got = store.changes_since(100).await.unwrap();
+    let got = store.changes_since(100, 100).await.unwrap();
     // 300 (infra, recorded later), 300 (flag), 200, 150, 100; the one at 50 is older.
     let expected = vec![
         recorded[3].clone(),
@@ -312,8 +318,9 @@ pub async fn changes_newest_first(db: Db) {
         recorded[0].clone(),
     ];
     assert_eq!(got, expected);
-    assert_eq!(store.changes_since(0).await.unwrap().len(), 6);
-    assert!(store.changes_since(301).await.unwrap().is_empty());
+    assert_eq!(store.changes_since(0, 100).await.unwrap().len(), 6);
+    assert_eq!(store.changes_since(100, 2).await.unwrap(), expected[..2]);
+    assert!(store.changes_since(301, 100).await.unwrap().is_empty());
 }
 
 pub async fn instances_upsert_and_drift(db: Db) {
@@ -379,9 +386,9 @@ pub async fn prune_events_and_changes_in_batches(db: Db) {
     }
     assert_eq!(store.prune(RecordKind::Changes, 25, 7).await.unwrap(), 7);
     assert_eq!(store.prune(RecordKind::Changes, 25, 0).await.unwrap(), 0);
-    assert_eq!(store.changes_since(0).await.unwrap().len(), 23);
+    assert_eq!(store.changes_since(0, 100).await.unwrap().len(), 23);
     assert_eq!(store.prune(RecordKind::Changes, 25, 100).await.unwrap(), 18);
-    let left = store.changes_since(0).await.unwrap();
+    let left = store.changes_since(0, 100).await.unwrap();
     assert_eq!(
         left.iter().map(|c| c.at_unix_ms).collect::<Vec<_>>(),
         vec![29, 28, 27, 26, 25]

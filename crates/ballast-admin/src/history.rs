@@ -11,7 +11,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ballast_core::{ConfigOutcome, ConfigVersion, Origin};
+use ballast_core::ConfigVersion;
 use serde::{Deserialize, Serialize};
 
 use crate::{AdminState, ApiError};
@@ -35,32 +35,8 @@ pub enum HistoryError {
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-/// A version as listed: everything but the text.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct VersionSummary {
-    pub id: u64,
-    pub sha256: String,
-    pub source: Origin,
-    pub at_unix_ms: u64,
-    pub host: String,
-    pub instance: String,
-    #[serde(flatten)]
-    pub outcome: ConfigOutcome,
-}
-
-impl From<ConfigVersion> for VersionSummary {
-    fn from(v: ConfigVersion) -> Self {
-        VersionSummary {
-            id: v.id,
-            sha256: v.sha256,
-            source: v.source,
-            at_unix_ms: v.at_unix_ms,
-            host: v.host,
-            instance: v.instance,
-            outcome: v.outcome,
-        }
-    }
-}
+/// A version as listed: everything but the text (the same value the change timeline shows).
+pub use ballast_core::ConfigSummary as VersionSummary;
 
 /// The answer of `/api/v1/config/diff`: which versions were compared and the unified diff
 /// (empty when their texts are equal).

@@ -6,7 +6,8 @@
 //! knows nothing about proxy internals and is tested without sockets via
 //! `tower::ServiceExt::oneshot`. Every error leaves as one [`ApiError`], whose kind picks the
 //! status code.
-//! Config history (`/api/v1/config/...`) lives in [`history`].
+//! Config history (`/api/v1/config/...`) lives in [`history`]; change markers, the change
+//! timeline and drift (`/api/v1/changes`, `/api/v1/config/drift`) in [`changes`].
 //! When a bearer token is configured every endpoint requires it (Prometheus sends it with
 //! `authorization` in its scrape config); Ballast refuses to start with a non-loopback admin
 //! address and no token (see `ballast-config`).
@@ -22,10 +23,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ballast_core::{
-    Command, CommandError, ConfigVersion, Issued, Origin, Report, Snapshot, Stamped,
+    Change, ChangeEntry, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
+    Origin, Report, Snapshot, Stamped,
 };
 use serde_json::json;
 
+pub mod changes;
 pub mod history;
 pub use history::HistoryError;
 
@@ -59,6 +62,17 @@ pub trait Control: Send + Sync + 'static {
         from: Option<u64>,
         to: Option<u64>,
     ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>>;
+    /// Change markers, config versions and runtime commands from `since_unix_ms` on, merged
+    /// newest first (`ballast_core::changes::merge`), at most `limit`.
+    fn changes(
+        &self,
+        since_unix_ms: u64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>>;
+    /// Stores a change marker that has passed `ballast_core::changes::check_marker`.
+    fn record_change(&self, change: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>>;
+    /// The instances sharing the store, and which of them run another config.
+    fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>>;
 }
 
 /// Every error the admin API answers, as one type: the status code follows from the kind.
@@ -117,6 +131,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/config/versions", get(history::versions))
         .route("/api/v1/config/versions/{id}", get(history::version))
         .route("/api/v1/config/diff", get(history::diff))
+        .route("/api/v1/config/drift", get(changes::drift))
+        .route("/api/v1/changes", get(changes::list).post(changes::record))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }
@@ -394,6 +410,19 @@ mod tests {
             _from: Option<u64>,
             _to: Option<u64>,
         ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
+            Box::pin(async { Err(HistoryError::Off) })
+        }
+        fn changes(
+            &self,
+            _since: u64,
+            _limit: u32,
+        ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>> {
+            Box::pin(async { Err(HistoryError::Off) })
+        }
+        fn record_change(&self, _c: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>> {
+            Box::pin(async { Err(HistoryError::Off) })
+        }
+        fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
             Box::pin(async { Err(HistoryError::Off) })
         }
     }

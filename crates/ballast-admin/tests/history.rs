@@ -10,7 +10,8 @@ use axum::http::{Request, StatusCode};
 use ballast_admin::history::{Diff, VersionSummary};
 use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError};
 use ballast_core::{
-    CommandError, ConfigOutcome, ConfigVersion, Issued, Origin, Report, Snapshot, Stamped,
+    Change, ChangeEntry, CommandError, ConfigOutcome, ConfigVersion, DriftReport, Issued,
+    NewChange, Origin, Report, Snapshot, Stamped,
 };
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -93,6 +94,19 @@ impl Control for Fake {
             };
             Ok((from, to))
         })
+    }
+    fn changes(
+        &self,
+        _since: u64,
+        _limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
+    fn record_change(&self, _c: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
+    fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
     }
 }
 

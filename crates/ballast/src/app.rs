@@ -1,7 +1,8 @@
 //! Wires the engines together and runs them: the gateway, the admin listener, and the signals
 //! that drive reload (SIGHUP) and graceful shutdown (SIGTERM, SIGINT). Every config applied or
 //! refused (at start, on SIGHUP, through the admin API) is handed to [`History`] after the
-//! gateway has dealt with it.
+//! gateway has dealt with it. When a store is configured, the instance heartbeat ([`instances`]) and
+//! the retention loop ([`retention`]) run beside the gateway until shutdown.
 
 use std::sync::Arc;
 
@@ -9,13 +10,15 @@ use anyhow::Context;
 use ballast_admin::{AdminState, BoxFuture, Control, HistoryError};
 use ballast_config::{Loaded, Source};
 use ballast_core::{
-    Command, CommandError, ConfigVersion, Issued, Origin, Report, Snapshot, Stamped,
+    Change, ChangeEntry, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
+    Origin, Report, Snapshot, Stamped,
 };
 use ballast_proxy::Gateway;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::history::History;
+use crate::{changes, instances, retention};
 
 /// The admin API's view of the running gateway.
 struct App {
@@ -76,6 +79,22 @@ impl Control for App {
     ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
         Box::pin(self.history.pair(from, to))
     }
+
+    fn changes(
+        &self,
+        since_unix_ms: u64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>> {
+        Box::pin(changes::recent(&self.history, since_unix_ms, limit))
+    }
+
+    fn record_change(&self, change: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>> {
+        Box::pin(changes::record(&self.history, change))
+    }
+
+    fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
+        Box::pin(changes::drift(&self.history))
+    }
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the configured grace period.
@@ -115,6 +134,24 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         gateway: gateway.clone(),
         history,
     });
+    // The store's background work: this instance's heartbeat (drift) and pruning (retention).
+    // Each asks History for the store when it runs, so a store that is not open (yet) only
+    // skips a beat or a round.
+    let chores = match &config.store {
+        Some(settings) => {
+            let (beat, prune) = (app.clone(), app.clone());
+            vec![
+                instances::spawn(
+                    move || beat.history.store(),
+                    app.history.instance().to_string(),
+                    app.history.host().to_string(),
+                    app.history.running(),
+                ),
+                retention::spawn(move || prune.history.store(), settings.retention),
+            ]
+        }
+        None => Vec::new(),
+    };
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let admin_state = AdminState {
         control: app.clone(),
@@ -129,7 +166,7 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     ));
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| format!("{}={}", l.name, l.listen)).collect::<Vec<_>>(),
-        admin = %config.admin.listen,
+        admin = %admin_addr,
         "ballast is serving"
     );
 
@@ -152,6 +189,9 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let left = gateway.shutdown(grace).await;
     let _ = stop_tx.send(true);
     let _ = admin.await;
+    for chore in chores {
+        chore.abort();
+    }
     app.history.close().await;
     if left > 0 {
         tracing::warn!(left, "grace period over; closing remaining connections");

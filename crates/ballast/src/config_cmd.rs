@@ -131,7 +131,7 @@ fn table(list: &[VersionSummary]) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the Unix epoch (proleptic Gregorian).
-fn utc(unix_ms: u64) -> String {
+pub(crate) fn utc(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil_from_days, for days since 1970-01-01.

@@ -6,7 +6,8 @@
 //! API says why, `ballast_store_up` is 0); records go through a bounded channel to one writer
 //! task, in the order the configs were offered, after the reload has been applied. A full
 //! channel or a failed write is logged and counted in `ballast_store_up`, never returned to
-//! the caller.
+//! the caller. Every config offered as applied also becomes the running config whose sha256
+//! [`crate::instances`] heartbeats, whatever path applied it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -18,7 +19,7 @@ use ballast_config::{Config, StoreUrl};
 use ballast_core::{ConfigOutcome, ConfigVersion, NewConfigVersion, Origin};
 use ballast_proxy::ReloadAttempt;
 use ballast_store::{Store, StoreError};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Records waiting for the writer; beyond this they are dropped (and logged).
@@ -40,6 +41,8 @@ pub struct History {
     host: String,
     instance: String,
     up: Arc<AtomicBool>,
+    /// The sha256 of the running config; empty until one is applied.
+    running: watch::Sender<String>,
     tx: Mutex<Option<mpsc::Sender<NewConfigVersion>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -97,6 +100,7 @@ impl History {
             host,
             instance,
             up,
+            running: watch::Sender::new(String::new()),
             tx: Mutex::new(tx),
             writer: Mutex::new(writer),
         }
@@ -131,6 +135,9 @@ impl History {
     }
 
     fn offer(&self, text: String, source: Origin, outcome: ConfigOutcome) {
+        if outcome.is_applied() {
+            self.running.send_replace(ballast_core::sha256_hex(&text));
+        }
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let Some(tx) = tx else { return };
         let version = NewConfigVersion {
@@ -157,12 +164,36 @@ impl History {
         }
     }
 
-    fn store(&self) -> Result<&Store, HistoryError> {
+    /// This instance's name in the store: `host/admin-address`.
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The host name recorded with configs and heartbeats.
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Follows the sha256 of the running config (empty until one is applied).
+    pub(crate) fn running(&self) -> watch::Receiver<String> {
+        self.running.subscribe()
+    }
+
+    /// The store, or why it cannot be used now.
+    pub(crate) fn store(&self) -> Result<Store, HistoryError> {
         match &self.backend {
             Backend::Off => Err(HistoryError::Off),
             Backend::Failed(reason) => Err(HistoryError::Unavailable(reason.clone())),
-            Backend::Open(s) => Ok(s),
+            Backend::Open(s) => Ok(s.clone()),
         }
+    }
+
+    /// Passes a store result on for the admin API: an error mapped by [`History::failed`],
+    /// success noted in `ballast_store_up`.
+    pub(crate) fn observed<T>(&self, result: Result<T, StoreError>) -> Result<T, HistoryError> {
+        let v = result.map_err(|e| self.failed(e))?;
+        self.up.store(true, Relaxed);
+        Ok(v)
     }
 
     /// Maps a store error for the admin API, and notes whether the store answers.

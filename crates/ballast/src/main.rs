@@ -4,10 +4,14 @@
 mod admin_client;
 mod app;
 mod backend;
+mod change_cmd;
+mod changes;
 mod config_cmd;
 mod demo;
 mod history;
+mod instances;
 mod lab;
+mod retention;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +94,9 @@ enum Command {
     /// The config history of a running gateway: versions applied or refused, their text, diffs.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Change markers (deploys, flags, data, infra, notes) and what changed recently.
+    #[command(subcommand)]
+    Change(change_cmd::ChangeCommand),
     /// Measure Ballast against HAProxy and nginx under load and injected faults.
     Lab(lab::LabArgs),
     /// Run a lab backend (started by `lab`).
@@ -164,6 +171,7 @@ fn main() -> ExitCode {
         Command::Backend { listen, name } => exit(backend::run(&listen, &name)),
         Command::Lab(args) => exit(lab::run(args)),
         Command::Config(cmd) => exit(config_cmd::run(cmd)),
+        Command::Change(cmd) => exit(change_cmd::run(cmd)),
         Command::LabBackend { listen, name } => exit(lab::backend(&listen, &name)),
         Command::Reload { config, admin } => {
             exit(admin_client::call(config, admin, "POST", "/api/v1/reload"))

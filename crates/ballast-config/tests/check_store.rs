@@ -100,6 +100,16 @@ fn spool_and_retention_have_defaults_and_bounds() {
     let src = with_store("[store]\nretention = { events = \"90s\" }");
     let msg = refused_at(&src, "store.retention.events", "events = \"90s\"");
     assert_says(&msg, "shorter than an hour");
-    let msg = refused_at(&with_store("[store]\nspool = 0"), "store.spool", "spool = 0");
+    let msg = refused_at(
+        &with_store("[store]\nspool = 0"),
+        "store.spool",
+        "spool = 0",
+    );
     assert_says(&msg, "between 1 and");
+}
+
+#[test]
+fn off_means_no_store() {
+    let c = accept(&with_store("[store]\nurl = \"off\""));
+    assert_eq!(c.store, None);
 }

@@ -31,9 +31,11 @@ mod instances;
 mod open;
 mod retention;
 mod rows;
+pub mod sink;
 
 pub use error::StoreError;
 pub use open::{Store, StoreOptions};
+pub use sink::{SinkInputs, SinkOptions, SinkState};
 
 /// Lowercase hex sha256 of a config's text: what [`Store::record_config`] stores (the same
 /// function the gateway uses for its events and heartbeats).

@@ -107,9 +107,18 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let admin_addr = admin_listener
         .local_addr()
         .context("admin: cannot read the listening address")?;
-    let history = History::open(&config, admin_addr).await;
+    let (history, wiring) = History::start(&config, admin_addr);
     let text = loaded.text.clone();
-    let gateway = Gateway::start(loaded, source).await?;
+    let gateway = Gateway::start_with_sink(loaded, source, wiring.events).await?;
+    if let Some(mut raised) = wiring.raised {
+        // The sink's own events (store outage and recovery), numbered by the gateway.
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            while let Some(event) = raised.recv().await {
+                gateway.emit(event);
+            }
+        });
+    }
     history.started(text);
     let app = Arc::new(App {
         gateway: gateway.clone(),

@@ -157,7 +157,8 @@ impl History {
         }
     }
 
-    fn store(&self) -> Result<&Store, HistoryError> {
+    /// The store, or why there is none.
+    pub(crate) fn store(&self) -> Result<&Store, HistoryError> {
         match &self.backend {
             Backend::Off => Err(HistoryError::Off),
             Backend::Failed(reason) => Err(HistoryError::Unavailable(reason.clone())),
@@ -166,11 +167,16 @@ impl History {
     }
 
     /// Maps a store error for the admin API, and notes whether the store answers.
-    fn failed(&self, e: StoreError) -> HistoryError {
+    pub(crate) fn failed(&self, e: StoreError) -> HistoryError {
         if e.is_unavailable() {
             self.up.store(false, Relaxed);
         }
         HistoryError::Unavailable(e.to_string())
+    }
+
+    /// This instance's name in the store (host name and admin address).
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The newest `limit` versions, newest first.

@@ -108,11 +108,15 @@ impl SinkState {
     pub fn observe<T>(&self, result: &Result<T, StoreError>) {
         match result {
             Ok(_) => self.up.store(true, Relaxed),
-            Err(e) if e.is_unavailable() => {
-                self.up.store(false, Relaxed);
-                self.set_error(e.to_string());
-            }
-            Err(_) => {}
+            Err(e) => self.observe_error(e),
+        }
+    }
+
+    /// [`SinkState::observe`] for a failed operation.
+    pub fn observe_error(&self, e: &StoreError) {
+        if e.is_unavailable() {
+            self.up.store(false, Relaxed);
+            self.set_error(e.to_string());
         }
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 /// Sends `method path` to the admin API found from `config` or `admin`, prints the answer.
@@ -15,7 +15,7 @@ pub fn call(
     path: &str,
 ) -> anyhow::Result<()> {
     let (addr, token) = target(config, admin)?;
-    let (status, body) = send(&addr, token.as_deref(), method, path)?;
+    let (status, body) = send(&addr, token.as_deref(), method, path, None)?;
     let pretty = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -31,7 +31,26 @@ pub fn call(
 /// the API's own message.
 pub fn get(config: Option<PathBuf>, admin: Option<String>, path: &str) -> anyhow::Result<String> {
     let (addr, token) = target(config, admin)?;
-    let (status, body) = send(&addr, token.as_deref(), "GET", path)?;
+    let (status, body) = send(&addr, token.as_deref(), "GET", path, None)?;
+    answer(&addr, status, body)
+}
+
+/// `POST path` with a JSON body to the admin API; the body of a successful answer, else an
+/// error carrying the API's own message.
+pub fn post_json(
+    config: Option<PathBuf>,
+    admin: Option<String>,
+    path: &str,
+    json: &serde_json::Value,
+) -> anyhow::Result<String> {
+    let (addr, token) = target(config, admin)?;
+    let json = json.to_string();
+    let (status, body) = send(&addr, token.as_deref(), "POST", path, Some(&json))?;
+    answer(&addr, status, body)
+}
+
+/// The body of a successful answer, else an error with the API's `error` message.
+fn answer(addr: &str, status: http::StatusCode, body: String) -> anyhow::Result<String> {
     if !status.is_success() {
         let message = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
@@ -66,11 +85,12 @@ fn send(
     token: Option<&str>,
     method: &str,
     path: &str,
+    json: Option<&str>,
 ) -> anyhow::Result<(http::StatusCode, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(request(addr, token, method, path))
+    rt.block_on(request(addr, token, method, path, json))
 }
 
 /// Percent-encodes a query value (everything but unreserved characters and `/`).
@@ -91,6 +111,7 @@ async fn request(
     token: Option<&str>,
     method: &str,
     path: &str,
+    json: Option<&str>,
 ) -> anyhow::Result<(http::StatusCode, String)> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -105,9 +126,11 @@ async fn request(
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
-    let resp = sender
-        .send_request(req.body(Empty::<Bytes>::new())?)
-        .await?;
+    if json.is_some() {
+        req = req.header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let body = Full::new(Bytes::from(json.unwrap_or_default().to_string()));
+    let resp = sender.send_request(req.body(body)?).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))

@@ -1,19 +1,20 @@
 //! Wires the engines together and runs them: the gateway, the admin listener, and the signals
 //! that drive reload (SIGHUP) and graceful shutdown (SIGTERM, SIGINT). Every config applied or
-//! refused (at start, on SIGHUP, through the admin API) is handed to [`History`] after the
-//! gateway has dealt with it.
+//! refused (at start, on SIGHUP, through the admin API, by a rollback) is handed to [`History`]
+//! after the gateway has dealt with it. Reloads and rollbacks take one lock, so a rollback's
+//! write-apply-or-put-back never interleaves with a reload.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use ballast_admin::{AdminState, BoxFuture, Control, HistoryError};
+use ballast_admin::{AdminState, BoxFuture, Control, HistoryError, RollbackError};
 use ballast_config::{Loaded, Source};
 use ballast_core::{
-    Command, CommandError, ConfigVersion, Issued, Origin, Report, Snapshot, Stamped,
+    Command, CommandError, ConfigVersion, Issued, Origin, Report, RollbackReport, Snapshot, Stamped,
 };
 use ballast_proxy::Gateway;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 use crate::history::History;
 
@@ -21,11 +22,16 @@ use crate::history::History;
 struct App {
     gateway: Gateway,
     history: History,
+    /// Where the config comes from (the file a rollback writes back to).
+    source: Source,
+    /// Held by a reload and a rollback from start to end.
+    config_lock: Mutex<()>,
 }
 
 impl App {
     /// Reloads from the config source and records what was offered and what became of it.
     async fn reload(&self, by: Origin) -> Result<Report, CommandError> {
+        let _turn = self.config_lock.lock().await;
         let attempt = self.gateway.reload_from_source(by).await;
         self.history.reloaded(by, &attempt);
         attempt.result.map(Report::Reloaded)
@@ -76,6 +82,17 @@ impl Control for App {
     ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
         Box::pin(self.history.pair(from, to))
     }
+
+    fn rollback(
+        &self,
+        version: Option<u64>,
+        by: Origin,
+    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
+        Box::pin(async move {
+            let _turn = self.config_lock.lock().await;
+            crate::rollback::rollback(&self.gateway, &self.source, &self.history, version, by).await
+        })
+    }
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the configured grace period.
@@ -109,7 +126,7 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         .context("admin: cannot read the listening address")?;
     let (history, wiring) = History::start(&config, admin_addr);
     let text = loaded.text.clone();
-    let gateway = Gateway::start_with_sink(loaded, source, wiring.events).await?;
+    let gateway = Gateway::start_with_sink(loaded, source.clone(), wiring.events).await?;
     if let Some(mut raised) = wiring.raised {
         // The sink's own events (store outage and recovery), numbered by the gateway.
         let gateway = gateway.clone();
@@ -123,6 +140,8 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let app = Arc::new(App {
         gateway: gateway.clone(),
         history,
+        source,
+        config_lock: Mutex::new(()),
     });
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let admin_state = AdminState {

@@ -208,7 +208,7 @@ impl History {
     }
 
     /// The store, or why it cannot be used now.
-    pub fn store(&self) -> Result<Store, HistoryError> {
+    pub(crate) fn store(&self) -> Result<Store, HistoryError> {
         match &self.backend {
             Backend::Off => Err(HistoryError::Off),
             Backend::On { url, state } => state.store().cloned().ok_or_else(|| {
@@ -228,6 +228,19 @@ impl History {
             state.observe(&result);
         }
         result.map_err(|e| HistoryError::Unavailable(e.to_string()))
+    }
+
+    /// Maps a store error for the admin API, and notes whether the store answers.
+    pub(crate) fn failed(&self, e: StoreError) -> HistoryError {
+        if let Backend::On { state, .. } = &self.backend {
+            state.observe_error(&e);
+        }
+        HistoryError::Unavailable(e.to_string())
+    }
+
+    /// This instance's name in the store (host name and admin address).
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The newest `limit` versions, newest first.

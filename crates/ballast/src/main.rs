@@ -8,6 +8,8 @@ mod config_cmd;
 mod demo;
 mod history;
 mod lab;
+mod rollback;
+mod rollback_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +92,17 @@ enum Command {
     /// The config history of a running gateway: versions applied or refused, their text, diffs.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Roll a running gateway back to a recorded config version (by default the previous good
+    /// one): it is validated, written to the config file (the replaced file is kept as
+    /// NAME.bak.<UTC time>) and applied like a reload.
+    Rollback {
+        /// The version to restore (see `ballast config history`).
+        version: Option<u64>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Measure Ballast against HAProxy and nginx under load and injected faults.
     Lab(lab::LabArgs),
     /// Run a lab backend (started by `lab`).
@@ -164,6 +177,11 @@ fn main() -> ExitCode {
         Command::Backend { listen, name } => exit(backend::run(&listen, &name)),
         Command::Lab(args) => exit(lab::run(args)),
         Command::Config(cmd) => exit(config_cmd::run(cmd)),
+        Command::Rollback {
+            version,
+            config,
+            admin,
+        } => exit(rollback_cmd::run(version, config, admin)),
         Command::LabBackend { listen, name } => exit(lab::backend(&listen, &name)),
         Command::Reload { config, admin } => {
             exit(admin_client::call(config, admin, "POST", "/api/v1/reload"))

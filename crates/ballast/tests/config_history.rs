@@ -30,41 +30,6 @@ fn config_cli(gw: &Gateway, args: &[&str]) -> String {
     out
 }
 
-/// The versions the API lists (newest first) as JSON.
-fn versions(gw: &Gateway) -> Vec<serde_json::Value> {
-    let (code, body) = gw.admin_get("/api/v1/config/versions");
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// Waits until `n` versions are listed (the store opens in the background: until then the
-/// API answers 503).
-fn wait_versions(gw: &Gateway, n: usize) {
-    wait_until(
-        &format!("{n} recorded config versions"),
-        Duration::from_secs(10),
-        || {
-            let (code, body) = gw.admin_get("/api/v1/config/versions");
-            code == 200
-                && serde_json::from_str::<Vec<serde_json::Value>>(&body)
-                    .unwrap()
-                    .len()
-                    >= n
-        },
-    );
-}
-
-/// `(id, source, outcome)` of each row of `ballast config history`, newest first.
-fn history_rows(out: &str) -> Vec<(u64, String, String)> {
-    out.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].parse().unwrap(), f[2].to_string(), f[3].to_string())
-        })
-        .collect()
-}
-
 fn get_through(port: u16) -> u16 {
     raw_http(
         local(port),

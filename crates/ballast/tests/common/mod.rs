@@ -15,6 +15,7 @@ mod history;
 mod processes;
 
 pub use clients::*;
+#[allow(unused_imports)] // only the history tests read it
 pub use history::*;
 pub use processes::*;
 

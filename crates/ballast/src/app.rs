@@ -117,6 +117,7 @@ pub fn run(loaded: Loaded, source: Source) -> anyhow::Result<()> {
 }
 
 async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
+    ignore_file_size_signal();
     let config = loaded.config.clone();
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
@@ -187,4 +188,15 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         tracing::info!("all connections finished; bye");
     }
     Ok(())
+}
+
+/// A file that reaches the process's file size limit (`RLIMIT_FSIZE`, `ulimit -f`) must not
+/// kill the gateway: with SIGXFSZ ignored, the write fails with EFBIG instead, which the access
+/// log and the store's sink handle as they handle a full disk (drop and count; spool and retry).
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code and is
+    // async-signal-safe; no other thread relies on SIGXFSZ's default action.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

@@ -15,10 +15,12 @@ usage: bench/compare.sh [options]
   --connections N   concurrent client connections (default 64)
   --rounds R        run the whole sequence R times, interleaved, report medians (default 3)
   --warmup D        warm-up run before each measured run (default 2s)
-  --only LIST       comma-separated subset of ballast,ballast-policies,haproxy,nginx
-                    (default: ballast,haproxy,nginx). ballast-policies is Ballast with every
-                    resilience policy on (retry budget, breaker, flood guard, sorry page,
-                    concurrency limit with priority, cache, waiting room)
+  --only LIST       comma-separated subset of ballast,ballast-policies,ballast-nostore,
+                    haproxy,nginx (default: ballast,haproxy,nginx). ballast-policies is Ballast
+                    with every resilience policy on (retry budget, breaker, flood guard, sorry
+                    page, concurrency limit with priority, cache, waiting room);
+                    ballast-nostore is Ballast with the operations store off ([store] url =
+                    "off"; plain ballast keeps its default SQLite store beside its config)
   --out FILE        also write the Markdown report to FILE
   --build           always run `cargo build --release -p ballast` first
   --no-build        never build; fail if the Ballast binary is missing
@@ -76,11 +78,11 @@ WARMUP_S=$(to_seconds "$WARMUP") || die "--warmup '$WARMUP': write a number with
 
 PROXIES=()
 IFS=, read -r -a _only <<<"$ONLY"
-for p in ballast ballast-policies haproxy nginx; do # fixed order, whatever the order in --only
+for p in ballast ballast-policies ballast-nostore haproxy nginx; do # fixed order, whatever the order in --only
     for q in "${_only[@]}"; do [[ $q == "$p" ]] && PROXIES+=("$p") && break; done
 done
 for q in "${_only[@]}"; do
-    case $q in ballast | ballast-policies | haproxy | nginx) ;; *) die "--only: unknown proxy '$q' (expected ballast, ballast-policies, haproxy, nginx)" ;; esac
+    case $q in ballast | ballast-policies | ballast-nostore | haproxy | nginx) ;; *) die "--only: unknown proxy '$q' (expected ballast, ballast-policies, ballast-nostore, haproxy, nginx)" ;; esac
 done
 ((${#PROXIES[@]} > 0)) || die "--only: no proxy selected"
 wants() { local p; for p in "${PROXIES[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
@@ -94,7 +96,7 @@ wants haproxy && { command -v haproxy >/dev/null || die "'haproxy' not found (ap
 (($(nproc --all) >= 2)) || die "needs at least 2 CPUs (proxies on CPU 0, load generator and backends on CPU 1)"
 taskset -c 1 true 2>/dev/null || die "cannot pin to CPU 1 (taskset -c 1 failed; check the allowed CPU set)"
 
-if wants ballast || wants ballast-policies; then
+if wants ballast || wants ballast-policies || wants ballast-nostore; then
     if [[ -n ${BALLAST_BIN:-} ]]; then
         [[ -x $BALLAST_BIN ]] || die "BALLAST_BIN=$BALLAST_BIN is not an executable file"
     else
@@ -114,8 +116,9 @@ fi
 
 BACKEND_PORTS=(19101 19102 19103)
 ADMIN_PORT=19900
-declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082 [ballast-policies]=18083)
+declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082 [ballast-policies]=18083 [ballast-nostore]=18084)
 ADMIN_PORT_POLICIES=19901
+ADMIN_PORT_NOSTORE=19902
 
 W=$(mktemp -d /tmp/ballast-bench.XXXXXX)
 chmod 755 "$W" # nginx workers run as nobody and must reach their temp directories
@@ -159,7 +162,7 @@ trap 'exit 143' TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for p in "${BACKEND_PORTS[@]}" "${PORT[ballast]}" "${PORT[haproxy]}" "${PORT[nginx]}" "${PORT[ballast-policies]}" "$ADMIN_PORT" "$ADMIN_PORT_POLICIES"; do
+for p in "${BACKEND_PORTS[@]}" "${PORT[ballast]}" "${PORT[haproxy]}" "${PORT[nginx]}" "${PORT[ballast-policies]}" "${PORT[ballast-nostore]}" "$ADMIN_PORT" "$ADMIN_PORT_POLICIES" "$ADMIN_PORT_NOSTORE"; do
     port_busy "$p" && die "port 127.0.0.1:$p is already in use; stop whatever listens there first"
 done
 
@@ -365,6 +368,18 @@ servers = [
 EOF
 }
 
+# The plain gateway without its operations store (by default a SQLite file beside the config,
+# which the plain `ballast` run keeps): the same in every other respect, so that the ratio
+# ballast ÷ ballast-nostore prices the store (its event sink) on the request path.
+write_ballast_nostore_conf() {
+    write_ballast_conf
+    sed -e "s|127.0.0.1:$ADMIN_PORT\"|127.0.0.1:$ADMIN_PORT_NOSTORE\"|" \
+        -e "s|127.0.0.1:${PORT[ballast]}\"|127.0.0.1:${PORT[ballast-nostore]}\"|" \
+        -e "s|$W/ballast-access.log|$W/ballast-nostore-access.log|" \
+        "$W/ballast.toml" >"$W/ballast-nostore.toml"
+    printf '\n[store]\nurl = "off"\n' >>"$W/ballast-nostore.toml"
+}
+
 # The same gateway with every resilience policy switched on: retry budget and back-off (the
 # route default), a circuit breaker, the flood guard (one wrk client: never blocked), a sorry
 # page, admission control (an adaptive concurrency limit with a priority class), the response
@@ -414,6 +429,7 @@ start_proxy() {
     case $1 in
         ballast) start ballast 0 "$BALLAST_BIN" run --config "$W/ballast.toml" ;;
         ballast-policies) start ballast-policies 0 "$BALLAST_BIN" run --config "$W/ballast-policies.toml" ;;
+        ballast-nostore) start ballast-nostore 0 "$BALLAST_BIN" run --config "$W/ballast-nostore.toml" ;;
         haproxy) start haproxy 0 haproxy -db -f "$W/haproxy.cfg" ;;
         nginx) start nginx 0 nginx -p "$W" -c "$W/nginx.conf" -e "$W/nginx-error.log" -g 'daemon off;' ;;
     esac
@@ -423,6 +439,7 @@ access_log_of() {
     case $1 in
         ballast) echo "$W/ballast-access.log" ;;
         ballast-policies) echo "$W/ballast-policies-access.log" ;;
+        ballast-nostore) echo "$W/ballast-nostore-access.log" ;;
         haproxy) echo "$W/haproxy.out" ;; # stdout carries the httplog lines
         nginx) echo "$W/nginx-access.log" ;;
     esac
@@ -500,6 +517,7 @@ wants haproxy && write_haproxy_conf
 wants nginx && write_nginx_conf
 wants ballast && write_ballast_conf
 wants ballast-policies && write_ballast_policies_conf
+wants ballast-nostore && write_ballast_nostore_conf
 
 say "work directory: $W"
 say "backends: one nginx worker on CPU 1, ports ${BACKEND_PORTS[*]}"
@@ -544,6 +562,7 @@ declare -A LABEL=(
     [haproxy]="HAProxy $(haproxy -v 2>/dev/null | awk 'NR == 1 { print $3 }')"
     [nginx]="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')"
     [ballast-policies]="Ballast, every policy on"
+    [ballast-nostore]="Ballast, operations store off"
 )
 
 report() {

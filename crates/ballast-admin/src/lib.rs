@@ -6,8 +6,9 @@
 //! knows nothing about proxy internals and is tested without sockets via
 //! `tower::ServiceExt::oneshot`. Every error leaves as one [`ApiError`], whose kind picks the
 //! status code.
-//! Config history (`/api/v1/config/...`) lives in [`history`]; change markers, the change
-//! timeline and drift (`/api/v1/changes`, `/api/v1/config/drift`) in [`changes`].
+//! Config history (`/api/v1/config/...`) lives in [`history`], rollback in [`rollback`];
+//! change markers, the change timeline and drift (`/api/v1/changes`, `/api/v1/config/drift`)
+//! in [`changes`].
 //! When a bearer token is configured every endpoint requires it (Prometheus sends it with
 //! `authorization` in its scrape config); Ballast refuses to start with a non-loopback admin
 //! address and no token (see `ballast-config`).
@@ -24,13 +25,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ballast_core::{
     Change, ChangeEntry, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
-    Origin, Report, Snapshot, Stamped,
+    Origin, Report, RollbackReport, Snapshot, Stamped,
 };
 use serde_json::json;
 
 pub mod changes;
 pub mod history;
+pub mod rollback;
 pub use history::HistoryError;
+pub use rollback::RollbackError;
 
 /// A boxed future, for the async method of [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -62,6 +65,15 @@ pub trait Control: Send + Sync + 'static {
         from: Option<u64>,
         to: Option<u64>,
     ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>>;
+    /// Rolls back to config version `version`, by default the previous good one (the applied
+    /// version of this instance before the running one, with a different text): validates it,
+    /// writes it to the config file keeping the replaced file, and applies it as a reload.
+    /// `by` is who asked. On `Err` nothing changed (see [`RollbackError::NotRestored`]).
+    fn rollback(
+        &self,
+        version: Option<u64>,
+        by: Origin,
+    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>>;
     /// Change markers, config versions and runtime commands from `since_unix_ms` on, merged
     /// newest first (`ballast_core::changes::merge`), at most `limit`.
     fn changes(
@@ -86,6 +98,8 @@ pub enum ApiError {
     Command(#[from] CommandError),
     #[error(transparent)]
     History(#[from] HistoryError),
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
 }
 
 impl IntoResponse for ApiError {
@@ -101,6 +115,7 @@ impl IntoResponse for ApiError {
             ApiError::History(HistoryError::Off | HistoryError::Unavailable(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Rollback(e) => e.status(),
         };
         let mut resp = (status, Json(json!({ "error": self.to_string() }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -131,6 +146,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/config/versions", get(history::versions))
         .route("/api/v1/config/versions/{id}", get(history::version))
         .route("/api/v1/config/diff", get(history::diff))
+        .route("/api/v1/config/rollback", post(rollback::rollback))
         .route("/api/v1/config/drift", get(changes::drift))
         .route("/api/v1/changes", get(changes::list).post(changes::record))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -411,6 +427,14 @@ mod tests {
             _to: Option<u64>,
         ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
             Box::pin(async { Err(HistoryError::Off) })
+        }
+        /// Rollback has its own route tests (`tests/rollback.rs`).
+        fn rollback(
+            &self,
+            _version: Option<u64>,
+            _by: Origin,
+        ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
+            Box::pin(async { Err(RollbackError::History(HistoryError::Off)) })
         }
         fn changes(
             &self,

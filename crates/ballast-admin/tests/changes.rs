@@ -9,10 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError};
+use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError, RollbackError};
 use ballast_core::{
     Change, ChangeEntry, CommandError, ConfigVersion, DriftReport, Instance, Issued, NewChange,
-    Report, Snapshot, Stamped,
+    Origin, Report, RollbackReport, Snapshot, Stamped,
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -69,6 +69,13 @@ impl Control for Fake {
         _to: Option<u64>,
     ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
         Box::pin(async { Err(HistoryError::Off) })
+    }
+    fn rollback(
+        &self,
+        _version: Option<u64>,
+        _by: Origin,
+    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
+        Box::pin(async { Err(RollbackError::History(HistoryError::Off)) })
     }
     fn changes(
         &self,

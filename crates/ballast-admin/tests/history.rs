@@ -8,10 +8,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ballast_admin::history::{Diff, VersionSummary};
-use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError};
+use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError, RollbackError};
 use ballast_core::{
     Change, ChangeEntry, CommandError, ConfigOutcome, ConfigVersion, DriftReport, Issued,
-    NewChange, Origin, Report, Snapshot, Stamped,
+    NewChange, Origin, Report, RollbackReport, Snapshot, Stamped,
 };
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -93,6 +93,17 @@ impl Control for Fake {
                     .ok_or_else(|| HistoryError::NotFound("nothing before".into()))?,
             };
             Ok((from, to))
+        })
+    }
+    fn rollback(
+        &self,
+        _version: Option<u64>,
+        _by: Origin,
+    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
+        Box::pin(async {
+            Err(RollbackError::Conflict(
+                "not in this test (tests/rollback.rs)".into(),
+            ))
         })
     }
     fn changes(

@@ -12,12 +12,14 @@ pub mod model;
 pub mod raw;
 pub mod source;
 pub mod validate;
+pub mod write_back;
 
 use std::path::Path;
 
 pub use error::{ConfigError, Problem};
 pub use model::*;
 pub use source::{Loaded, Source};
+pub use write_back::{WriteBackError, WrittenBack};
 
 /// Reads and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

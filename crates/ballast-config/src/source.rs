@@ -1,5 +1,6 @@
 //! Where a configuration comes from, so that a reload (SIGHUP, the admin API, a rollback) reads
-//! it again from the same place the process started with.
+//! it again from the same place the process started with. A rollback also writes to it:
+//! [`Source::write_back`] lives in [`crate::write_back`].
 
 use std::path::PathBuf;
 

@@ -107,3 +107,9 @@ fn spool_and_retention_have_defaults_and_bounds() {
     );
     assert_says(&msg, "between 1 and");
 }
+
+#[test]
+fn off_means_no_store() {
+    let c = accept(&with_store("[store]\nurl = \"off\""));
+    assert_eq!(c.store, None);
+}

@@ -79,6 +79,27 @@ pub struct ReloadReport {
     pub servers_removed: usize,
 }
 
+/// What a rollback did (`POST /api/v1/config/rollback`, `ballast rollback`): which recorded
+/// version's text is in the config file and running again, where the replaced file is kept,
+/// who asked, and what the reload changed. The rollback itself is recorded as a new config
+/// version with source `rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackReport {
+    /// The config version rolled back to.
+    pub version: u64,
+    /// Hex sha256 of its text.
+    pub sha256: String,
+    /// The config file that now holds the text.
+    pub file: String,
+    /// Where the replaced file is kept (`NAME.bak.<UTC time>` beside it); `None` when there
+    /// was no file to replace.
+    pub backup: Option<String>,
+    /// Who asked for the rollback (`api`, `cli`, `remediation`).
+    pub requested_by: Origin,
+    /// What applying it changed, as for a reload.
+    pub reload: ReloadReport,
+}
+
 /// What a purge removed.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PurgeReport {
@@ -135,6 +156,24 @@ mod tests {
             r#"{"error":"not_found","message":"no upstream named `x`"}"#
         );
         assert_eq!(serde_json::from_str::<CommandError>(&text).unwrap(), err);
+    }
+
+    #[test]
+    fn rollback_reports_round_trip_through_json() {
+        let report = RollbackReport {
+            version: 1,
+            sha256: "ab".into(),
+            file: "/etc/ballast.toml".into(),
+            backup: Some("/etc/ballast.toml.bak.20261130T153012Z".into()),
+            requested_by: Origin::Cli,
+            reload: ReloadReport::default(),
+        };
+        let text = serde_json::to_string(&report).unwrap();
+        assert!(text.contains(r#""requested_by":"cli""#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<RollbackReport>(&text).unwrap(),
+            report
+        );
     }
 
     #[test]

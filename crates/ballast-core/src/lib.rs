@@ -16,7 +16,9 @@ pub mod size;
 pub mod snapshot;
 
 pub use changes::{ChangeEntry, DriftReport, MarkerError};
-pub use command::{Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RoutePurge};
+pub use command::{
+    Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RollbackReport, RoutePurge,
+};
 pub use digest::sha256_hex;
 pub use duration::{Duration, DurationError};
 pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};

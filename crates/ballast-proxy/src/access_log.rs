@@ -213,9 +213,10 @@ impl AccessLog {
             closed: AtomicBool::new(false),
         });
         let writer_buf = buf.clone();
+        let writer_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("ballast-access-log".into())
-            .spawn(move || writer(writer_buf, out))?;
+            .spawn(move || writer(writer_buf, out, &writer_stats))?;
         Ok(Self {
             buf: Some(buf),
             stats,
@@ -279,9 +280,12 @@ pub fn unix_now_us() -> u64 {
 }
 
 /// Swaps the buffer out every [`FLUSH_EVERY`], or once [`FLUSH_AT`] bytes wait, and writes
-/// it; exits after a final flush once the log is replaced (reload) or the process ends.
-fn writer(buf: Arc<Buffer>, mut out: Box<dyn Write + Send>) {
+/// it; exits after a final flush once the log is replaced (reload) or the process ends. Lines
+/// that cannot be written (a full disk, a file size limit) are counted as dropped, and the
+/// failure is logged once until a write succeeds again.
+fn writer(buf: Arc<Buffer>, mut out: Box<dyn Write + Send>, stats: &GlobalStats) {
     let mut spare = Vec::with_capacity(256 * 1024);
+    let mut failing = false;
     loop {
         let closed = {
             let lines = buf.lines.lock().unwrap_or_else(|e| e.into_inner());
@@ -295,8 +299,22 @@ fn writer(buf: Arc<Buffer>, mut out: Box<dyn Write + Send>) {
             buf.closed.load(Relaxed)
         };
         if !spare.is_empty() {
-            let _ = out.write_all(&spare);
-            let _ = out.flush();
+            match out.write_all(&spare).and_then(|()| out.flush()) {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("access log writable again");
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    // Part of the buffer may have been written; count the whole of it as lost.
+                    let lines = spare.iter().filter(|&&b| b == b'\n').count() as u64;
+                    stats.access_log_dropped.fetch_add(lines, Relaxed);
+                    if !failing {
+                        failing = true;
+                        tracing::error!(error = %e, "access log lines cannot be written; dropping and counting them (ballast_access_log_dropped_total)");
+                    }
+                }
+            }
             spare.clear();
         }
         if closed {

@@ -157,8 +157,4 @@ impl Gateway {
             result,
         }
     }
-
-    fn emit(&self, event: Event) {
-        self.inner.shared.events.emit(event);
-    }
 }

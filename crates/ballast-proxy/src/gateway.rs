@@ -101,6 +101,16 @@ impl Gateway {
     /// Starts listeners and health checks for `loaded`; reloads read `source` again. Must run
     /// inside a Tokio runtime.
     pub async fn start(loaded: Loaded, source: Source) -> Result<Self, GatewayError> {
+        Self::start_with_sink(loaded, source, None).await
+    }
+
+    /// [`Gateway::start`], with every event (from the first, the start itself) also sent to
+    /// `events` with `try_send`: the event sink of the operations store.
+    pub async fn start_with_sink(
+        loaded: Loaded,
+        source: Source,
+        events: Option<tokio::sync::mpsc::Sender<ballast_core::Stamped>>,
+    ) -> Result<Self, GatewayError> {
         let Loaded { config, text } = loaded;
         let global = Arc::new(GlobalStats::default());
         let access_log = AccessLog::start(&sink(&config.access_log), global.clone())
@@ -126,6 +136,9 @@ impl Gateway {
             source,
         });
         let gw = Gateway { inner };
+        if let Some(events) = events {
+            gw.inner.shared.events.attach(events);
+        }
         gw.inner.discovery.prepare(&config).await?;
         let built = gw.build(&config, true);
         let plan = plan::prepare(gw.wanted(&config, &built.upstreams), &[])?;

@@ -418,6 +418,21 @@ impl prometheus_client::collector::Collector for Collector {
         )?;
         counter(
             &mut enc,
+            "ballast_events_dropped",
+            "Events lost on the way: to the operations store (sink_full: its channel was full) or to the in-memory log of /api/v1/events (log_busy).",
+            &[
+                (
+                    vec![("reason", "sink_full".to_string())],
+                    shared.events.tap_dropped.load(Relaxed),
+                ),
+                (
+                    vec![("reason", "log_busy".to_string())],
+                    shared.events.dropped.load(Relaxed),
+                ),
+            ],
+        )?;
+        counter(
+            &mut enc,
             "ballast_bad_requests",
             "Requests refused as malformed, all reasons (see ballast_requests_refused).",
             &[(vec![], g.refused.total())],

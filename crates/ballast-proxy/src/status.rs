@@ -15,6 +15,12 @@ impl Gateway {
         self.inner.shared.events.since(after)
     }
 
+    /// Records an event raised outside the data plane (the event sink's own outage and
+    /// recovery, later the brain's), numbered and delivered like the gateway's own.
+    pub fn emit(&self, event: ballast_core::Event) {
+        self.inner.shared.events.emit(event);
+    }
+
     /// The current status snapshot.
     pub fn status(&self) -> Snapshot {
         let cfg = self.config();

@@ -47,6 +47,10 @@ pub enum StoreError {
     /// An event could not be encoded as JSON.
     #[error("encoding an event as JSON failed: {0}")]
     Encode(#[source] serde_json::Error),
+    /// An operation took longer than the caller allows (a database that hangs rather than
+    /// refuses); counted as unavailable.
+    #[error("the store did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     /// A stored row cannot be turned back into a value (written by a newer Ballast, or edited
     /// by hand).
     #[error("{table} row {id} cannot be read back: {reason}")]
@@ -62,7 +66,7 @@ impl StoreError {
     /// sink keeps its spool and retries), rather than a permanent refusal.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Unavailable { .. } => true,
+            StoreError::Unavailable { .. } | StoreError::TimedOut(_) => true,
             StoreError::Migrate {
                 source: MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _),
                 ..

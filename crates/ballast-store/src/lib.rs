@@ -31,11 +31,13 @@ mod instances;
 mod open;
 mod retention;
 mod rows;
+pub mod sink;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
 pub use error::StoreError;
 pub use open::{Store, StoreOptions};
+pub use sink::{SinkInputs, SinkOptions, SinkState};
 
 /// Lowercase hex sha256 of a config's text: what [`Store::record_config`] stores (the same
 /// function the gateway uses for its events and heartbeats).

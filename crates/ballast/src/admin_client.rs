@@ -44,12 +44,12 @@ pub fn post_json(
     json: &serde_json::Value,
 ) -> anyhow::Result<String> {
     let (addr, token) = target(config, admin)?;
-    let body = serde_json::to_vec(json)?;
-    let (status, body) = send(&addr, token.as_deref(), "POST", path, Some(body))?;
+    let json = json.to_string();
+    let (status, body) = send(&addr, token.as_deref(), "POST", path, Some(&json))?;
     answer(&addr, status, body)
 }
 
-/// A successful answer's body, or an error with the API's `{"error": ...}` message.
+/// The body of a successful answer, else an error with the API's `error` message.
 fn answer(addr: &str, status: http::StatusCode, body: String) -> anyhow::Result<String> {
     if !status.is_success() {
         let message = serde_json::from_str::<serde_json::Value>(&body)
@@ -85,7 +85,7 @@ fn send(
     token: Option<&str>,
     method: &str,
     path: &str,
-    json: Option<Vec<u8>>,
+    json: Option<&str>,
 ) -> anyhow::Result<(http::StatusCode, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -111,7 +111,7 @@ async fn request(
     token: Option<&str>,
     method: &str,
     path: &str,
-    json: Option<Vec<u8>>,
+    json: Option<&str>,
 ) -> anyhow::Result<(http::StatusCode, String)> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -129,7 +129,7 @@ async fn request(
     if json.is_some() {
         req = req.header(http::header::CONTENT_TYPE, "application/json");
     }
-    let body = Full::new(json.map(Bytes::from).unwrap_or_default());
+    let body = Full::new(Bytes::from(json.unwrap_or_default().to_string()));
     let resp = sender.send_request(req.body(body)?).await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();

@@ -1,21 +1,23 @@
 //! Wires the engines together and runs them: the gateway, the admin listener, and the signals
 //! that drive reload (SIGHUP) and graceful shutdown (SIGTERM, SIGINT). Every config applied or
-//! refused (at start, on SIGHUP, through the admin API) is handed to [`History`] after the
-//! gateway has dealt with it. When a store is configured, the instance heartbeat ([`instances`]) and
-//! the retention loop ([`retention`]) run beside the gateway until shutdown.
+//! refused (at start, on SIGHUP, through the admin API, by a rollback) is handed to [`History`]
+//! after the gateway has dealt with it. Reloads and rollbacks take one lock, so a rollback's
+//! write-apply-or-put-back never interleaves with a reload. When a store is configured, the
+//! instance heartbeat ([`instances`]) and the retention loop ([`retention`]) run beside the
+//! gateway until shutdown.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use ballast_admin::{AdminState, BoxFuture, Control, HistoryError};
+use ballast_admin::{AdminState, BoxFuture, Control, HistoryError, RollbackError};
 use ballast_config::{Loaded, Source};
 use ballast_core::{
     Change, ChangeEntry, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
-    Origin, Report, Snapshot, Stamped,
+    Origin, Report, RollbackReport, Snapshot, Stamped,
 };
 use ballast_proxy::Gateway;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 use crate::history::History;
 use crate::{changes, instances, retention};
@@ -24,11 +26,16 @@ use crate::{changes, instances, retention};
 struct App {
     gateway: Gateway,
     history: History,
+    /// Where the config comes from (the file a rollback writes back to).
+    source: Source,
+    /// Held by a reload and a rollback from start to end.
+    config_lock: Mutex<()>,
 }
 
 impl App {
     /// Reloads from the config source and records what was offered and what became of it.
     async fn reload(&self, by: Origin) -> Result<Report, CommandError> {
+        let _turn = self.config_lock.lock().await;
         let attempt = self.gateway.reload_from_source(by).await;
         self.history.reloaded(by, &attempt);
         attempt.result.map(Report::Reloaded)
@@ -80,6 +87,17 @@ impl Control for App {
         Box::pin(self.history.pair(from, to))
     }
 
+    fn rollback(
+        &self,
+        version: Option<u64>,
+        by: Origin,
+    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
+        Box::pin(async move {
+            let _turn = self.config_lock.lock().await;
+            crate::rollback::rollback(&self.gateway, &self.source, &self.history, version, by).await
+        })
+    }
+
     fn changes(
         &self,
         since_unix_ms: u64,
@@ -119,6 +137,7 @@ pub fn run(loaded: Loaded, source: Source) -> anyhow::Result<()> {
 }
 
 async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
+    ignore_file_size_signal();
     let config = loaded.config.clone();
     let admin_listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
@@ -126,13 +145,24 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let admin_addr = admin_listener
         .local_addr()
         .context("admin: cannot read the listening address")?;
-    let history = History::open(&config, admin_addr).await;
+    let (history, wiring) = History::start(&config, admin_addr);
     let text = loaded.text.clone();
-    let gateway = Gateway::start(loaded, source).await?;
+    let gateway = Gateway::start_with_sink(loaded, source.clone(), wiring.events).await?;
+    if let Some(mut raised) = wiring.raised {
+        // The sink's own events (store outage and recovery), numbered by the gateway.
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            while let Some(event) = raised.recv().await {
+                gateway.emit(event);
+            }
+        });
+    }
     history.started(text);
     let app = Arc::new(App {
         gateway: gateway.clone(),
         history,
+        source,
+        config_lock: Mutex::new(()),
     });
     // The store's background work: this instance's heartbeat (drift) and pruning (retention).
     // Each asks History for the store when it runs, so a store that is not open (yet) only
@@ -199,4 +229,15 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         tracing::info!("all connections finished; bye");
     }
     Ok(())
+}
+
+/// A file that reaches the process's file size limit (`RLIMIT_FSIZE`, `ulimit -f`) must not
+/// kill the gateway: with SIGXFSZ ignored, the write fails with EFBIG instead, which the access
+/// log and the store's sink handle as they handle a full disk (drop and count; spool and retry).
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code and is
+    // async-signal-safe; no other thread relies on SIGXFSZ's default action.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

@@ -1,120 +1,154 @@
-//! The running gateway's config history: opens the operations store at start, records every
-//! config the gateway applies or refuses, and answers the admin API's history questions.
+//! The running gateway's operations store: opens it in the background, runs the event sink
+//! that writes every event and every config version offered (applied or refused), and answers
+//! the admin API's history questions.
 //!
-//! It exists so that recording can never hold up or fail the data plane or a reload: the
-//! store is opened once at start and, if it cannot be, the gateway runs without it (the admin
-//! API says why, `ballast_store_up` is 0); records go through a bounded channel to one writer
-//! task, in the order the configs were offered, after the reload has been applied. A full
-//! channel or a failed write is logged and counted in `ballast_store_up`, never returned to
-//! the caller. Every config offered as applied also becomes the running config whose sha256
+//! It exists so that recording can never hold up or fail the data plane or a reload. The store
+//! is opened by the sink (`ballast_store::sink`), in the background and again after each
+//! failure, so an unreachable database delays nothing at start; until it opens, and whenever
+//! it cannot be written, events and config versions wait in the sink's bounded spool. Events
+//! reach the sink from the gateway's event log with `try_send`; config versions from here, in
+//! the order they were offered, after the reload was applied. The sink's own
+//! `store_unavailable` / `store_recovered` go back to the gateway ([`Wiring::raised`]) so they
+//! are numbered, shown and stored like every other event.
+//! Every config offered as applied also becomes the running config whose sha256
 //! [`crate::instances`] heartbeats, whatever path applied it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ballast_admin::HistoryError;
 use ballast_config::{Config, StoreUrl};
-use ballast_core::{ConfigOutcome, ConfigVersion, NewConfigVersion, Origin};
+use ballast_core::{ConfigOutcome, ConfigVersion, Event, NewConfigVersion, Origin, Stamped};
 use ballast_proxy::ReloadAttempt;
+use ballast_store::sink::{self, SinkInputs, SinkOptions, SinkState};
 use ballast_store::{Store, StoreError};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-/// Records waiting for the writer; beyond this they are dropped (and logged).
-const QUEUE: usize = 64;
-/// How long shutdown waits for queued records to be written.
+/// Events in flight from the gateway to the sink; beyond this the gateway drops and counts
+/// (`ballast_events_dropped_total{reason="sink_full"}`). The sink empties it into its spool
+/// continuously, so it fills only if the sink task itself is starved.
+const EVENTS: usize = 4096;
+/// Config versions in flight to the sink.
+const CONFIGS: usize = 64;
+/// How long shutdown waits for the spool to be written.
 const FLUSH: Duration = Duration::from_secs(2);
 
 enum Backend {
     /// No `[store]` (the embedded demo config).
     Off,
-    /// A store is configured but did not open; the reason, for the admin API.
-    Failed(String),
-    Open(Store),
+    /// A store is configured; the sink opens it and reports through `state`.
+    On { url: String, state: Arc<SinkState> },
 }
 
-/// The gateway's handle on its config history.
+/// The ends of the sink that the gateway holds: where its event log sends, and where the sink's
+/// own events come back to be emitted.
+pub struct Wiring {
+    pub events: Option<mpsc::Sender<Stamped>>,
+    pub raised: Option<mpsc::Receiver<Event>>,
+}
+
+/// The gateway's handle on its operations store.
 pub struct History {
     backend: Backend,
     host: String,
     instance: String,
-    up: Arc<AtomicBool>,
     /// The sha256 of the running config; empty until one is applied.
     running: watch::Sender<String>,
-    tx: Mutex<Option<mpsc::Sender<NewConfigVersion>>>,
+    configs: Mutex<Option<mpsc::Sender<NewConfigVersion>>>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl History {
-    /// Opens the store `config` names. Never fails: a store that cannot be opened is logged
-    /// and the gateway runs without history.
-    pub async fn open(config: &Config, admin: SocketAddr) -> History {
+    /// Starts the event sink for the store `config` names (none for the embedded demo). Never
+    /// fails and never waits: the store opens in the background.
+    pub fn start(config: &Config, admin: SocketAddr) -> (History, Wiring) {
         let host = host_name();
         let instance = format!("{host}/{admin}");
-        let up = Arc::new(AtomicBool::new(false));
-        let backend = match &config.store {
-            None => {
-                tracing::info!("no operations store configured; config history is off");
-                Backend::Off
-            }
-            Some(store) => {
-                let opened = match &store.url {
+        let mut history = History {
+            backend: Backend::Off,
+            host: host.clone(),
+            instance: instance.clone(),
+            running: watch::Sender::new(String::new()),
+            configs: Mutex::new(None),
+            stop: Mutex::new(None),
+            writer: Mutex::new(None),
+        };
+        let Some(store) = &config.store else {
+            tracing::info!(
+                "no operations store configured; events and config history are kept in memory only"
+            );
+            return (
+                history,
+                Wiring {
+                    events: None,
+                    raised: None,
+                },
+            );
+        };
+        let (events_tx, events) = mpsc::channel(EVENTS);
+        let (configs_tx, configs) = mpsc::channel(CONFIGS);
+        let (raised_tx, raised) = mpsc::channel(16);
+        let (stop_tx, stop) = oneshot::channel();
+        let state = Arc::new(SinkState::default());
+        let url = store.url.clone();
+        let open = move || {
+            let url = url.clone();
+            async move {
+                match &url {
                     StoreUrl::Sqlite(path) => Store::open_sqlite_file(path).await,
                     StoreUrl::Postgres(url) => Store::open(url).await,
-                };
-                match opened {
-                    Ok(s) => {
-                        tracing::info!(store = %store.url.redacted(), "operations store open");
-                        up.store(true, Relaxed);
-                        Backend::Open(s)
-                    }
-                    Err(e) => {
-                        let reason = format!(
-                            "the store at {} could not be opened at start ({e}); restart Ballast once it is reachable",
-                            store.url.redacted()
-                        );
-                        tracing::error!(error = %reason, "running without the operations store");
-                        Backend::Failed(reason)
-                    }
                 }
             }
         };
-        let (tx, writer) = match &backend {
-            Backend::Open(store) => {
-                let (tx, rx) = mpsc::channel(QUEUE);
-                let writer = tokio::spawn(write(
-                    store.clone(),
-                    rx,
-                    up.clone(),
-                    instance.clone(),
-                    host.clone(),
-                ));
-                (Some(tx), Some(writer))
-            }
-            _ => (None, None),
+        let writer = sink::spawn(
+            open,
+            SinkOptions::new(instance, host, store.spool),
+            SinkInputs {
+                events,
+                configs,
+                stop,
+            },
+            state.clone(),
+            raised_tx,
+        );
+        tracing::info!(store = %store.url.redacted(), spool = store.spool, "operations store: opening in the background");
+        history.backend = Backend::On {
+            url: store.url.redacted(),
+            state,
         };
-        History {
-            backend,
-            host,
-            instance,
-            up,
-            running: watch::Sender::new(String::new()),
-            tx: Mutex::new(tx),
-            writer: Mutex::new(writer),
-        }
+        history.configs = Mutex::new(Some(configs_tx));
+        history.stop = Mutex::new(Some(stop_tx));
+        history.writer = Mutex::new(Some(writer));
+        (
+            history,
+            Wiring {
+                events: Some(events_tx),
+                raised: Some(raised),
+            },
+        )
     }
 
-    /// `ballast_store_up` for `/metrics`, or nothing when no store is configured.
+    /// The store's series for `/metrics`, or nothing when no store is configured.
     pub fn metrics(&self) -> Option<String> {
-        if matches!(self.backend, Backend::Off) {
+        let Backend::On { state, .. } = &self.backend else {
             return None;
-        }
+        };
         Some(format!(
-            "# HELP ballast_store_up Whether the operations store (config history) answers: 1 yes, 0 no.\n\
-             # TYPE ballast_store_up gauge\nballast_store_up {}\n",
-            u8::from(self.up.load(Relaxed))
+            "# HELP ballast_store_up Whether the operations store answers: 1 yes, 0 no (not open yet, or the last write failed).\n\
+             # TYPE ballast_store_up gauge\nballast_store_up {}\n\
+             # HELP ballast_store_spool_records Events and config versions waiting in memory for the store.\n\
+             # TYPE ballast_store_spool_records gauge\nballast_store_spool_records {}\n\
+             # HELP ballast_store_written Events and config versions written to the store.\n\
+             # TYPE ballast_store_written counter\nballast_store_written_total {}\n\
+             # HELP ballast_store_dropped Events dropped because the spool was full during a store outage (or the store refused them).\n\
+             # TYPE ballast_store_dropped counter\nballast_store_dropped_total {}\n",
+            u8::from(state.is_up()),
+            state.spooled(),
+            state.written(),
+            state.dropped(),
         ))
     }
 
@@ -138,7 +172,11 @@ impl History {
         if outcome.is_applied() {
             self.running.send_replace(ballast_core::sha256_hex(&text));
         }
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let tx = self
+            .configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let Some(tx) = tx else { return };
         let version = NewConfigVersion {
             text,
@@ -153,20 +191,28 @@ impl History {
         }
     }
 
-    /// Waits (briefly) for queued records to be written.
+    /// Stops the sink and waits (briefly) for the spool to be written.
     pub async fn close(&self) {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.configs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = stop.send(());
+        }
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(writer) = writer {
             if tokio::time::timeout(FLUSH, writer).await.is_err() {
-                tracing::warn!("config history: some records were not written before exit");
+                let left = match &self.backend {
+                    Backend::On { state, .. } => state.spooled(),
+                    Backend::Off => 0,
+                };
+                tracing::warn!(
+                    left,
+                    "the operations store did not take every record before exit"
+                );
             }
         }
-    }
-
-    /// This instance's name in the store: `host/admin-address`.
-    pub(crate) fn instance(&self) -> &str {
-        &self.instance
     }
 
     /// The host name recorded with configs and heartbeats.
@@ -183,47 +229,49 @@ impl History {
     pub(crate) fn store(&self) -> Result<Store, HistoryError> {
         match &self.backend {
             Backend::Off => Err(HistoryError::Off),
-            Backend::Failed(reason) => Err(HistoryError::Unavailable(reason.clone())),
-            Backend::Open(s) => Ok(s.clone()),
+            Backend::On { url, state } => state.store().cloned().ok_or_else(|| {
+                let why = state
+                    .last_error()
+                    .unwrap_or_else(|| "still connecting".to_string());
+                HistoryError::Unavailable(format!(
+                    "the store at {url} is not open yet ({why}); events wait in memory and are written once it opens"
+                ))
+            }),
         }
     }
 
-    /// Passes a store result on for the admin API: an error mapped by [`History::failed`],
-    /// success noted in `ballast_store_up`.
+    /// Passes a store result on, noting whether the store answered.
     pub(crate) fn observed<T>(&self, result: Result<T, StoreError>) -> Result<T, HistoryError> {
-        let v = result.map_err(|e| self.failed(e))?;
-        self.up.store(true, Relaxed);
-        Ok(v)
+        if let Backend::On { state, .. } = &self.backend {
+            state.observe(&result);
+        }
+        result.map_err(|e| HistoryError::Unavailable(e.to_string()))
     }
 
     /// Maps a store error for the admin API, and notes whether the store answers.
-    fn failed(&self, e: StoreError) -> HistoryError {
-        if e.is_unavailable() {
-            self.up.store(false, Relaxed);
+    pub(crate) fn failed(&self, e: StoreError) -> HistoryError {
+        if let Backend::On { state, .. } = &self.backend {
+            state.observe_error(&e);
         }
         HistoryError::Unavailable(e.to_string())
     }
 
+    /// This instance's name in the store (host name and admin address).
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// The newest `limit` versions, newest first.
     pub async fn versions(&self, limit: u32) -> Result<Vec<ConfigVersion>, HistoryError> {
-        let list = self
-            .store()?
-            .config_versions(limit)
-            .await
-            .map_err(|e| self.failed(e))?;
-        self.up.store(true, Relaxed);
-        Ok(list)
+        let store = self.store()?;
+        self.observed(store.config_versions(limit).await)
     }
 
     /// Version `id`, or 404.
     pub async fn version(&self, id: u64) -> Result<ConfigVersion, HistoryError> {
-        let found = self
-            .store()?
-            .config_version(id)
-            .await
-            .map_err(|e| self.failed(e))?;
-        self.up.store(true, Relaxed);
-        found.ok_or_else(|| HistoryError::NotFound(format!("no config version {id}")))
+        let store = self.store()?;
+        self.observed(store.config_version(id).await)?
+            .ok_or_else(|| HistoryError::NotFound(format!("no config version {id}")))
     }
 
     /// The versions to diff: `to` defaults to this instance's running (newest applied)
@@ -237,20 +285,16 @@ impl History {
         let instance = Some(self.instance.as_str());
         let to = match to {
             Some(id) => self.version(id).await?,
-            None => store
-                .latest_applied(instance)
-                .await
-                .map_err(|e| self.failed(e))?
+            None => self
+                .observed(store.latest_applied(instance).await)?
                 .ok_or_else(|| {
                     HistoryError::NotFound("no applied config version is recorded yet".into())
                 })?,
         };
         let from = match from {
             Some(id) => self.version(id).await?,
-            None => store
-                .previous_applied(to.id, instance)
-                .await
-                .map_err(|e| self.failed(e))?
+            None => self
+                .observed(store.previous_applied(to.id, instance).await)?
                 .ok_or_else(|| {
                     HistoryError::NotFound(format!(
                         "version {} has no earlier applied version to compare with; name one: ballast config diff A B",
@@ -259,52 +303,6 @@ impl History {
                 })?,
         };
         Ok((from, to))
-    }
-}
-
-/// The writer task: records versions in order; after an applied one, the instance's
-/// heartbeat carries the new running config's sha256.
-async fn write(
-    store: Store,
-    mut rx: mpsc::Receiver<NewConfigVersion>,
-    up: Arc<AtomicBool>,
-    instance: String,
-    host: String,
-) {
-    while let Some(v) = rx.recv().await {
-        let source = v.source;
-        let applied = v.outcome.is_applied();
-        let at = v.at_unix_ms;
-        let result = match store.record_config(v).await {
-            Ok(recorded) if applied => {
-                tracing::info!(
-                    id = recorded.id,
-                    source = source.name(),
-                    "config version recorded"
-                );
-                store
-                    .heartbeat_instance(&instance, &host, &recorded.sha256, at)
-                    .await
-            }
-            Ok(recorded) => {
-                tracing::info!(
-                    id = recorded.id,
-                    source = source.name(),
-                    "refused config recorded"
-                );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => up.store(true, Relaxed),
-            Err(e) => {
-                if e.is_unavailable() {
-                    up.store(false, Relaxed);
-                }
-                tracing::error!(error = %e, source = source.name(), "config version not recorded");
-            }
-        }
     }
 }
 

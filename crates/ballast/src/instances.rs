@@ -8,8 +8,8 @@
 //! heartbeats the new sha256 itself, in order after the version it records; this task keeps the
 //! row fresh in between, and puts it right if that beat was lost. It runs as its own task so
 //! that a store that is slow, down or not open yet never holds up anything else: each beat is
-//! bounded by [`HEARTBEAT_TIMEOUT`], a failure is logged once per outage and retried at the
-//! next beat, never fatal.
+//! bounded by [`HEARTBEAT_TIMEOUT`], a store not open yet skips the beat, a failed write is
+//! logged once per outage; the next beat tries again, and nothing is fatal.
 
 use std::time::Duration;
 
@@ -65,16 +65,19 @@ async fn run<F>(
         if sha256.is_empty() {
             continue;
         }
-        let error = match store() {
-            Err(e) => Some(e.to_string()),
-            Ok(store) => {
-                let beat = store.heartbeat_instance(&instance, &host, &sha256, now_unix_ms());
-                match tokio::time::timeout(HEARTBEAT_TIMEOUT, beat).await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("no answer within {}s", HEARTBEAT_TIMEOUT.as_secs())),
-                }
+        let store = match store() {
+            Ok(store) => store,
+            Err(error) => {
+                // Not open yet (it opens in the background) or off: the sink reports that.
+                tracing::debug!(%error, "instance heartbeat skipped");
+                continue;
             }
+        };
+        let beat = store.heartbeat_instance(&instance, &host, &sha256, now_unix_ms());
+        let error = match tokio::time::timeout(HEARTBEAT_TIMEOUT, beat).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some(format!("no answer within {}s", HEARTBEAT_TIMEOUT.as_secs())),
         };
         match (error, failing) {
             (None, true) => {

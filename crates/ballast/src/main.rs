@@ -12,6 +12,8 @@ mod history;
 mod instances;
 mod lab;
 mod retention;
+mod rollback;
+mod rollback_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +99,17 @@ enum Command {
     /// Change markers (deploys, flags, data, infra, notes) and what changed recently.
     #[command(subcommand)]
     Change(change_cmd::ChangeCommand),
+    /// Roll a running gateway back to a recorded config version (by default the previous good
+    /// one): it is validated, written to the config file (the replaced file is kept as
+    /// NAME.bak.<UTC time>) and applied like a reload.
+    Rollback {
+        /// The version to restore (see `ballast config history`).
+        version: Option<u64>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// Measure Ballast against HAProxy and nginx under load and injected faults.
     Lab(lab::LabArgs),
     /// Run a lab backend (started by `lab`).
@@ -172,6 +185,11 @@ fn main() -> ExitCode {
         Command::Lab(args) => exit(lab::run(args)),
         Command::Config(cmd) => exit(config_cmd::run(cmd)),
         Command::Change(cmd) => exit(change_cmd::run(cmd)),
+        Command::Rollback {
+            version,
+            config,
+            admin,
+        } => exit(rollback_cmd::run(version, config, admin)),
         Command::LabBackend { listen, name } => exit(lab::backend(&listen, &name)),
         Command::Reload { config, admin } => {
             exit(admin_client::call(config, admin, "POST", "/api/v1/reload"))

@@ -34,6 +34,25 @@ fn get(admin: SocketAddr, path: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
 
+/// The JSON of `GET path` if it answers 200 (the store opens in the background, so the
+/// history API answers 503 for a moment after start).
+fn try_get(admin: SocketAddr, path: &str) -> Option<Value> {
+    let (code, body) = raw_http(
+        admin,
+        &format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"),
+    );
+    (code == 200)
+        .then(|| serde_json::from_str(&body).ok())
+        .flatten()
+}
+
+/// Waits until the store has opened and answers.
+fn wait_store(admin: SocketAddr) {
+    wait_until("the store to open", Duration::from_secs(15), || {
+        try_get(admin, "/api/v1/changes").is_some()
+    });
+}
+
 fn post(admin: SocketAddr, path: &str, body: &str) -> (u16, Value) {
     let (code, text) = raw_http(
         admin,
@@ -75,7 +94,9 @@ fn newest_first(list: &[Value]) -> bool {
 }
 
 fn wait_shape(admin: SocketAddr, what: &str, f: impl Fn(&[String]) -> bool) {
-    wait_until(what, Duration::from_secs(15), || f(&shape(&changes(admin))));
+    wait_until(what, Duration::from_secs(15), || {
+        try_get(admin, "/api/v1/changes?since=1h").is_some_and(|v| f(&shape(v.as_array().unwrap())))
+    });
 }
 
 /// A pause so that consecutive changes get distinct millisecond stamps.
@@ -491,6 +512,8 @@ fn two_instances_share_postgres_and_see_drift() {
     let config_one = shared_config(&pg.url, a.addr, 1);
     let one = Node::start("pg-one", &config_one);
     let two = Node::start("pg-two", &shared_config(&pg.url, a.addr, 2));
+    wait_store(one.admin);
+    wait_store(two.admin);
     let name_one = get(one.admin, "/api/v1/config/drift")["instance"]
         .as_str()
         .unwrap()

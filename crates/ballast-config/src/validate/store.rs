@@ -43,6 +43,10 @@ pub(super) fn store(c: &mut Checker, raw: Option<raw::Store>) -> Option<StoreCon
         ),
     };
     let text = text.as_deref().unwrap_or(defaults::STORE_URL);
+    if text == "off" {
+        // Explicitly no store: events and config versions are kept in memory only.
+        return None;
+    }
     let url = url(c, text)?;
     Some(StoreConfig {
         url,
@@ -76,7 +80,7 @@ fn keep(
 
 fn url(c: &mut Checker, text: &str) -> Option<StoreUrl> {
     const FIX: &str =
-        "write \"sqlite://ballast.db\" (a file, relative to this config's directory), \"sqlite:///var/lib/ballast/ballast.db\" or \"postgres://user:password@host:5432/database\"";
+        "write \"sqlite://ballast.db\" (a file, relative to this config's directory), \"sqlite:///var/lib/ballast/ballast.db\", \"postgres://user:password@host:5432/database\" or \"off\"";
     let (scheme, rest) = match text.split_once("://") {
         Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
         None => {

@@ -11,9 +11,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 mod clients;
+mod history;
 mod processes;
 
 pub use clients::*;
+#[allow(unused_imports)] // only the history tests read it
+pub use history::*;
 pub use processes::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ballast");

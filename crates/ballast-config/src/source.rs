@@ -11,7 +11,7 @@ use crate::{Config, ConfigError};
 pub enum Source {
     /// A file, read anew on every reload.
     File(PathBuf),
-    /// Text compiled into the binary (the demo).
+    /// Text compiled into the binary (tests; the demo writes its text to a file first).
     Embedded(&'static str),
 }
 

@@ -20,7 +20,7 @@ use crate::Source;
 /// back.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteBackError {
-    /// The config is compiled into the binary (`ballast demo`): there is no file.
+    /// The config is compiled into the binary: there is no file.
     #[error("{0} is compiled into the binary: there is no config file to write back to (run Ballast with --config FILE to roll back)")]
     Embedded(String),
     /// A file operation failed; `action` says which.

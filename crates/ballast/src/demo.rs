@@ -1,5 +1,10 @@
 //! `ballast demo`: three demo backends as child processes (so one can be killed for real), the
 //! gateway with the embedded `examples/demo.toml`, and a short guide printed to the terminal.
+//!
+//! The embedded config is written to a fresh directory (`$TMPDIR/ballast-demo`) and run from
+//! there like any config file, so that everything `ballast run` does works in the demo too:
+//! the operations store (a SQLite file beside it) with events and config history, edits with
+//! reload, and rollback.
 
 use std::process::{Child, Command, Stdio};
 
@@ -27,8 +32,16 @@ impl Drop for Children {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let config = ballast_config::parse(DEMO, "<embedded demo config>")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dir = std::env::temp_dir().join("ballast-demo");
+    // A fresh history each time: the demo's store holds only this run.
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the demo directory {}", dir.display()))?;
+    let path = dir.join("ballast.toml");
+    std::fs::write(&path, DEMO)
+        .with_context(|| format!("cannot write the demo config {}", path.display()))?;
+    let source = ballast_config::Source::File(path.clone());
+    let loaded = source.load().map_err(|e| anyhow::anyhow!("{e}"))?;
     let exe = std::env::current_exe().context("cannot find the ballast executable")?;
     let mut children = Children(Vec::new());
     for (name, addr) in BACKENDS {
@@ -58,19 +71,19 @@ pub fn run() -> anyhow::Result<()> {
          \x20   curl -s http://127.0.0.1:9900/api/v1/events    # what changed, as values: the drain (by whom),\n\
          \x20                                                  # alpha down, the config applied at start\n\
          \x20   curl -s http://127.0.0.1:9900/metrics          # Prometheus metrics\n\
-         \n  Config history is off in the demo (its config is compiled in; `ballast run` keeps it\n\
-         \x20 in ballast.db beside the config file: docs/operations.md).\n\
+         \n  Everything is kept in the operations store, {dir}/ballast.db:\n\
+         \x20   ballast config history --config {cfg}\n\
+         \x20   (edit {cfg}, e.g. remove bravo)\n\
+         \x20   ballast reload --config {cfg}       # applied, recorded as version 2\n\
+         \x20   ballast config diff --config {cfg}  # what the edit changed\n\
+         \x20   ballast rollback --config {cfg}     # version 1 again, in traffic and in the file\n\
          \n  Access log lines follow on stdout. Ctrl-C stops everything.\n",
         pids.join("\n"),
-        children.0[0].id()
+        children.0[0].id(),
+        dir = dir.display(),
+        cfg = path.display(),
     );
-    let result = app::run(
-        ballast_config::Loaded {
-            config,
-            text: DEMO.to_string(),
-        },
-        ballast_config::Source::Embedded(DEMO),
-    );
+    let result = app::run(loaded, source);
     drop(children);
     result
 }

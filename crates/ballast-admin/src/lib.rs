@@ -42,6 +42,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const ORIGIN_HEADER: &str = "ballast-origin";
 
 /// What the admin API can ask of the running gateway.
+///
+/// The first four are the gateway's own. The rest read and change the operations store; their
+/// defaults answer as a gateway without a store does ([`HistoryError::Off`]), so that a
+/// control plane (or a test's stand-in) implements only what it keeps.
 pub trait Control: Send + Sync + 'static {
     /// Listeners, routes, upstreams and servers right now.
     fn status(&self) -> Snapshot;
@@ -54,37 +58,51 @@ pub trait Control: Send + Sync + 'static {
     /// Recorded config versions (applied and refused), newest first, at most `limit`.
     fn config_versions(
         &self,
-        limit: u32,
-    ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>>;
+        _limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
     /// The recorded config version `id`.
-    fn config_version(&self, id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>>;
+    fn config_version(&self, _id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
     /// The two versions a diff compares, `(from, to)`. Without `to`, the running version;
     /// without `from`, the applied version before `to`.
     fn config_pair(
         &self,
-        from: Option<u64>,
-        to: Option<u64>,
-    ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>>;
+        _from: Option<u64>,
+        _to: Option<u64>,
+    ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
     /// Rolls back to config version `version`, by default the previous good one (the applied
     /// version of this instance before the running one, with a different text): validates it,
     /// writes it to the config file keeping the replaced file, and applies it as a reload.
     /// `by` is who asked. On `Err` nothing changed (see [`RollbackError::NotRestored`]).
     fn rollback(
         &self,
-        version: Option<u64>,
-        by: Origin,
-    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>>;
+        _version: Option<u64>,
+        _by: Origin,
+    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
+        Box::pin(async { Err(RollbackError::History(HistoryError::Off)) })
+    }
     /// Change markers, config versions and runtime commands from `since_unix_ms` on, merged
     /// newest first (`ballast_core::changes::merge`), at most `limit`.
     fn changes(
         &self,
-        since_unix_ms: u64,
-        limit: u32,
-    ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>>;
+        _since_unix_ms: u64,
+        _limit: u32,
+    ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
     /// Stores a change marker that has passed `ballast_core::changes::check_marker`.
-    fn record_change(&self, change: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>>;
+    fn record_change(&self, _change: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
     /// The instances sharing the store, and which of them run another config.
-    fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>>;
+    fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
+        Box::pin(async { Err(HistoryError::Off) })
+    }
 }
 
 /// Every error the admin API answers, as one type: the status code follows from the kind.
@@ -411,43 +429,6 @@ mod tests {
                 self.applied.lock().unwrap().push(issued);
                 Ok(report)
             })
-        }
-        fn config_versions(
-            &self,
-            _limit: u32,
-        ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>> {
-            Box::pin(async { Err(HistoryError::Off) })
-        }
-        fn config_version(&self, _id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>> {
-            Box::pin(async { Err(HistoryError::Off) })
-        }
-        fn config_pair(
-            &self,
-            _from: Option<u64>,
-            _to: Option<u64>,
-        ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
-            Box::pin(async { Err(HistoryError::Off) })
-        }
-        /// Rollback has its own route tests (`tests/rollback.rs`).
-        fn rollback(
-            &self,
-            _version: Option<u64>,
-            _by: Origin,
-        ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
-            Box::pin(async { Err(RollbackError::History(HistoryError::Off)) })
-        }
-        fn changes(
-            &self,
-            _since: u64,
-            _limit: u32,
-        ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>> {
-            Box::pin(async { Err(HistoryError::Off) })
-        }
-        fn record_change(&self, _c: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>> {
-            Box::pin(async { Err(HistoryError::Off) })
-        }
-        fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
-            Box::pin(async { Err(HistoryError::Off) })
         }
     }
 

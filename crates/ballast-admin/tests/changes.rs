@@ -9,10 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError, RollbackError};
+use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError};
 use ballast_core::{
-    Change, ChangeEntry, CommandError, ConfigVersion, DriftReport, Instance, Issued, NewChange,
-    Origin, Report, RollbackReport, Snapshot, Stamped,
+    Change, ChangeEntry, CommandError, DriftReport, Instance, Issued, NewChange, Report, Snapshot,
+    Stamped,
 };
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -53,29 +53,6 @@ impl Control for Fake {
     }
     fn apply(&self, _issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>> {
         Box::pin(async { Err(CommandError::Invalid("not in this test".into())) })
-    }
-    fn config_versions(
-        &self,
-        _limit: u32,
-    ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn config_version(&self, _id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn config_pair(
-        &self,
-        _from: Option<u64>,
-        _to: Option<u64>,
-    ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn rollback(
-        &self,
-        _version: Option<u64>,
-        _by: Origin,
-    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
-        Box::pin(async { Err(RollbackError::History(HistoryError::Off)) })
     }
     fn changes(
         &self,

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ballast_admin::history::{Diff, VersionSummary};
-use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError, RollbackError};
+use ballast_admin::{router, AdminState, BoxFuture, Control, HistoryError};
 use ballast_core::{
-    Change, ChangeEntry, CommandError, ConfigOutcome, ConfigVersion, DriftReport, Issued,
-    NewChange, Origin, Report, RollbackReport, Snapshot, Stamped,
+    CommandError, ConfigOutcome, ConfigVersion, Issued, Origin, Report, Snapshot, Stamped,
 };
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -94,30 +93,6 @@ impl Control for Fake {
             };
             Ok((from, to))
         })
-    }
-    fn rollback(
-        &self,
-        _version: Option<u64>,
-        _by: Origin,
-    ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
-        Box::pin(async {
-            Err(RollbackError::Conflict(
-                "not in this test (tests/rollback.rs)".into(),
-            ))
-        })
-    }
-    fn changes(
-        &self,
-        _since: u64,
-        _limit: u32,
-    ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn record_change(&self, _c: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
     }
 }
 

@@ -13,10 +13,7 @@ use axum::Router;
 use ballast_admin::{
     router, AdminState, BoxFuture, Control, HistoryError, RollbackError, ORIGIN_HEADER,
 };
-use ballast_core::{
-    Change, ChangeEntry, CommandError, ConfigVersion, DriftReport, Issued, NewChange, Origin,
-    Report, RollbackReport, Snapshot, Stamped,
-};
+use ballast_core::{CommandError, Issued, Origin, Report, RollbackReport, Snapshot, Stamped};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -46,22 +43,6 @@ impl Control for Fake {
     fn apply(&self, _issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>> {
         Box::pin(async { Err(CommandError::Invalid("not in this test".into())) })
     }
-    fn config_versions(
-        &self,
-        _limit: u32,
-    ) -> BoxFuture<'_, Result<Vec<ConfigVersion>, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn config_version(&self, _id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn config_pair(
-        &self,
-        _from: Option<u64>,
-        _to: Option<u64>,
-    ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
     fn rollback(
         &self,
         version: Option<u64>,
@@ -89,19 +70,6 @@ impl Control for Fake {
             )))),
         };
         Box::pin(async move { result })
-    }
-    fn changes(
-        &self,
-        _since: u64,
-        _limit: u32,
-    ) -> BoxFuture<'_, Result<Vec<ChangeEntry>, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn record_change(&self, _c: NewChange) -> BoxFuture<'_, Result<Change, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
-    }
-    fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
-        Box::pin(async { Err(HistoryError::Off) })
     }
 }
 

@@ -526,7 +526,14 @@ for p in "${BACKEND_PORTS[@]}"; do wait_ready backend "http://127.0.0.1:$p/healt
 
 for ((r = 1; r <= ROUNDS; r++)); do
     measure "$r" direct "${PORT[direct]}" "${PIDS[backend]}"
-    for name in "${PROXIES[@]}"; do
+    # Odd rounds run the proxies in the listed order, even rounds in reverse, so that no proxy
+    # always runs first (or last) after the backends warm up or the machine's load shifts.
+    ORDER=("${PROXIES[@]}")
+    if ((r % 2 == 0)); then
+        ORDER=()
+        for ((i = ${#PROXIES[@]} - 1; i >= 0; i--)); do ORDER+=("${PROXIES[i]}"); done
+    fi
+    for name in "${ORDER[@]}"; do
         log_file=$(access_log_of "$name")
         start_proxy "$name"
         wait_ready "$name" "http://127.0.0.1:${PORT[$name]}/"

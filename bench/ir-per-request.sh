@@ -11,7 +11,9 @@
 # an idle period to price the timers (health checks, log flushes), which is subtracted pro
 # rata. IR_KEEP=FILE keeps the load period's callgrind profile; IR_ROUTE_EXTRA adds lines to
 # the route (e.g. 'cache = {}') and IR_UPSTREAM_EXTRA to the upstream (e.g. 'limit = {}') to
-# price a policy (with a waiting room, every request carries the room's session cookie). Needs nginx, valgrind, curl and python3; uses ports 19101-19103, 18080 and 19900.
+# price a policy (with a waiting room, every request carries the room's session cookie);
+# IR_EXTRA adds whole tables at the end (e.g. $'[store]\nurl = "off"' to price the store).
+# Needs nginx, valgrind, curl and python3; uses ports 19101-19103, 18080 and 19900.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,6 +89,7 @@ servers = [
   { addr = "127.0.0.1:19102" },
   { addr = "127.0.0.1:19103" },
 ]
+${IR_EXTRA:-}
 EOF
 
 nginx -c "$W/backend.conf" -p "$W" -e "$W/backend-error.log"

@@ -10,12 +10,13 @@
 //! version on its own (followed by the instance's heartbeat when it was applied).
 //!
 //! ```text
-//!            open ok                        write fails / times out
-//!  Opening ───────────▶ Up ◀──────────────────────────────────────┐
-//!     │ open fails       │ write fails / times out                │
-//!     ▼                  ▼                                        │ write ok:
-//!   Down (no store) ──▶ Down (store) ── retry after back-off ─────┘ store_recovered
-//!       retry open         events spool; beyond `spool` they are dropped and counted
+//!             open ok                    write ok (after an outage: store_recovered)
+//!   Opening ───────────▶ Up ◀───────────┐
+//!     ▲   │ open fails    │ write fails  │
+//!     │   ▼               ▼ or times out │
+//!     └── Down ◀──────────┘              │
+//!   after back-off: close the failed     │
+//!   pool, open again ────────────────────┘ (via Opening)
 //! ```
 //!
 //! - **Opening**: the store is opened in the background, so an unreachable PostgreSQL delays
@@ -23,10 +24,14 @@
 //! - **Up**: each write starts as soon as the spool is not empty; events that arrive during a
 //!   write form the next batch, so batches grow with the rate by themselves.
 //! - **Down**: entered on the first failed open or write. `store_unavailable` is raised once,
-//!   `up` is false, and the front of the spool is retried with exponential back-off
-//!   ([`SinkOptions::retry_min`] to [`SinkOptions::retry_max`]). The first write that succeeds
-//!   raises `store_recovered` with the outage's length, how many records waited and how many
-//!   were dropped; the rest of the spool follows at full speed.
+//!   `up` is false, the failed pool is retired, and after a back-off
+//!   ([`SinkOptions::retry_min`] doubling to [`SinkOptions::retry_max`]) its connections are
+//!   closed and the store is opened afresh. A connection that saw an I/O error is never used
+//!   again: one did keep a stale view of SQLite's WAL, and a commit made on it was missing when
+//!   the file was read afresh. The first write that succeeds after an outage raises
+//!   `store_recovered` with its length, how many records waited and how many were dropped; the
+//!   rest of the spool follows at full speed. Events beyond `spool` are dropped and counted
+//!   in every state.
 //!
 //! Raised events go back to the caller on a channel (`raised`) so that the gateway numbers them
 //! and they reach the spool, and the store, like any other event.
@@ -35,7 +40,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ballast_core::{Event, NewConfigVersion, Stamped};
@@ -85,7 +90,7 @@ impl SinkOptions {
 #[derive(Debug, Default)]
 pub struct SinkState {
     up: AtomicBool,
-    store: OnceLock<Store>,
+    store: RwLock<Option<Store>>,
     last_error: Mutex<Option<String>>,
     written: AtomicU64,
     dropped: AtomicU64,
@@ -93,9 +98,14 @@ pub struct SinkState {
 }
 
 impl SinkState {
-    /// The store, once it has opened.
-    pub fn store(&self) -> Option<&Store> {
-        self.store.get()
+    /// The store, while it is open (not before the first open, nor between an outage and
+    /// the reopening that ends it).
+    pub fn store(&self) -> Option<Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_store(&self, store: Option<Store>) {
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
     }
 
     /// Whether the last operation on the store succeeded.
@@ -202,6 +212,7 @@ where
         backoff: Duration::ZERO,
         retry_at: None,
         single: 0,
+        retired: None,
     };
     tokio::spawn(sink.run(open, inputs))
 }
@@ -224,6 +235,8 @@ struct Sink {
     /// After a batch was refused for good (not an outage), this many records are written one
     /// at a time, so that only the one the store cannot take is set aside.
     single: usize,
+    /// The store whose write failed, closed before the next open.
+    retired: Option<Store>,
 }
 
 impl Sink {
@@ -242,7 +255,13 @@ impl Sink {
                     None => {
                         let opening = open();
                         let limit = self.options.write_timeout;
+                        let retired = self.retired.take();
                         Some(Box::pin(async move {
+                            if let Some(old) = retired {
+                                // Every connection of the failed pool goes before new ones
+                                // open: SQLite's last close checkpoints and resets the WAL.
+                                let _ = tokio::time::timeout(limit, old.close()).await;
+                            }
                             Step::Opened(timed(limit, opening).await)
                         }))
                     }
@@ -332,9 +351,12 @@ impl Sink {
         match step {
             Step::Opened(Ok(store)) => {
                 tracing::info!(backend = store.backend(), "operations store open");
-                let _ = self.state.store.set(store.clone());
+                self.state.set_store(Some(store.clone()));
                 self.store = Some(store);
-                self.succeeded(self.spool.len() as u64);
+                // It answers; an outage ends with the first write that succeeds (the spool
+                // holds at least `store_unavailable` then), and the back-off keeps growing
+                // until one does.
+                self.state.up.store(true, Relaxed);
             }
             Step::Opened(Err(e)) => self.failed(e, "opening"),
             Step::Wrote {
@@ -398,6 +420,14 @@ impl Sink {
 
     fn failed(&mut self, e: StoreError, doing: &str) {
         self.state.up.store(false, Relaxed);
+        // A store that failed is reopened, not retried on its old connections: a connection
+        // that saw an I/O error can keep a stale view of SQLite's WAL (a later commit on it
+        // was found missing once the file was read afresh), and a PostgreSQL pool may hold
+        // connections to a server that went away.
+        if let Some(old) = self.store.take() {
+            self.state.set_store(None);
+            self.retired = Some(old);
+        }
         let error = format!("{doing}: {e}");
         self.state.set_error(error.clone());
         if self.outage.is_none() {

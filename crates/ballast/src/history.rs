@@ -229,7 +229,7 @@ impl History {
     pub(crate) fn store(&self) -> Result<Store, HistoryError> {
         match &self.backend {
             Backend::Off => Err(HistoryError::Off),
-            Backend::On { url, state } => state.store().cloned().ok_or_else(|| {
+            Backend::On { url, state } => state.store().ok_or_else(|| {
                 let why = state
                     .last_error()
                     .unwrap_or_else(|| "still connecting".to_string());

@@ -137,6 +137,10 @@ fn init_tracing() {
         .json()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // When stderr cannot be written (a full disk under `2>>file`), tracing-subscriber
+        // would report it with `eprintln!`, which panics when stderr cannot be written: every
+        // task that logs would die. Lost log lines are the lesser harm.
+        .log_internal_errors(false)
         .init();
 }
 

@@ -5,7 +5,7 @@
 //! is recorded with source `rollback`; without an argument it goes to the previous good
 //! version. Rollbacks that cannot happen (a refused or unknown version, a config the gateway
 //! refuses now, no store) fail with the reason and leave the file as it was. A restart keeps
-//! the history and runs the rolled-back config.
+//! the history and the change markers, and runs the rolled-back config.
 
 mod common;
 
@@ -189,9 +189,30 @@ fn rollback_restores_a_version_in_the_file_and_in_traffic() {
     );
     assert_eq!(backups(&gw).len(), 3);
 
-    // A restart keeps the history and runs the rolled-back config.
+    // A change marker, as a pipeline would post it before the restart.
+    let (code, out, err) = ballast(
+        &gw,
+        &[
+            "change",
+            "add",
+            "--kind",
+            "deploy",
+            "--summary",
+            "shop 2.0 after the rollback",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}\n{err}");
+
+    // A restart keeps the history and the markers, and runs the rolled-back config.
     gw.restart();
     wait_versions(&gw, 8);
+    let (code, body) = gw.admin_get("/api/v1/changes?since=1h");
+    assert_eq!(code, 200, "{body}");
+    let changes: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let markers: Vec<&serde_json::Value> =
+        changes.iter().filter(|c| c["type"] == "marker").collect();
+    assert_eq!(markers.len(), 1, "{body}");
+    assert_eq!(markers[0]["summary"], "shop 2.0 after the rollback");
     assert_eq!(
         history(&gw),
         [

@@ -95,6 +95,17 @@ async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The sequence numbers of the stored events, in store order.
+async fn seqs(store: &Store) -> Vec<u64> {
+    store
+        .events(&EventQuery::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.stamped.seq)
+        .collect()
+}
+
 async fn count(store: &Store) -> u64 {
     store.count_events(&EventQuery::default()).await.unwrap()
 }
@@ -206,13 +217,7 @@ async fn a_postgres_outage_spools_everything_and_recovery_writes_it() {
 
     let store = Store::open_with(direct).await.unwrap();
     assert_eq!(count(&store).await, 400);
-    let seqs: Vec<u64> = store
-        .events(&EventQuery::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.stamped.seq)
-        .collect();
+    let seqs = seqs(&store).await;
     assert_eq!(seqs, (1..=400).collect::<Vec<_>>(), "in order, once each");
     assert_eq!(store.config_versions(10).await.unwrap().len(), 1);
     drop((run.events, run.configs, run.stop));
@@ -251,13 +256,7 @@ async fn beyond_the_spool_events_are_dropped_and_counted_exactly() {
     }
     assert_eq!(recovered, Some(15));
     let store = Store::open_with(direct).await.unwrap();
-    let seqs: Vec<u64> = store
-        .events(&EventQuery::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.stamped.seq)
-        .collect();
+    let seqs = seqs(&store).await;
     assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "the oldest are kept");
     drop((run.events, run.configs, run.stop));
     run.task.await.unwrap();
@@ -288,13 +287,7 @@ async fn a_record_the_store_cannot_take_is_set_aside_alone() {
     assert_eq!(run.state.written(), 2);
     assert_eq!(run.state.dropped(), 1);
     let store = Store::open_with(options).await.unwrap();
-    let seqs: Vec<u64> = store
-        .events(&EventQuery::default())
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.stamped.seq)
-        .collect();
+    let seqs = seqs(&store).await;
     assert_eq!(seqs, [1, 3]);
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ballast_core::EventQuery;
+use ballast_store::test_support::{drop_schema, url_with_search_path};
 use ballast_store::{Store, StoreOptions};
 use common::*;
 use relay::Relay;
@@ -29,14 +30,6 @@ const CYCLES: usize = 15;
 
 fn store_up(gw: &Gateway) -> Option<f64> {
     metric_value(&gw.metrics(), "ballast_store_up")
-}
-
-/// Drops the test's schema (best effort: a leftover schema harms nothing but space).
-fn drop_schema(schema: &str) {
-    let _ = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
-        .arg(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .output();
 }
 
 /// Checks that the store holds exactly the events in the gateway's log (by sequence number,
@@ -200,10 +193,10 @@ fn a_postgres_outage_under_load_loses_no_event_and_no_request() {
     let a = Backend::start("a");
     let b = Backend::start("b");
     let port = free_port();
+    let url = url_with_search_path(&format!("postgres://postgres@{}/test", relay.addr), &schema);
     let config = format!(
-        "[store]\nurl = \"postgres://postgres@{relay}/test?options[search_path]={schema}\"\n{}",
+        "[store]\nurl = \"{url}\"\n{}",
         one_upstream_config(port, Extra::default(), &weight1(&[a.addr, b.addr])),
-        relay = relay.addr,
     );
     let gw = Gateway::start("store-outage", &config);
     outage_under_load(&gw, &rt, port, a.addr, || relay.cut(), || relay.restore());
@@ -211,8 +204,12 @@ fn a_postgres_outage_under_load_loses_no_event_and_no_request() {
     eprintln!("postgres outage: {stored} events stored");
 
     drop(gw);
-    rt.block_on(store.close());
-    drop_schema(&schema);
+    rt.block_on(async {
+        store.close().await;
+        drop_schema(&format!("postgres://postgres@{PG}/test"), &schema)
+            .await
+            .expect("dropping the test schema");
+    });
 }
 
 /// Sets the soft and hard file size limit of process `pid` (`None`: unlimited).

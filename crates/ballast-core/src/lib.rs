@@ -5,6 +5,7 @@
 //! each other. Durations and sizes always carry an explicit unit: a bare number in an operator's
 //! file is the classic unit-confusion outage, so the parsers here refuse it and say what to write.
 
+pub mod alert;
 pub mod changes;
 pub mod command;
 pub mod digest;
@@ -15,6 +16,7 @@ pub mod ratio;
 pub mod size;
 pub mod snapshot;
 
+pub use alert::{AlertState, AlertTransition, Labels, Severity};
 pub use changes::{ChangeEntry, DriftReport, MarkerError};
 pub use command::{
     Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RollbackReport, RoutePurge,

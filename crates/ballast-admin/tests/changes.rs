@@ -67,7 +67,7 @@ impl Control for Fake {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|c| c.at_unix_ms >= since)
+                .filter(|c| c.marker.at_unix_ms >= since)
                 .cloned()
                 .map(ChangeEntry::Marker)
                 .collect();
@@ -82,13 +82,7 @@ impl Control for Fake {
             let mut all = self.markers.lock().unwrap();
             let stored = Change {
                 id: all.len() as u64 + 1,
-                kind: c.kind,
-                service: c.service,
-                version: c.version,
-                summary: c.summary,
-                author: c.author,
-                url: c.url,
-                at_unix_ms: c.at_unix_ms,
+                marker: c,
             };
             all.push(stored.clone());
             Ok(stored)

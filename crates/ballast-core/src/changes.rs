@@ -57,7 +57,7 @@ impl ChangeEntry {
     /// When the change happened (ms since the Unix epoch).
     pub fn at_unix_ms(&self) -> u64 {
         match self {
-            ChangeEntry::Marker(c) => c.at_unix_ms,
+            ChangeEntry::Marker(c) => c.marker.at_unix_ms,
             ChangeEntry::Config(c) => c.at_unix_ms,
             ChangeEntry::Command(e) => e.stamped.at_unix_ms,
         }
@@ -76,7 +76,7 @@ impl ChangeEntry {
     /// carried out the command (empty when a marker names no author).
     pub fn who(&self) -> &str {
         match self {
-            ChangeEntry::Marker(c) => c.author.as_deref().unwrap_or(""),
+            ChangeEntry::Marker(c) => c.marker.author.as_deref().unwrap_or(""),
             ChangeEntry::Config(c) => &c.instance,
             ChangeEntry::Command(e) => &e.instance,
         }
@@ -85,7 +85,7 @@ impl ChangeEntry {
     /// One line saying what changed, for tables and timelines.
     pub fn what(&self) -> String {
         match self {
-            ChangeEntry::Marker(c) => {
+            ChangeEntry::Marker(Change { marker: c, .. }) => {
                 let mut head = c.kind.name().to_string();
                 for part in [&c.service, &c.version].into_iter().flatten() {
                     head.push(' ');
@@ -386,13 +386,15 @@ mod tests {
     fn marker(id: u64, at: u64) -> Change {
         Change {
             id,
-            kind: ChangeKind::Deploy,
-            service: Some("shop".into()),
-            version: Some("1.2.3".into()),
-            summary: "shop 1.2.3\nwith notes".into(),
-            author: Some("ci".into()),
-            url: Some("https://ci.example/1".into()),
-            at_unix_ms: at,
+            marker: NewChange {
+                kind: ChangeKind::Deploy,
+                service: Some("shop".into()),
+                version: Some("1.2.3".into()),
+                summary: "shop 1.2.3\nwith notes".into(),
+                author: Some("ci".into()),
+                url: Some("https://ci.example/1".into()),
+                at_unix_ms: at,
+            },
         }
     }
 

@@ -184,17 +184,13 @@ pub struct NewChange {
     pub at_unix_ms: u64,
 }
 
-/// A recorded change marker.
+/// A recorded change marker: its store id and what was recorded (the same JSON fields, `id`
+/// first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub id: u64,
-    pub kind: ChangeKind,
-    pub service: Option<String>,
-    pub version: Option<String>,
-    pub summary: String,
-    pub author: Option<String>,
-    pub url: Option<String>,
-    pub at_unix_ms: u64,
+    #[serde(flatten)]
+    pub marker: NewChange,
 }
 
 /// One gateway instance sharing the store, as of its last heartbeat.

@@ -15,6 +15,7 @@ pub mod history;
 pub mod ratio;
 pub mod size;
 pub mod snapshot;
+pub mod utc;
 
 pub use alert::{AlertState, AlertTransition, Labels, Severity};
 pub use changes::{ChangeEntry, DriftReport, MarkerError};
@@ -31,3 +32,4 @@ pub use history::{
 pub use ratio::{Ratio, RatioError};
 pub use size::{Size, SizeError};
 pub use snapshot::Snapshot;
+pub use utc::UtcTime;

@@ -40,13 +40,7 @@ impl Store {
         .map_err(|e| self.err(e))?;
         Ok(Change {
             id: from_db("changes", id, "id", id)?,
-            kind: c.kind,
-            service: c.service,
-            version: c.version,
-            summary: c.summary,
-            author: c.author,
-            url: c.url,
-            at_unix_ms: c.at_unix_ms,
+            marker: c,
         })
     }
 
@@ -79,12 +73,14 @@ fn decode(row: ChangeRow) -> Result<Change, StoreError> {
     })?;
     Ok(Change {
         id: from_db("changes", row.id, "id", row.id)?,
-        kind,
-        service: row.service,
-        version: row.version,
-        summary: row.summary,
-        author: row.author,
-        url: row.url,
-        at_unix_ms: from_db("changes", row.id, "at_unix_ms", row.at_unix_ms)?,
+        marker: NewChange {
+            kind,
+            service: row.service,
+            version: row.version,
+            summary: row.summary,
+            author: row.author,
+            url: row.url,
+            at_unix_ms: from_db("changes", row.id, "at_unix_ms", row.at_unix_ms)?,
+        },
     })
 }

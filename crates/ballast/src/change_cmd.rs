@@ -141,13 +141,15 @@ mod tests {
     fn the_table_has_one_line_per_change() {
         let list = vec![ChangeEntry::Marker(Change {
             id: 3,
-            kind: ChangeKind::Deploy,
-            service: Some("shop".into()),
-            version: Some("1.2.3".into()),
-            summary: "new checkout".into(),
-            author: Some("ci".into()),
-            url: None,
-            at_unix_ms: 951_782_400_000,
+            marker: ballast_core::NewChange {
+                kind: ChangeKind::Deploy,
+                service: Some("shop".into()),
+                version: Some("1.2.3".into()),
+                summary: "new checkout".into(),
+                author: Some("ci".into()),
+                url: None,
+                at_unix_ms: 951_782_400_000,
+            },
         })];
         let t = table(&list);
         let lines: Vec<&str> = t.lines().collect();

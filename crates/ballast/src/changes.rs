@@ -46,9 +46,9 @@ pub async fn record(history: &History, change: NewChange) -> Result<Change, Hist
     let stored = history.observed(history.store()?.record_change(change).await)?;
     tracing::info!(
         id = stored.id,
-        kind = stored.kind.name(),
-        service = stored.service.as_deref().unwrap_or(""),
-        version = stored.version.as_deref().unwrap_or(""),
+        kind = stored.marker.kind.name(),
+        service = stored.marker.service.as_deref().unwrap_or(""),
+        version = stored.marker.version.as_deref().unwrap_or(""),
         "change marker recorded"
     );
     Ok(stored)

@@ -278,7 +278,7 @@ mod tests {
             .await
             .unwrap()
             .iter()
-            .map(|c| c.at_unix_ms)
+            .map(|c| c.marker.at_unix_ms)
             .collect();
         assert_eq!(markers, [NOW - DAY, NOW - 399 * DAY]);
         assert_eq!(store.config_versions(10).await.unwrap(), vec![running]);

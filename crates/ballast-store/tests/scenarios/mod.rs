@@ -390,7 +390,7 @@ pub async fn prune_events_and_changes_in_batches(db: Db) {
     assert_eq!(store.prune(RecordKind::Changes, 25, 100).await.unwrap(), 18);
     let left = store.changes_since(0, 100).await.unwrap();
     assert_eq!(
-        left.iter().map(|c| c.at_unix_ms).collect::<Vec<_>>(),
+        left.iter().map(|c| c.marker.at_unix_ms).collect::<Vec<_>>(),
         vec![29, 28, 27, 26, 25]
     );
     // Pruning one kind leaves the others alone.

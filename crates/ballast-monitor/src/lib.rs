@@ -1,7 +1,7 @@
 //! The pure core of Ballast's monitoring: rules, the alert state machine, and the
 //! [`Evaluator`] that runs every rule on every series each round.
 //!
-//! It has no I/O, no clock and no tasks: probes, the metric history, the store and the API
+//! The rule engine has no I/O, no clock and no tasks: probes ([`probe`]), the metric history, the store and the API
 //! wire it in (issue 12), and all of them can be tested against it with plain values. Time is
 //! passed in as milliseconds since the Unix epoch.
 //!
@@ -16,6 +16,7 @@
 //! forgotten, which bounds memory by the series that exist. NaN values are missing data.
 
 pub mod alert;
+pub mod probe;
 pub mod rule;
 
 use std::collections::{BTreeMap, BTreeSet};

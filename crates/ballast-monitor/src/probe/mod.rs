@@ -1,0 +1,100 @@
+//! Probes: one [`Probe`] trait, one module per kind of thing measured.
+//!
+//! A probe is built once from its spec (the `[[monitor]]` table's kind-specific keys, which
+//! each module's `*Spec` deserializes and validates) and then run on the monitor's interval by
+//! the runner, which bounds it with a timeout and a concurrency limit. A probe never panics and
+//! never decides whether anything is an alert: it reports [`Reading`]s (named values, each on
+//! its own label set, so every route, server, mount or step is a series of its own) and, when
+//! it could not measure what it was asked to, an error saying why. Rules turn readings into
+//! alerts.
+//!
+//! Conventions every kind follows, so rules read the same everywhere:
+//! - shares and percentages are fractions (0.25, not 25); a rule's `"25%"` is 0.25;
+//! - durations are in milliseconds (`latency_ms`), except days to expiry (`days_left`);
+//! - booleans are 1 and 0;
+//! - the runner adds `up` (1 when the run had no error, else 0) unless the probe set it, so
+//!   every monitor can be alerted on with `value = "up"` and `min = { below = 1 }`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use ballast_core::Labels;
+use serde::Serialize;
+use thiserror::Error;
+
+/// A future a probe returns; boxed so probes of every kind sit behind `dyn Probe`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One measured value of one series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reading {
+    /// What was measured (`error_ratio`, `disk_used`, `days_left`...): what a rule's `value`
+    /// names.
+    pub value: String,
+    /// Which series (`route`, `server`, `mount`, `step`...).
+    pub labels: Labels,
+    pub number: f64,
+}
+
+impl Reading {
+    pub fn new(value: impl Into<String>, labels: Labels, number: f64) -> Self {
+        Reading {
+            value: value.into(),
+            labels,
+            number,
+        }
+    }
+}
+
+/// What one run of a probe found.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Outcome {
+    pub readings: Vec<Reading>,
+    /// Why the run failed (the target refused, an assertion did not hold); `None` on success.
+    /// A failed run still reports whatever it measured (a failing journey reports the
+    /// latency of the steps that ran).
+    pub error: Option<String>,
+    /// Kind-specific detail for the API: a journey's steps, a certificate's subject and
+    /// expiry, a heartbeat's last run. `Null` when there is nothing more to say.
+    pub detail: serde_json::Value,
+}
+
+impl Outcome {
+    /// A run that failed before measuring anything.
+    pub fn failed(error: impl Into<String>) -> Self {
+        Outcome {
+            error: Some(error.into()),
+            ..Outcome::default()
+        }
+    }
+
+    pub fn push(&mut self, value: impl Into<String>, labels: Labels, number: f64) {
+        self.readings.push(Reading::new(value, labels, number));
+    }
+}
+
+/// One kind of measurement, built from its spec.
+pub trait Probe: Send + Sync {
+    /// The kind's name as written in `[[monitor]] kind`.
+    fn kind(&self) -> &'static str;
+    /// Runs once. The runner bounds the run with the monitor's timeout and drops the future
+    /// when it expires, so a probe must hold nothing that a drop would leave inconsistent.
+    fn run(&self) -> BoxFuture<'_, Outcome>;
+}
+
+/// Why a probe's spec was refused; the message names the field.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

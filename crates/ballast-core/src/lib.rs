@@ -6,6 +6,7 @@
 //! file is the classic unit-confusion outage, so the parsers here refuse it and say what to write.
 
 pub mod alert;
+pub mod alerting;
 pub mod changes;
 pub mod command;
 pub mod digest;
@@ -18,6 +19,7 @@ pub mod snapshot;
 pub mod utc;
 
 pub use alert::{AlertState, AlertTransition, Labels, Severity};
+pub use alerting::{Ack, AlertRecord, AlertSource, MatchOp, Matcher, MinuteRollup, NewSilence, Silence};
 pub use changes::{ChangeEntry, DriftReport, MarkerError};
 pub use command::{
     Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RollbackReport, RoutePurge,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod locate;
 pub mod model;
 pub mod raw;
+pub mod raw_monitor;
 pub mod source;
 pub mod validate;
 pub mod write_back;

@@ -18,6 +18,8 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub routes: Vec<Route>,
     pub upstreams: Vec<Upstream>,
+    /// Monitors and rules, default rule pack included.
+    pub monitoring: ballast_monitor::plan::Plan,
 }
 
 impl Config {

@@ -28,6 +28,11 @@ pub struct File {
     pub route: Vec<Route>,
     #[serde(default)]
     pub upstream: Vec<Upstream>,
+    pub alerting: Option<crate::raw_monitor::Alerting>,
+    #[serde(default)]
+    pub monitor: Vec<crate::raw_monitor::Monitor>,
+    #[serde(default)]
+    pub rule: Vec<crate::raw_monitor::Rule>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ pub use policies::BUILTIN_SORRY_PAGE;
 use policies::{cache, concurrency_limit, flood, retry_policy, sorry_page};
 use upstream::upstream;
 
+mod monitor;
 mod policies;
 pub mod servers;
 mod store;
@@ -147,6 +148,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
     };
     let runtime = servers::runtime(&mut c, raw.runtime);
     let store = store::store(&mut c, raw.store);
+    let monitoring = monitor::plan(&mut c, raw.alerting, raw.monitor, raw.rule);
 
     let upstreams: Vec<Upstream> = raw
         .upstream
@@ -243,6 +245,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
             listeners,
             routes,
             upstreams,
+            monitoring,
         })
     } else {
         Err(ConfigError::Invalid {

@@ -120,3 +120,32 @@ pub struct MinuteRollup {
     pub p95: f64,
     pub count: u64,
 }
+
+/// Why an alert is not being announced: the silences, maintenance windows and inhibiting
+/// alerts that mute it. Empty lists mean it is not muted.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Mute {
+    pub silenced_by: Vec<u64>,
+    pub maintenance: Vec<String>,
+    pub inhibited_by: Vec<String>,
+    /// One line for people: "silenced by #3 (deploy) until 14:00", "inhibited: upstream-down
+    /// fires for upstream=app".
+    pub reason: String,
+}
+
+impl Mute {
+    pub fn is_muted(&self) -> bool {
+        !(self.silenced_by.is_empty() && self.maintenance.is_empty() && self.inhibited_by.is_empty())
+    }
+}
+
+/// An alert as the API lists it: the record and whether (and why) it is muted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertView {
+    #[serde(flatten)]
+    pub alert: AlertRecord,
+    pub silenced: bool,
+    pub inhibited: bool,
+    pub acknowledged: bool,
+    pub mute: Mute,
+}

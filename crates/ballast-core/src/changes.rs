@@ -42,7 +42,7 @@ pub const RELOAD_MATCH_MS: u64 = 60_000;
 /// One entry of the change timeline. In JSON, `type` says which record it comes from (`marker`,
 /// `config` or `command`) and the record's own fields sit beside it. (Not `source`: a config
 /// version has a `source` of its own, the origin of the config.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ChangeEntry {
     /// A change marker (deploy, flag, data, infra, note).

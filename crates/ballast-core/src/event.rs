@@ -3,7 +3,9 @@
 //! engines) consume; today they are kept in a bounded log and served by `GET /api/v1/events`. An event is a fact about one thing (a server, a client, a
 //! route), never a per-request record: those belong to the access log.
 
+use crate::alert::{AlertState, Labels};
 use serde::{Deserialize, Serialize};
+use crate::alerting::AlertSource;
 
 /// Who or what asked for a change: events and the change history record it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,7 +80,7 @@ pub enum UnejectCause {
 }
 
 /// A state change, as a value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// Active health checks took a server out of rotation (`fall` failures in a row).
@@ -241,10 +243,41 @@ pub enum Event {
         spooled: u64,
         dropped: u64,
     },
+    /// An alert changed state (pending, firing at a severity, resolved...). `id` is the
+    /// fingerprint of its full labels, the same as in `/api/v1/alerts`.
+    AlertChanged {
+        id: String,
+        rule: String,
+        labels: Labels,
+        from: AlertState,
+        to: AlertState,
+        /// The value evaluated (`None`: no data).
+        value: Option<f64>,
+        /// The threshold crossed (see [`crate::AlertTransition::threshold`]).
+        threshold: Option<f64>,
+        source: AlertSource,
+    },
+    /// A person acknowledged an alert.
+    AlertAcknowledged {
+        id: String,
+        by: String,
+        comment: String,
+    },
+    /// A silence was created.
+    SilenceAdded {
+        id: u64,
+        author: String,
+        comment: String,
+        /// The matchers as text (`service="shop"`).
+        matchers: Vec<String>,
+        ends_unix_ms: u64,
+    },
+    /// A silence was ended before its time.
+    SilenceExpired { id: u64, by: String },
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stamped {
     pub seq: u64,
     pub at_unix_ms: u64,

@@ -11,7 +11,7 @@ use crate::event::{Origin, Stamped};
 
 /// An event as the store holds it: the id it was given there (increasing, the cursor for
 /// "after id" queries) and the instance that emitted it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     pub id: u64,
     pub instance: String,

@@ -9,6 +9,7 @@ pub mod alert;
 pub mod alerting;
 pub mod changes;
 pub mod command;
+pub mod counters;
 pub mod digest;
 pub mod duration;
 pub mod event;
@@ -19,11 +20,15 @@ pub mod snapshot;
 pub mod utc;
 
 pub use alert::{AlertState, AlertTransition, Labels, Severity};
-pub use alerting::{Ack, AlertRecord, AlertSource, MatchOp, Matcher, MinuteRollup, NewSilence, Silence};
+pub use alerting::{
+    Ack, AlertRecord, AlertSource, AlertView, MatchOp, Matcher, MinuteRollup, Mute, NewSilence,
+    Silence,
+};
 pub use changes::{ChangeEntry, DriftReport, MarkerError};
 pub use command::{
     Command, CommandError, Issued, PurgeReport, ReloadReport, Report, RollbackReport, RoutePurge,
 };
+pub use counters::GatewayCounters;
 pub use digest::sha256_hex;
 pub use duration::{Duration, DurationError};
 pub use event::{Event, HealthCause, Origin, Stamped, UnejectCause};

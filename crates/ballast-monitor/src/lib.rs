@@ -16,6 +16,8 @@
 //! forgotten, which bounds memory by the series that exist. NaN values are missing data.
 
 pub mod alert;
+pub mod engine;
+pub mod plan;
 pub mod probe;
 pub mod rule;
 

@@ -11,6 +11,7 @@ pub mod balancer;
 pub mod cache;
 mod clock;
 pub mod command;
+mod counters;
 pub mod discovery;
 pub mod error;
 pub mod events;

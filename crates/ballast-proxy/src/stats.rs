@@ -26,10 +26,9 @@ impl ClassCounters {
     }
 }
 
-/// Upper bounds (seconds) of the latency histogram buckets.
-pub const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// Upper bounds (seconds) of the latency histogram buckets (shared with the monitor's
+/// `gateway` probe, which reads the histogram in-process).
+pub const BUCKETS: [f64; 14] = ballast_core::counters::LATENCY_BOUNDS_S;
 
 /// A fixed-bucket latency histogram in atomics.
 #[derive(Default)]

@@ -22,6 +22,8 @@ use ballast_core::Labels;
 use serde::Serialize;
 use thiserror::Error;
 
+pub mod gateway;
+
 /// A future a probe returns; boxed so probes of every kind sit behind `dyn Probe`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -95,6 +97,57 @@ impl SpecError {
         SpecError {
             field: field.into(),
             message: message.into(),
+        }
+    }
+}
+
+/// A monitor's probe as configured: the kind and its spec. Every kind is one variant, so the
+/// config is checked at load time and the engine builds probes with one exhaustive match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProbeSpec {
+    Gateway(gateway::GatewaySpec),
+}
+
+impl ProbeSpec {
+    /// The kinds a `[[monitor]]` may name.
+    pub const KINDS: &'static [&'static str] = &["gateway"];
+
+    /// Reads the kind-specific keys of a `[[monitor]]` table (everything but `name`, `kind`,
+    /// `interval` and `timeout`) as the spec of `kind`, and validates it.
+    pub fn parse<'de, D: serde::Deserializer<'de>>(
+        kind: &str,
+        keys: D,
+    ) -> Result<ProbeSpec, SpecError> {
+        fn read<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+            keys: D,
+        ) -> Result<T, SpecError> {
+            T::deserialize(keys).map_err(|e| SpecError::new("", e.to_string()))
+        }
+        let spec = match kind {
+            "gateway" => ProbeSpec::Gateway(read(keys)?),
+            other => {
+                return Err(SpecError::new(
+                    "kind",
+                    format!(
+                        "unknown kind {other:?}; one of {}",
+                        ProbeSpec::KINDS.join(", ")
+                    ),
+                ))
+            }
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn validate(&self) -> Result<(), SpecError> {
+        match self {
+            ProbeSpec::Gateway(s) => s.validate(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProbeSpec::Gateway(_) => "gateway",
         }
     }
 }

@@ -1,0 +1,260 @@
+//! The monitoring engine at run time: one task per monitor runs its probe on its interval,
+//! bounded by the monitor's timeout and a limit on probes running at once, and hands each
+//! result to the [`Book`], whose transitions leave as events and records to save.
+//!
+//! Isolation: each run is its own task, so a probe that hangs is abandoned at its timeout
+//! (reported `timed_out`, its `up` 0) and one that panics is reported as failed; neither
+//! holds up another monitor. Nothing here is on the data plane's request path: the gateway
+//! probe reads counters, and what the engine produces leaves over bounded channels with
+//! `try_send` (a full channel drops and counts, see [`Engine::dropped`]).
+
+pub mod book;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ballast_core::{Ack, AlertRecord, Event};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::plan::Plan;
+use crate::probe::gateway::{GatewayProbe, GatewaySource};
+use crate::probe::{Outcome, Probe, ProbeSpec, SpecError};
+pub use book::{Book, BookError, Recorded, RunCounts, RunResult};
+
+/// Probes running at once, across every monitor.
+pub const CONCURRENT_PROBES: usize = 16;
+
+/// What probes need from the rest of the process.
+#[derive(Clone, Default)]
+pub struct ProbeEnv {
+    /// The gateway's status and counters (`kind = "gateway"`).
+    pub gateway: Option<GatewaySource>,
+}
+
+/// Where the engine's output goes.
+pub struct Outputs {
+    pub events: mpsc::Sender<Event>,
+    pub saves: mpsc::Sender<AlertRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Book(#[from] BookError),
+    #[error("monitor {monitor:?}: {error}")]
+    Probe { monitor: String, error: SpecError },
+}
+
+struct Shared {
+    book: Mutex<Book>,
+    outputs: Outputs,
+    dropped: AtomicU64,
+    wake: BTreeMap<String, Arc<Notify>>,
+}
+
+impl Shared {
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, recorded: Recorded) {
+        for e in recorded.events {
+            if self.outputs.events.try_send(e).is_err() {
+                self.dropped.fetch_add(1, Relaxed);
+            }
+        }
+        for r in recorded.save {
+            if self.outputs.saves.try_send(r).is_err() {
+                self.dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// The running engine; dropping it does not stop it, [`Engine::stop`] does.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Builds the probe a spec describes.
+pub fn build_probe(spec: &ProbeSpec, env: &ProbeEnv) -> Result<Arc<dyn Probe>, SpecError> {
+    Ok(match spec {
+        ProbeSpec::Gateway(s) => {
+            let source = env
+                .gateway
+                .clone()
+                .ok_or_else(|| SpecError::new("kind", "no gateway runs in this process"))?;
+            Arc::new(GatewayProbe::new(s.clone(), source)?)
+        }
+    })
+}
+
+impl Engine {
+    /// Starts every monitor of `plan`. `restored` are the alerts the store kept (firing ones
+    /// resume without being announced again).
+    pub fn start(
+        plan: &Plan,
+        env: &ProbeEnv,
+        outputs: Outputs,
+        restored: Vec<AlertRecord>,
+    ) -> Result<Engine, EngineError> {
+        let mut book = Book::new(&plan.monitors, &plan.rules)?;
+        let restored = book.restore(restored);
+        if restored > 0 {
+            tracing::info!(restored, "alerts restored from the store");
+        }
+        let mut probes = Vec::new();
+        for m in &plan.monitors {
+            let probe = build_probe(&m.probe, env).map_err(|error| EngineError::Probe {
+                monitor: m.name.clone(),
+                error,
+            })?;
+            probes.push((m.clone(), probe));
+        }
+        let wake = probes
+            .iter()
+            .map(|(m, _)| (m.name.clone(), Arc::new(Notify::new())))
+            .collect();
+        let shared = Arc::new(Shared {
+            book: Mutex::new(book),
+            outputs,
+            dropped: AtomicU64::new(0),
+            wake,
+        });
+        let limit = Arc::new(Semaphore::new(CONCURRENT_PROBES));
+        let tasks = probes
+            .into_iter()
+            .map(|(def, probe)| {
+                let shared = shared.clone();
+                let limit = limit.clone();
+                tokio::spawn(async move { run_monitor(def, probe, shared, limit).await })
+            })
+            .collect();
+        Ok(Engine {
+            shared,
+            tasks: Arc::new(Mutex::new(tasks)),
+        })
+    }
+
+    /// Stops every monitor task.
+    pub fn stop(&self) {
+        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Runs `monitor` now instead of at its next tick (a heartbeat's `/fail`).
+    pub fn run_now(&self, monitor: &str) -> bool {
+        match self.shared.wake.get(monitor) {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Outputs dropped because a channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Relaxed)
+    }
+
+    /// Reads the books.
+    pub fn with_book<T>(&self, f: impl FnOnce(&Book) -> T) -> T {
+        f(&self.shared.book())
+    }
+
+    /// Acknowledges an alert; its record goes to the store and an event is raised.
+    pub fn ack(&self, id: &str, ack: Ack) -> Option<AlertRecord> {
+        let record = self.shared.book().ack(id, ack.clone())?;
+        self.shared.send(Recorded {
+            events: vec![Event::AlertAcknowledged {
+                id: id.to_string(),
+                by: ack.by,
+                comment: ack.comment,
+            }],
+            save: vec![record.clone()],
+        });
+        Some(record)
+    }
+
+    /// Takes alerts received from Alertmanager or Grafana.
+    pub fn receive(&self, alerts: Vec<AlertRecord>) {
+        let recorded = self.shared.book().receive(alerts, now_ms());
+        self.shared.send(recorded);
+    }
+
+    /// Raises an event through the engine's event channel (silences, heartbeats).
+    pub fn emit(&self, event: Event) {
+        self.shared.send(Recorded {
+            events: vec![event],
+            save: Vec::new(),
+        });
+    }
+}
+
+async fn run_monitor(
+    def: crate::plan::MonitorDef,
+    probe: Arc<dyn Probe>,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+) {
+    let wake = shared.wake.get(&def.name).cloned().unwrap_or_default();
+    let mut ticks = tokio::time::interval(def.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = wake.notified() => {}
+        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let started = Instant::now();
+        let run = tokio::spawn({
+            let probe = probe.clone();
+            async move { probe.run().await }
+        });
+        let abort = run.abort_handle();
+        let (outcome, timed_out) = match tokio::time::timeout(def.timeout, run).await {
+            Ok(Ok(outcome)) => (outcome, false),
+            Ok(Err(e)) => (Outcome::failed(format!("the probe failed: {e}")), false),
+            Err(_) => {
+                abort.abort();
+                (
+                    Outcome::failed(format!("timed out after {}", show(def.timeout))),
+                    true,
+                )
+            }
+        };
+        drop(permit);
+        let now = now_ms();
+        let result = RunResult {
+            at_unix_ms: now,
+            duration_ms: started.elapsed().as_millis() as u64,
+            timed_out,
+            outcome,
+        };
+        let recorded = shared.book().record(&def.name, result, now);
+        shared.send(recorded);
+    }
+}
+
+fn show(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -15,6 +15,11 @@
 //! - the runner adds `up` (1 when the run had no error, else 0) unless the probe set it, so
 //!   every monitor can be alerted on with `value = "up"` and `min = { below = 1 }`.
 
+pub mod heartbeat;
+pub mod host;
+pub mod process;
+pub mod procfs;
+
 use std::future::Future;
 use std::pin::Pin;
 

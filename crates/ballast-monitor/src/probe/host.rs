@@ -383,7 +383,7 @@ fn named_process_fds(names: &[String], out: &mut Outcome, errors: &mut Vec<Strin
                 Ok(Some(share)) => worst = Some(worst.map_or(share, |w| w.max(share))),
                 Ok(None) => {}
                 // It exited between the listing and now.
-                Err(_) if !Path::new(&format!("/proc/{pid}")).exists() => {}
+                Err(_) if !super::process::is_live(*pid) => {}
                 Err(e) => errors.push(format!("process {name} ({pid}): {e}")),
             }
         }
@@ -573,15 +573,27 @@ mod tests {
             processes: vec!["sleep".into(), "no-such-proc".into()],
         })
         .unwrap();
-        let o = probe.run().await;
+        // The kernel names the child `sleep` a moment after spawn returns (posix_spawn
+        // resumes the parent before exec renames the task), so poll, boundedly.
+        let mut found = None;
+        let mut last = Outcome::default();
+        for _ in 0..500 {
+            last = probe.run().await;
+            found = last
+                .readings
+                .iter()
+                .find(|r| r.value == "process_fds_used" && r.labels.get("process") == Some("sleep"))
+                .cloned();
+            if found.is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         let _ = child.kill();
         let _ = child.wait();
+        let o = last;
         assert_eq!(o.error, None);
-        let sleep = o
-            .readings
-            .iter()
-            .find(|r| r.value == "process_fds_used" && r.labels.get("process") == Some("sleep"))
-            .expect("a reading for sleep");
+        let sleep = found.unwrap_or_else(|| panic!("no reading for sleep: {o:?}"));
         assert!(sleep.number > 0.0 && sleep.number < 1.0, "{sleep:?}");
         assert!(!o
             .readings

@@ -232,6 +232,11 @@ fn live(pid: u32) -> Option<Found> {
     })
 }
 
+/// Whether `pid` is a process that has not exited.
+pub(crate) fn is_live(pid: u32) -> bool {
+    live(pid).is_some()
+}
+
 /// The live processes whose `comm` is one of `names`, with that name.
 pub(crate) fn pids_by_comm(names: &[String]) -> Result<Vec<(u32, String)>, String> {
     let mut out = Vec::new();

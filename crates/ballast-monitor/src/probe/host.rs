@@ -215,7 +215,11 @@ impl HostProbe {
             if let Some(used) = prev.as_ref().and_then(|p| now.used_since(p)) {
                 out.push("cpu_used", Labels::new(), used);
             }
-            *prev = Some(now);
+            // Runs closer together than a clock tick keep the older sample, so the next
+            // delta spans a tick.
+            if prev.as_ref().is_none_or(|p| p.total != now.total) {
+                *prev = Some(now);
+            }
         }
         out
     }
@@ -544,6 +548,31 @@ mod tests {
         }
         let cpu = cpu.expect("cpu_used after a second run");
         assert!((0.0..=1.0).contains(&cpu), "{cpu}");
+    }
+
+    #[tokio::test]
+    async fn without_mounts_every_real_filesystem_of_this_machine_is_checked() {
+        let probe = HostProbe::new(HostSpec::default()).unwrap();
+        let o = probe.run().await;
+        let mounts: Vec<&str> = o
+            .readings
+            .iter()
+            .filter(|r| r.value == "disk_used")
+            .filter_map(|r| r.labels.get("mount"))
+            .collect();
+        assert!(!mounts.is_empty(), "{o:?}");
+        for m in &mounts {
+            assert!(
+                !m.starts_with("/proc") && !m.starts_with("/sys") && !m.starts_with("/dev/"),
+                "a pseudo filesystem was checked: {m}"
+            );
+        }
+        let unique: HashSet<&&str> = mounts.iter().collect();
+        assert_eq!(
+            unique.len(),
+            mounts.len(),
+            "a mount reported twice: {mounts:?}"
+        );
     }
 
     #[tokio::test]

@@ -21,6 +21,9 @@ use tokio::task::JoinHandle;
 
 use crate::plan::Plan;
 use crate::probe::gateway::{GatewayProbe, GatewaySource};
+use crate::probe::heartbeat::{system_clock, HeartbeatProbe, Heartbeats};
+use crate::probe::host::HostProbe;
+use crate::probe::process::ProcessProbe;
 use crate::probe::{Outcome, Probe, ProbeSpec, SpecError};
 pub use book::{Book, BookError, Recorded, RunCounts, RunResult};
 
@@ -32,6 +35,8 @@ pub const CONCURRENT_PROBES: usize = 16;
 pub struct ProbeEnv {
     /// The gateway's status and counters (`kind = "gateway"`).
     pub gateway: Option<GatewaySource>,
+    /// Pings pushed by batch jobs (`kind = "heartbeat"`).
+    pub heartbeats: Heartbeats,
 }
 
 /// Where the engine's output goes.
@@ -87,9 +92,12 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Builds the probe a spec describes.
-pub fn build_probe(spec: &ProbeSpec, env: &ProbeEnv) -> Result<Arc<dyn Probe>, SpecError> {
-    Ok(match spec {
+/// Builds the probe a monitor describes.
+pub fn build_probe(
+    def: &crate::plan::MonitorDef,
+    env: &ProbeEnv,
+) -> Result<Arc<dyn Probe>, SpecError> {
+    Ok(match &def.probe {
         ProbeSpec::Gateway(s) => {
             let source = env
                 .gateway
@@ -97,6 +105,14 @@ pub fn build_probe(spec: &ProbeSpec, env: &ProbeEnv) -> Result<Arc<dyn Probe>, S
                 .ok_or_else(|| SpecError::new("kind", "no gateway runs in this process"))?;
             Arc::new(GatewayProbe::new(s.clone(), source)?)
         }
+        ProbeSpec::Host(s) => Arc::new(HostProbe::new(s.clone())?),
+        ProbeSpec::Process(s) => Arc::new(ProcessProbe::new(s.clone())?),
+        ProbeSpec::Heartbeat(s) => Arc::new(HeartbeatProbe::new(
+            s.clone(),
+            &def.name,
+            env.heartbeats.clone(),
+            system_clock(),
+        )?),
     })
 }
 
@@ -116,7 +132,7 @@ impl Engine {
         }
         let mut probes = Vec::new();
         for m in &plan.monitors {
-            let probe = build_probe(&m.probe, env).map_err(|error| EngineError::Probe {
+            let probe = build_probe(m, env).map_err(|error| EngineError::Probe {
                 monitor: m.name.clone(),
                 error,
             })?;

@@ -15,6 +15,11 @@
 //! - the runner adds `up` (1 when the run had no error, else 0) unless the probe set it, so
 //!   every monitor can be alerted on with `value = "up"` and `min = { below = 1 }`.
 
+pub mod heartbeat;
+pub mod host;
+pub mod process;
+pub mod procfs;
+
 use std::future::Future;
 use std::pin::Pin;
 
@@ -106,11 +111,14 @@ impl SpecError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeSpec {
     Gateway(gateway::GatewaySpec),
+    Host(host::HostSpec),
+    Process(process::ProcessSpec),
+    Heartbeat(heartbeat::HeartbeatSpec),
 }
 
 impl ProbeSpec {
     /// The kinds a `[[monitor]]` may name.
-    pub const KINDS: &'static [&'static str] = &["gateway"];
+    pub const KINDS: &'static [&'static str] = &["gateway", "host", "process", "heartbeat"];
 
     /// Reads the kind-specific keys of a `[[monitor]]` table (everything but `name`, `kind`,
     /// `interval` and `timeout`) as the spec of `kind`, and validates it.
@@ -125,6 +133,9 @@ impl ProbeSpec {
         }
         let spec = match kind {
             "gateway" => ProbeSpec::Gateway(read(keys)?),
+            "host" => ProbeSpec::Host(read(keys)?),
+            "process" => ProbeSpec::Process(read(keys)?),
+            "heartbeat" => ProbeSpec::Heartbeat(read(keys)?),
             other => {
                 return Err(SpecError::new(
                     "kind",
@@ -142,12 +153,18 @@ impl ProbeSpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         match self {
             ProbeSpec::Gateway(s) => s.validate(),
+            ProbeSpec::Host(s) => s.validate(),
+            ProbeSpec::Process(s) => s.validate(),
+            ProbeSpec::Heartbeat(s) => s.validate(),
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             ProbeSpec::Gateway(_) => "gateway",
+            ProbeSpec::Host(_) => "host",
+            ProbeSpec::Process(_) => "process",
+            ProbeSpec::Heartbeat(_) => "heartbeat",
         }
     }
 }

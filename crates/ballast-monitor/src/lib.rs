@@ -16,6 +16,8 @@
 //! forgotten, which bounds memory by the series that exist. NaN values are missing data.
 
 pub mod alert;
+pub mod alertmanager;
+pub mod noise;
 pub mod probe;
 pub mod rule;
 

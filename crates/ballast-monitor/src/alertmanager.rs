@@ -98,6 +98,8 @@ pub struct Received {
     pub group_key: Option<String>,
     /// The receiver name in Alertmanager's config, when sent.
     pub receiver: Option<String>,
+    /// How many alerts the sender left out (its `max_alerts`); worth a warning when not 0.
+    pub truncated_alerts: u64,
     /// Deduplicated by fingerprint, in order of first appearance.
     pub alerts: Vec<ReceivedAlert>,
 }
@@ -147,6 +149,7 @@ pub fn parse(body: &[u8]) -> Result<Received, ReceiveError> {
     Ok(Received {
         group_key: raw.group_key,
         receiver: raw.receiver,
+        truncated_alerts: raw.truncated_alerts.unwrap_or(0),
         alerts,
     })
 }
@@ -257,6 +260,8 @@ struct RawPayload {
     group_key: Option<String>,
     #[serde(default)]
     receiver: Option<String>,
+    #[serde(rename = "truncatedAlerts", default)]
+    truncated_alerts: Option<u64>,
     alerts: CappedAlerts,
 }
 

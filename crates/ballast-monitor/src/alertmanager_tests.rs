@@ -150,6 +150,22 @@ fn parses_grafanas_superset() {
 }
 
 #[test]
+fn a_zero_start_reads_as_unknown_and_since_is_the_receipt() {
+    let p = json!({"truncatedAlerts": 3, "alerts": [{"status": "firing", "labels": {"alertname": "x"},
+        "startsAt": "0001-01-01T00:00:00Z", "endsAt": ""}]});
+    let r = parse_json(&p).unwrap();
+    assert_eq!(r.truncated_alerts, 3);
+    assert_eq!(r.alerts[0].starts_at_ms, 0);
+    assert_eq!(r.alerts[0].ends_at_ms, None);
+    assert_eq!(r.alerts[0].to_record(42).since_unix_ms, 42);
+    // A resolved alert without an end is resolved at receipt.
+    let p = json!({"alerts": [{"status": "resolved", "labels": {"alertname": "x"},
+        "startsAt": "2026-01-01T00:00:00Z"}]});
+    let rec = parse_json(&p).unwrap().alerts[0].to_record(42);
+    assert_eq!((rec.state, rec.since_unix_ms), (AlertState::Resolved, 42));
+}
+
+#[test]
 fn severity_mapping() {
     for (label, want) in [
         (Some("critical"), Severity::Critical),

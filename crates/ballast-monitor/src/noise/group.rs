@@ -222,10 +222,13 @@ impl Grouper {
                         .get(id.as_str())
                         .is_some_and(|a| a.state == AlertState::Resolved);
                     if resolved && g.notified.contains_key(&id) {
+                        // Kept in `notified` until the next flush: should it fire again
+                        // before then, at the same severity, there is nothing to say.
                         let rec = current.get(id.as_str()).map_or(old, |a| (*a).clone());
                         g.resolved.insert(id.clone(), rec);
+                    } else {
+                        g.notified.remove(&id);
                     }
-                    g.notified.remove(&id);
                 }
             }
         }
@@ -246,6 +249,32 @@ impl Grouper {
             g.firing.insert(a.id.clone(), (*a).clone());
         }
         self.groups.retain(|_, g| !g.is_empty());
+    }
+
+    /// Puts back, after a restart, alerts that were already notified as firing at
+    /// `notified_unix_ms` (the notification log knows when), so they are not announced again:
+    /// their groups are as after a flush at that time, and repeat from it. Non-firing records
+    /// are ignored. Call it before the first [`Grouper::update`].
+    pub fn restore(&mut self, alerts: &[AlertRecord], notified_unix_ms: u64) {
+        for a in alerts {
+            let Some(severity) = a.state.severity() else {
+                continue;
+            };
+            let labels = self.group_labels(&a.labels);
+            let key = group_key(&labels);
+            let g = self.groups.entry(key).or_insert_with(|| Group {
+                labels,
+                firing: BTreeMap::new(),
+                resolved: BTreeMap::new(),
+                created_ms: notified_unix_ms,
+                last_flush_ms: Some(notified_unix_ms),
+                notified: BTreeMap::new(),
+            });
+            g.firing.insert(a.id.clone(), a.clone());
+            g.notified.insert(a.id.clone(), severity);
+            let last = g.last_flush_ms.get_or_insert(notified_unix_ms);
+            *last = (*last).max(notified_unix_ms);
+        }
     }
 
     /// The groups to send at `now`, in group-key order; each is recorded as sent.
@@ -428,6 +457,45 @@ mod tests {
         assert_eq!(f[0].alerts[0].state, AlertState::Resolved);
         assert!(g.is_empty());
         assert_eq!(g.next_due(), None);
+    }
+
+    #[test]
+    fn an_alert_that_fires_again_before_its_resolution_is_sent_is_not_news() {
+        let mut g = grouper(&["alertname"]);
+        g.update(&[server(1, crit())], 0);
+        assert_eq!(g.due(WAIT).len(), 1);
+        g.update(&[server(1, AlertState::Resolved)], WAIT + 1);
+        g.update(&[server(1, crit())], WAIT + 2);
+        assert!(g.due(WAIT + INTERVAL).is_empty());
+        assert_eq!(g.next_due(), Some(WAIT + REPEAT));
+    }
+
+    #[test]
+    fn restored_alerts_are_not_announced_again() {
+        let mut g = grouper(&["alertname"]);
+        let both = [
+            server(1, crit()),
+            server(2, crit()),
+            server(3, AlertState::Pending),
+        ];
+        g.restore(&both, 1_000);
+        assert_eq!(g.len(), 1);
+        g.update(&both, 50_000);
+        assert!(g.due(50_000 + WAIT).is_empty());
+        assert_eq!(g.next_due(), Some(1_000 + REPEAT));
+        // A new member after the restart is news; the restored ones resolve as usual.
+        g.update(
+            &[
+                server(1, AlertState::Resolved),
+                server(2, crit()),
+                server(4, crit()),
+            ],
+            60_000,
+        );
+        let f = g.due(61_000);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].reason, FlushReason::Changed);
+        assert_eq!(f[0].alerts.len(), 3);
     }
 
     #[test]

@@ -170,6 +170,46 @@ pub fn parse_matcher(text: &str) -> Result<Matcher, MatcherError> {
     Ok(matcher)
 }
 
+/// Reads a list of matchers: `{service="shop", host=~"db.*"}` (the braces are optional), split
+/// at commas outside quotes. An empty list (`{}`) is refused: a caller that wants none should
+/// not ask.
+pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, MatcherError> {
+    let t = text.trim();
+    let inner = match t.strip_prefix('{') {
+        Some(rest) => rest.strip_suffix('}').ok_or_else(|| MatcherError::Syntax {
+            text: text.to_string(),
+            reason: "the closing `}` is missing".into(),
+        })?,
+        None => t,
+    };
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&inner[start..]);
+    // A trailing comma is allowed, as in Alertmanager.
+    if parts.len() > 1 && parts.last().is_some_and(|p| p.trim().is_empty()) {
+        parts.pop();
+    }
+    if parts.iter().all(|p| p.trim().is_empty()) {
+        return Err(MatcherError::Syntax {
+            text: text.to_string(),
+            reason: "no matchers".into(),
+        });
+    }
+    parts.into_iter().map(parse_matcher).collect()
+}
+
 fn parse_value(v: &str) -> Result<String, String> {
     let Some(inner) = v.strip_prefix('"') else {
         if v.contains('"') {
@@ -348,6 +388,21 @@ mod tests {
         assert!(e(r#"a="\q""#).contains("unknown escape"));
         assert!(e(r#"host=~"(""#).contains("not valid"));
         assert!(e(r#"1a="x""#).contains("not a label name"));
+    }
+
+    #[test]
+    fn parses_a_list() {
+        let l = parse_matchers(r#"{service="shop", host=~"db,1|db2", msg="a\",b",}"#).unwrap();
+        let names: Vec<&str> = l.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["service", "host", "msg"]);
+        assert_eq!(l[1].value, "db,1|db2");
+        assert_eq!(l[2].value, "a\",b");
+        assert_eq!(parse_matchers("service=shop").unwrap().len(), 1);
+        let e = |t: &str| parse_matchers(t).unwrap_err().to_string();
+        assert!(e("{}").contains("no matchers"));
+        assert!(e("  ").contains("no matchers"));
+        assert!(e(r#"{a="b""#).contains("closing `}`"));
+        assert!(e(r#"a="b",,c="d""#).contains("no operator"));
     }
 
     #[test]

@@ -21,6 +21,6 @@ pub mod status;
 pub use group::{Flush, FlushReason, GroupError, GroupSpec, Grouper};
 pub use inhibit::{inhibitions, Dependencies, DependsOn, DependsOnEqual, InhibitError, Inhibition};
 pub use maintenance::{Days, MaintenanceError, MaintenanceSet, MaintenanceSpec, MaintenanceWindow};
-pub use matcher::{format_matcher, parse_matcher, CompiledMatcher, MatcherError};
+pub use matcher::{format_matcher, parse_matcher, parse_matchers, CompiledMatcher, MatcherError};
 pub use silence::{SilenceError, SilenceSet};
 pub use status::{mute_status, Mute, NoiseControl};

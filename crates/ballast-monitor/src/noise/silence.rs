@@ -15,6 +15,10 @@ use super::matcher::{compile_all, matches_all, CompiledMatcher, MatcherError};
 
 /// The most matchers one silence may have.
 pub const MAX_MATCHERS: usize = 64;
+/// The longest author, in bytes.
+pub const MAX_AUTHOR_LEN: usize = 256;
+/// The longest comment, in bytes.
+pub const MAX_COMMENT_LEN: usize = 4096;
 
 /// Why a silence was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -34,13 +38,20 @@ pub enum SilenceError {
     AlreadyEnded { ends_unix_ms: u64, now_unix_ms: u64 },
     #[error("a silence needs an author")]
     NoAuthor,
+    #[error("the silence's {field} is {len} bytes long; at most {max} are allowed")]
+    TooLong {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error(transparent)]
     Matcher(#[from] MatcherError),
 }
 
 /// Checks a silence as asked for at `now`: at least one matcher (and at most
 /// [`MAX_MATCHERS`]), valid, not all matching the empty string; an end after its start and
-/// after `now`; a non-blank author. Returns its compiled matchers.
+/// after `now`; a non-blank author; author and comment within [`MAX_AUTHOR_LEN`] and
+/// [`MAX_COMMENT_LEN`]. Returns its compiled matchers.
 pub fn validate(new: &NewSilence, now_unix_ms: u64) -> Result<Vec<CompiledMatcher>, SilenceError> {
     if new.matchers.is_empty() {
         return Err(SilenceError::NoMatchers);
@@ -69,6 +80,18 @@ pub fn validate(new: &NewSilence, now_unix_ms: u64) -> Result<Vec<CompiledMatche
     }
     if new.author.trim().is_empty() {
         return Err(SilenceError::NoAuthor);
+    }
+    for (field, text, max) in [
+        ("author", &new.author, MAX_AUTHOR_LEN),
+        ("comment", &new.comment, MAX_COMMENT_LEN),
+    ] {
+        if text.len() > max {
+            return Err(SilenceError::TooLong {
+                field,
+                len: text.len(),
+                max,
+            });
+        }
     }
     Ok(compiled)
 }
@@ -231,6 +254,15 @@ mod tests {
         assert!(matches!(
             validate(&new(bad, 10, 20), 5).unwrap_err(),
             SilenceError::Matcher(MatcherError::BadRegex { .. })
+        ));
+        let mut long = new(shop(), 10, 20);
+        long.comment = "x".repeat(MAX_COMMENT_LEN + 1);
+        assert!(matches!(
+            validate(&long, 5).unwrap_err(),
+            SilenceError::TooLong {
+                field: "comment",
+                ..
+            }
         ));
         let many = vec![matcher("a", MatchOp::Equal, "b"); MAX_MATCHERS + 1];
         assert!(matches!(

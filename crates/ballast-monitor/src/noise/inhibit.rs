@@ -21,11 +21,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ballast_core::{AlertRecord, Labels, Severity};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// One entry of a rule's `depends_on`: a rule name, or `{ rule, equal }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     untagged,
     expecting = "a rule name (\"pg-down\") or { rule = \"pg-down\", equal = [\"host\"] }"
@@ -36,7 +36,7 @@ pub enum DependsOn {
 }
 
 /// `{ rule = "D", equal = ["host"] }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DependsOnEqual {
     pub rule: String,

@@ -30,7 +30,7 @@ use ballast_core::{Duration, Labels, MatchOp, Matcher};
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::matcher::{matches_all, CompiledMatcher, MatcherError};
@@ -40,7 +40,7 @@ const DAY_MS: i64 = 86_400_000;
 const MAX_DURATION_MS: i64 = 7 * DAY_MS;
 
 /// `days` as written: one string or a list of them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
     untagged,
     expecting = "days as a string (\"mon-fri\") or a list of strings ([\"sat\", \"sun\"])"
@@ -51,7 +51,7 @@ pub enum Days {
 }
 
 /// One `[[maintenance]]` table of the config.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaintenanceSpec {
     pub name: String,
@@ -497,6 +497,18 @@ mod tests {
             "timezone": "UTC", "match": {"a": "b"}
         }));
         assert!(bare.is_err());
+        let bad_days = serde_json::from_value::<MaintenanceSpec>(serde_json::json!({
+            "name": "db", "days": 6, "start": "02:00", "duration": "1h",
+            "timezone": "UTC", "match": {"a": "b"}
+        }));
+        assert!(bad_days
+            .unwrap_err()
+            .to_string()
+            .contains("days as a string"));
+        // It writes back the same shape (for `ballast config show`).
+        let back: MaintenanceSpec =
+            serde_json::from_value(serde_json::to_value(&spec).unwrap()).unwrap();
+        assert_eq!(back, spec);
     }
 
     #[test]

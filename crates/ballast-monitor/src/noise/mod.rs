@@ -10,6 +10,15 @@
 //! - [`inhibit`]: critical over warning, and `depends_on`;
 //! - [`status`]: every alert's [`status::Mute`] (silenced, in maintenance, inhibited, and why);
 //! - [`group`]: grouping and deduplication of notifications.
+//!
+//! Wiring, each evaluation round at `now`: build a [`NoiseControl`] whenever the config or the
+//! silences change (its parts refuse bad input with errors that name it); call
+//! [`NoiseControl::status`] on every alert (own and received, see [`crate::alertmanager`]) and
+//! show each [`Mute`] in `GET /api/v1/alerts`; for each notification route, pass the alerts it
+//! matches that are not muted to its [`Grouper::update`], then send what [`Grouper::due`]
+//! returns (and sleep until [`Grouper::next_due`] at most). After a restart,
+//! [`Grouper::restore`] the alerts already notified. `POST /api/v1/silences` runs
+//! [`silence::validate`] first; the CLI reads matchers with [`parse_matcher`].
 
 pub mod group;
 pub mod inhibit;

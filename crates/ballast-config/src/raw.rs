@@ -33,6 +33,8 @@ pub struct File {
     pub monitor: Vec<crate::raw_monitor::Monitor>,
     #[serde(default)]
     pub rule: Vec<crate::raw_monitor::Rule>,
+    #[serde(default)]
+    pub maintenance: Vec<crate::raw_monitor::MaintenanceSpec>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -79,17 +79,7 @@ pub struct Min {
     pub severity: Option<String>,
 }
 
-/// One entry of `depends_on`: a rule name, or `{ rule, equal = [labels] }`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum DependsOn {
-    Name(String),
-    Table {
-        rule: String,
-        #[serde(default)]
-        equal: Vec<String>,
-    },
-}
+pub use ballast_monitor::plan::{DependsOn, MaintenanceSpec};
 
 /// `[[rule]]`.
 #[derive(Debug, Deserialize)]

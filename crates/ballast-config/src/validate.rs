@@ -148,7 +148,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
     };
     let runtime = servers::runtime(&mut c, raw.runtime);
     let store = store::store(&mut c, raw.store);
-    let monitoring = monitor::plan(&mut c, raw.alerting, raw.monitor, raw.rule);
+    let monitoring = monitor::plan(&mut c, raw.alerting, raw.monitor, raw.rule, raw.maintenance);
 
     let upstreams: Vec<Upstream> = raw
         .upstream

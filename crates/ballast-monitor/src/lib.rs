@@ -16,7 +16,9 @@
 //! forgotten, which bounds memory by the series that exist. NaN values are missing data.
 
 pub mod alert;
+pub mod alertmanager;
 pub mod engine;
+pub mod noise;
 pub mod plan;
 pub mod probe;
 pub mod rule;

@@ -38,13 +38,7 @@ pub struct MonitorDef {
     pub probe: ProbeSpec,
 }
 
-/// A rule's dependency: while any alert of `rule` fires (on the same values of `equal`, if
-/// any are listed), this rule's alerts are inhibited.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DependsOn {
-    pub rule: String,
-    pub equal: Vec<String>,
-}
+pub use crate::noise::{DependsOn, DependsOnEqual, MaintenanceSpec};
 
 /// One `[[rule]]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +62,8 @@ pub struct RuleDef {
 pub struct Plan {
     pub monitors: Vec<MonitorDef>,
     pub rules: Vec<RuleDef>,
+    /// Weekly windows during which matching alerts are muted.
+    pub maintenance: Vec<MaintenanceSpec>,
 }
 
 /// The built-in gateway monitor's name and interval.
@@ -134,10 +130,10 @@ impl Plan {
                         None,
                         0,
                     );
-                    degraded.depends_on.push(DependsOn {
+                    degraded.depends_on.push(DependsOn::Equal(DependsOnEqual {
                         rule: "upstream-down".into(),
                         equal: vec!["upstream".into()],
-                    });
+                    }));
                     pack.push(degraded);
                     pack.push(rule(
                         "upstream-down",
@@ -210,4 +206,21 @@ fn certificate_rule(monitor: &str) -> RuleDef {
         level(Direction::Below, 7.0, 8.0),
         0,
     )
+}
+
+impl Plan {
+    /// Every rule's `depends_on`, by rule name (a rule on several monitors has them all).
+    pub fn dependencies(&self) -> BTreeMap<String, Vec<DependsOn>> {
+        let mut out: BTreeMap<String, Vec<DependsOn>> = BTreeMap::new();
+        for r in &self.rules {
+            let deps = out.entry(r.spec.name.clone()).or_default();
+            for d in &r.depends_on {
+                if !deps.contains(d) {
+                    deps.push(d.clone());
+                }
+            }
+        }
+        out.retain(|_, d| !d.is_empty());
+        out
+    }
 }

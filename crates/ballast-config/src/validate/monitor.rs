@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ballast_core::Severity;
-use ballast_monitor::plan::{DependsOn, MonitorDef, Plan, RuleDef};
+use ballast_monitor::noise::{Dependencies, MaintenanceSet};
+use ballast_monitor::plan::{MonitorDef, Plan, RuleDef};
 use ballast_monitor::probe::ProbeSpec;
 use ballast_monitor::{Direction, LevelSpec, MinSpec, NoData, Rule, RuleSpec};
 
@@ -33,6 +34,7 @@ pub(super) fn plan(
     alerting: Option<raw::Alerting>,
     monitors: Vec<raw::Monitor>,
     rules: Vec<raw::Rule>,
+    maintenance: Vec<raw::MaintenanceSpec>,
 ) -> Plan {
     let mut plan = Plan::default();
     let mut names = HashSet::new();
@@ -93,17 +95,15 @@ pub(super) fn plan(
     if alerting.and_then(|a| a.default_rules).unwrap_or(true) {
         plan = plan.with_defaults();
     }
-    // Dependencies must name rules that exist (after the defaults joined).
-    for (i, r) in plan.rules.iter().enumerate() {
-        for d in &r.depends_on {
-            if !plan.rules.iter().any(|o| o.spec.name == d.rule) {
-                c.fail(
-                    format!("rule[{i}].depends_on"),
-                    format!("no rule is named `{}`", d.rule),
-                );
-            }
-        }
+    // Dependencies may name an alertname received from Alertmanager, so an unknown name is
+    // allowed; a rule depending on itself or a cycle is not.
+    if let Err(e) = Dependencies::new(plan.dependencies()) {
+        c.fail("rule", e.to_string());
     }
+    if let Err(e) = MaintenanceSet::new(&maintenance) {
+        c.fail("maintenance", e.to_string());
+    }
+    plan.maintenance = maintenance;
     plan
 }
 
@@ -211,16 +211,6 @@ fn rule(c: &mut Checker, i: usize, r: raw::Rule, plan: &Plan) -> Option<RuleDef>
         matchers: r.matchers,
         labels: r.labels,
         annotations: r.annotations,
-        depends_on: r
-            .depends_on
-            .into_iter()
-            .map(|d| match d {
-                raw::DependsOn::Name(rule) => DependsOn {
-                    rule,
-                    equal: Vec::new(),
-                },
-                raw::DependsOn::Table { rule, equal } => DependsOn { rule, equal },
-            })
-            .collect(),
+        depends_on: r.depends_on,
     })
 }

@@ -15,10 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ballast_core::{Ack, AlertRecord, Event};
+use ballast_core::{Ack, AlertRecord, AlertView, Event, Silence};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::noise::{
+    Dependencies, InhibitError, MaintenanceError, MaintenanceSet, NoiseControl, SilenceSet,
+};
 use crate::plan::Plan;
 use crate::probe::gateway::{GatewayProbe, GatewaySource};
 use crate::probe::heartbeat::{system_clock, HeartbeatProbe, Heartbeats};
@@ -51,10 +54,15 @@ pub enum EngineError {
     Book(#[from] BookError),
     #[error("monitor {monitor:?}: {error}")]
     Probe { monitor: String, error: SpecError },
+    #[error(transparent)]
+    Maintenance(#[from] MaintenanceError),
+    #[error(transparent)]
+    Dependencies(#[from] InhibitError),
 }
 
 struct Shared {
     book: Mutex<Book>,
+    noise: Mutex<NoiseControl>,
     outputs: Outputs,
     dropped: AtomicU64,
     wake: BTreeMap<String, Arc<Notify>>,
@@ -118,12 +126,13 @@ pub fn build_probe(
 
 impl Engine {
     /// Starts every monitor of `plan`. `restored` are the alerts the store kept (firing ones
-    /// resume without being announced again).
+    /// resume without being announced again), `silences` the silences it kept.
     pub fn start(
         plan: &Plan,
         env: &ProbeEnv,
         outputs: Outputs,
         restored: Vec<AlertRecord>,
+        silences: Vec<Silence>,
     ) -> Result<Engine, EngineError> {
         let mut book = Book::new(&plan.monitors, &plan.rules)?;
         let restored = book.restore(restored);
@@ -142,8 +151,14 @@ impl Engine {
             .iter()
             .map(|(m, _)| (m.name.clone(), Arc::new(Notify::new())))
             .collect();
+        let noise = NoiseControl {
+            silences: SilenceSet::new(silences),
+            maintenance: MaintenanceSet::new(&plan.maintenance)?,
+            dependencies: Dependencies::new(plan.dependencies())?,
+        };
         let shared = Arc::new(Shared {
             book: Mutex::new(book),
+            noise: Mutex::new(noise),
             outputs,
             dropped: AtomicU64::new(0),
             wake,
@@ -209,6 +224,56 @@ impl Engine {
     pub fn receive(&self, alerts: Vec<AlertRecord>) {
         let recorded = self.shared.book().receive(alerts, now_ms());
         self.shared.send(recorded);
+    }
+
+    /// Every listed alert (pending, firing, recently resolved) with whether and why it is
+    /// muted, worst first: firing critical, firing warning, pending, resolved; then newest.
+    pub fn alerts(&self, now: u64) -> Vec<AlertView> {
+        let records: Vec<AlertRecord> = self.shared.book().alerts().cloned().collect();
+        let mut mutes = self.noise().status(&records, now);
+        let mut views: Vec<AlertView> = records
+            .into_iter()
+            .map(|alert| {
+                let mute = mutes.remove(&alert.id).unwrap_or_default();
+                AlertView {
+                    silenced: !mute.silenced_by.is_empty() || !mute.maintenance.is_empty(),
+                    inhibited: !mute.inhibited_by.is_empty(),
+                    acknowledged: alert.ack.is_some(),
+                    mute,
+                    alert,
+                }
+            })
+            .collect();
+        let rank = |v: &AlertView| match v.alert.state {
+            ballast_core::AlertState::Firing { severity } => match severity {
+                ballast_core::Severity::Critical => 0,
+                ballast_core::Severity::Warning => 1,
+            },
+            ballast_core::AlertState::Pending => 2,
+            _ => 3,
+        };
+        views.sort_by(|a, b| {
+            rank(a)
+                .cmp(&rank(b))
+                .then(b.alert.since_unix_ms.cmp(&a.alert.since_unix_ms))
+        });
+        views
+    }
+
+    /// Replaces the silences in force (after one was added or expired).
+    pub fn set_silences(&self, silences: Vec<Silence>) {
+        self.noise().silences = SilenceSet::new(silences);
+    }
+
+    /// The silences held, newest first.
+    pub fn silences(&self) -> Vec<Silence> {
+        let mut all: Vec<Silence> = self.noise().silences.silences().cloned().collect();
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all
+    }
+
+    fn noise(&self) -> MutexGuard<'_, NoiseControl> {
+        self.shared.noise.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Raises an event through the engine's event channel (silences, heartbeats).

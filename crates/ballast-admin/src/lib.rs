@@ -21,17 +21,19 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ballast_core::{
-    Change, ChangeEntry, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
+    Ack, AlertRecord, AlertView, Change, ChangeEntry, Silence, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
     Origin, Report, RollbackReport, Snapshot, Stamped,
 };
 use serde_json::json;
 
+pub mod alerts;
 pub mod changes;
 pub mod history;
 pub mod rollback;
+pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
 pub use rollback::RollbackError;
 
@@ -103,6 +105,51 @@ pub trait Control: Send + Sync + 'static {
     fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
         Box::pin(async { Err(HistoryError::Off) })
     }
+
+    // Monitoring and alerting; the defaults answer as a process without monitoring.
+
+    /// Every monitor with its definition, last result and run counts.
+    fn monitors(&self) -> Result<serde_json::Value, AlertingError> {
+        Err(AlertingError::Off)
+    }
+    /// One reading's values since a time: in memory for the last hour, per-minute rollups
+    /// from the store beyond.
+    fn metric_history(
+        &self,
+        _query: HistoryQuery,
+    ) -> BoxFuture<'_, Result<serde_json::Value, AlertingError>> {
+        Box::pin(async { Err(AlertingError::Off) })
+    }
+    /// Every listed alert with its mute status.
+    fn alerts(&self) -> Result<Vec<AlertView>, AlertingError> {
+        Err(AlertingError::Off)
+    }
+    fn ack(&self, _id: String, _ack: Ack) -> BoxFuture<'_, Result<AlertRecord, AlertingError>> {
+        Box::pin(async { Err(AlertingError::Off) })
+    }
+    fn silences(
+        &self,
+        _include_expired: bool,
+    ) -> BoxFuture<'_, Result<Vec<Silence>, AlertingError>> {
+        Box::pin(async { Err(AlertingError::Off) })
+    }
+    fn add_silence(&self, _input: SilenceInput) -> BoxFuture<'_, Result<Silence, AlertingError>> {
+        Box::pin(async { Err(AlertingError::Off) })
+    }
+    fn expire_silence(
+        &self,
+        _id: u64,
+        _by: String,
+    ) -> BoxFuture<'_, Result<Silence, AlertingError>> {
+        Box::pin(async { Err(AlertingError::Off) })
+    }
+    fn heartbeat(&self, _name: String, _beat: Beat) -> Result<(), AlertingError> {
+        Err(AlertingError::Off)
+    }
+    /// An Alertmanager or Grafana webhook body; the number of alerts taken.
+    fn receive_alerts(&self, _body: &[u8]) -> Result<usize, AlertingError> {
+        Err(AlertingError::Off)
+    }
 }
 
 /// Every error the admin API answers, as one type: the status code follows from the kind.
@@ -167,6 +214,19 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/config/rollback", post(rollback::rollback))
         .route("/api/v1/config/drift", get(changes::drift))
         .route("/api/v1/changes", get(changes::list).post(changes::record))
+        .route("/api/v1/monitors", get(alerts::monitors))
+        .route("/api/v1/metrics/history", get(alerts::history))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/{id}/ack", post(alerts::ack))
+        .route(
+            "/api/v1/silences",
+            get(alerts::silences).post(alerts::add_silence),
+        )
+        .route("/api/v1/silences/{id}", delete(alerts::expire_silence))
+        .route("/api/v1/heartbeat/{name}", post(alerts::ping))
+        .route("/api/v1/heartbeat/{name}/start", post(alerts::start))
+        .route("/api/v1/heartbeat/{name}/fail", post(alerts::failed))
+        .route("/api/v1/alertmanager", post(alerts::alertmanager))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

@@ -237,6 +237,25 @@ impl Book {
         restored
     }
 
+    /// After [`Book::restore`] on a reload: keeps listing received alerts, and resolved or
+    /// pending ones of rules that still exist, so the list does not blink.
+    pub fn keep_listed(&mut self, records: Vec<AlertRecord>) {
+        for r in records {
+            if self.alerts.contains_key(&r.id) {
+                continue;
+            }
+            let rule_exists = self
+                .monitors
+                .get(r.labels.get("monitor").unwrap_or(""))
+                .is_some_and(|m| m.rules.contains_key(&r.rule));
+            if r.source == AlertSource::Alertmanager
+                || (rule_exists && r.state == AlertState::Resolved)
+            {
+                self.alerts.insert(r.id.clone(), r);
+            }
+        }
+    }
+
     /// Records one run of `monitor` finished at `now` and evaluates its rules.
     pub fn record(&mut self, monitor: &str, mut run: RunResult, now: u64) -> Recorded {
         let mut out = Recorded::default();

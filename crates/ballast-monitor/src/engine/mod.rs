@@ -65,7 +65,9 @@ struct Shared {
     noise: Mutex<NoiseControl>,
     outputs: Outputs,
     dropped: AtomicU64,
-    wake: BTreeMap<String, Arc<Notify>>,
+    wake: Mutex<BTreeMap<String, Arc<Notify>>>,
+    env: ProbeEnv,
+    limit: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -134,48 +136,52 @@ impl Engine {
         restored: Vec<AlertRecord>,
         silences: Vec<Silence>,
     ) -> Result<Engine, EngineError> {
-        let mut book = Book::new(&plan.monitors, &plan.rules)?;
-        let restored = book.restore(restored);
-        if restored > 0 {
-            tracing::info!(restored, "alerts restored from the store");
-        }
-        let mut probes = Vec::new();
-        for m in &plan.monitors {
-            let probe = build_probe(m, env).map_err(|error| EngineError::Probe {
-                monitor: m.name.clone(),
-                error,
-            })?;
-            probes.push((m.clone(), probe));
-        }
-        let wake = probes
-            .iter()
-            .map(|(m, _)| (m.name.clone(), Arc::new(Notify::new())))
-            .collect();
-        let noise = NoiseControl {
-            silences: SilenceSet::new(silences),
-            maintenance: MaintenanceSet::new(&plan.maintenance)?,
-            dependencies: Dependencies::new(plan.dependencies())?,
-        };
+        let (book, noise, probes) = prepare(plan, env, restored, silences)?;
         let shared = Arc::new(Shared {
             book: Mutex::new(book),
             noise: Mutex::new(noise),
             outputs,
             dropped: AtomicU64::new(0),
-            wake,
+            wake: Mutex::new(BTreeMap::new()),
+            env: env.clone(),
+            limit: Arc::new(Semaphore::new(CONCURRENT_PROBES)),
         });
-        let limit = Arc::new(Semaphore::new(CONCURRENT_PROBES));
-        let tasks = probes
-            .into_iter()
-            .map(|(def, probe)| {
-                let shared = shared.clone();
-                let limit = limit.clone();
-                tokio::spawn(async move { run_monitor(def, probe, shared, limit).await })
-            })
-            .collect();
-        Ok(Engine {
+        let engine = Engine {
             shared,
-            tasks: Arc::new(Mutex::new(tasks)),
-        })
+            tasks: Arc::new(Mutex::new(Vec::new())),
+        };
+        engine.spawn(probes);
+        Ok(engine)
+    }
+
+    /// Runs a new plan (a reload): the new monitors start, alerts of rules that still exist
+    /// keep their state (a firing alert is not announced again), and silences stay. If the
+    /// plan cannot be built, the running one stays and the error says why.
+    pub fn reconfigure(&self, plan: &Plan) -> Result<(), EngineError> {
+        let kept: Vec<AlertRecord> = self.shared.book().alerts().cloned().collect();
+        let silences = self.silences();
+        let (mut book, noise, probes) = prepare(plan, &self.shared.env, kept.clone(), silences)?;
+        // Received alerts and those of rules that still exist stay listed.
+        book.keep_listed(kept);
+        self.stop();
+        *self.shared.book() = book;
+        *self.noise() = noise;
+        self.spawn(probes);
+        Ok(())
+    }
+
+    fn spawn(&self, probes: Vec<(crate::plan::MonitorDef, Arc<dyn Probe>)>) {
+        let mut wake = self.shared.wake.lock().unwrap_or_else(|e| e.into_inner());
+        wake.clear();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        for (def, probe) in probes {
+            let notify = Arc::new(Notify::new());
+            wake.insert(def.name.clone(), notify.clone());
+            let shared = self.shared.clone();
+            tasks.push(tokio::spawn(async move {
+                run_monitor(def, probe, shared, notify).await
+            }));
+        }
     }
 
     /// Stops every monitor task.
@@ -187,7 +193,8 @@ impl Engine {
 
     /// Runs `monitor` now instead of at its next tick (a heartbeat's `/fail`).
     pub fn run_now(&self, monitor: &str) -> bool {
-        match self.shared.wake.get(monitor) {
+        let wake = self.shared.wake.lock().unwrap_or_else(|e| e.into_inner());
+        match wake.get(monitor) {
             Some(n) => {
                 n.notify_one();
                 true
@@ -285,13 +292,42 @@ impl Engine {
     }
 }
 
+/// The books, noise control and probes of a plan, built before anything is swapped in.
+#[allow(clippy::type_complexity)]
+fn prepare(
+    plan: &Plan,
+    env: &ProbeEnv,
+    restored: Vec<AlertRecord>,
+    silences: Vec<Silence>,
+) -> Result<(Book, NoiseControl, Vec<(crate::plan::MonitorDef, Arc<dyn Probe>)>), EngineError> {
+    let mut book = Book::new(&plan.monitors, &plan.rules)?;
+    let restored = book.restore(restored);
+    if restored > 0 {
+        tracing::info!(restored, "firing alerts restored");
+    }
+    let mut probes = Vec::new();
+    for m in &plan.monitors {
+        let probe = build_probe(m, env).map_err(|error| EngineError::Probe {
+            monitor: m.name.clone(),
+            error,
+        })?;
+        probes.push((m.clone(), probe));
+    }
+    let noise = NoiseControl {
+        silences: SilenceSet::new(silences),
+        maintenance: MaintenanceSet::new(&plan.maintenance)?,
+        dependencies: Dependencies::new(plan.dependencies())?,
+    };
+    Ok((book, noise, probes))
+}
+
 async fn run_monitor(
     def: crate::plan::MonitorDef,
     probe: Arc<dyn Probe>,
     shared: Arc<Shared>,
-    limit: Arc<Semaphore>,
+    wake: Arc<Notify>,
 ) {
-    let wake = shared.wake.get(&def.name).cloned().unwrap_or_default();
+    let limit = shared.limit.clone();
     let mut ticks = tokio::time::interval(def.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

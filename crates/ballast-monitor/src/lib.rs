@@ -16,6 +16,7 @@
 //! forgotten, which bounds memory by the series that exist. NaN values are missing data.
 
 pub mod alert;
+pub mod history;
 pub mod probe;
 pub mod rule;
 
@@ -25,6 +26,7 @@ use ballast_core::{AlertState, AlertTransition, Labels, Severity};
 use thiserror::Error;
 
 pub use alert::Alert;
+pub use history::{MetricHistory, Summary};
 pub use rule::{Direction, Level, LevelSpec, MinSpec, NoData, Rule, RuleError, RuleSpec};
 
 /// One value of one series for one rule. `value: None` (or NaN) is missing data.

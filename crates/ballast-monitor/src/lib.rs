@@ -18,6 +18,7 @@
 pub mod alert;
 pub mod alertmanager;
 pub mod engine;
+pub mod history;
 pub mod noise;
 pub mod plan;
 pub mod probe;
@@ -29,6 +30,7 @@ use ballast_core::{AlertState, AlertTransition, Labels, Severity};
 use thiserror::Error;
 
 pub use alert::Alert;
+pub use history::{MetricHistory, Summary};
 pub use rule::{Direction, Level, LevelSpec, MinSpec, NoData, Rule, RuleError, RuleSpec};
 
 /// One value of one series for one rule. `value: None` (or NaN) is missing data.

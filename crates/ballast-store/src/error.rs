@@ -44,13 +44,20 @@ pub enum StoreError {
     /// A number is above what the store's signed 64-bit integers hold.
     #[error("{field} = {value} is too large for the store (at most {max})", max = i64::MAX)]
     OutOfRange { field: &'static str, value: u64 },
-    /// An event could not be encoded as JSON.
-    #[error("encoding an event as JSON failed: {0}")]
+    /// A value (an event, a label set, matchers) could not be encoded as JSON.
+    #[error("encoding a value as JSON failed: {0}")]
     Encode(#[source] serde_json::Error),
     /// An operation took longer than the caller allows (a database that hangs rather than
     /// refuses); counted as unavailable.
     #[error("the store did not answer within {0:?}")]
     TimedOut(std::time::Duration),
+    /// The record asked for does not exist (never did, or was pruned).
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: String },
+    /// A value given to the store cannot be kept as it is (a non-finite number where both
+    /// backends need a finite one, a silence that ends before it starts).
+    #[error("{field} cannot be stored: {reason}")]
+    InvalidValue { field: &'static str, reason: String },
     /// A stored row cannot be turned back into a value (written by a newer Ballast, or edited
     /// by hand).
     #[error("{table} row {id} cannot be read back: {reason}")]

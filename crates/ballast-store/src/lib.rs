@@ -1,8 +1,8 @@
 //! Ballast's operations store: the memory of the gateway and of its operations brain.
 //!
 //! It exists so that events, every config version (applied or refused), change markers from
-//! CI/CD and the instances sharing a database outlive the process, and so that no other crate
-//! writes SQL (DESIGN.md §2, §5). One [`Store`] hides which backend holds the data: a SQLite
+//! CI/CD, the instances sharing a database, and the alerting side's alerts, silences and metric
+//! rollups outlive the process, and so that no other crate writes SQL (DESIGN.md §2, §5). One [`Store`] hides which backend holds the data: a SQLite
 //! file (the default, nothing to install) or a PostgreSQL database shared by several instances.
 //! Its API takes and returns `ballast-core` values.
 //!
@@ -23,6 +23,7 @@ macro_rules! on_pool {
     };
 }
 
+mod alerts;
 mod changes;
 mod configs;
 mod error;
@@ -30,7 +31,9 @@ mod events;
 mod instances;
 mod open;
 mod retention;
+mod rollups;
 mod rows;
+mod silences;
 pub mod sink;
 #[cfg(feature = "test-support")]
 pub mod test_support;

@@ -348,7 +348,8 @@ impl HttpProbe {
         if let (Ok(()), Some(max)) = (&verdict, s.max_latency) {
             if resp.latency > max.get() {
                 verdict = Err(format!(
-                    "latency {latency_ms:.0} ms is over max_latency {max}"
+                    "latency {latency_ms:.1} ms is over max_latency {:?}",
+                    max.get()
                 ));
             }
         }

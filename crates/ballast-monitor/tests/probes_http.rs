@@ -175,6 +175,12 @@ fn bad_specs_name_their_field() {
         err("url = \"http://x/\"\nca_file = \"/nonexistent/ca.pem\""),
         "ca_file"
     );
+    // validate() alone (what the config crate calls) checks the CA file too.
+    let e = spec::<HttpSpec>("url = \"http://x/\"\nca_file = \"/nonexistent/ca.pem\"")
+        .validate()
+        .unwrap_err();
+    assert_eq!(e.field, "ca_file");
+    assert!(spec::<HttpSpec>("url = \"http://x/\"").validate().is_ok());
     // Unknown keys and bad ranges are refused while deserializing.
     assert!(toml::from_str::<HttpSpec>("url = \"http://x/\"\nname = \"n\"").is_err());
     assert!(

@@ -355,6 +355,20 @@ pub(crate) fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, St
     Ok(certs)
 }
 
+/// Checks that an optional `ca_file` holds PEM certificates (read once, when the probe is
+/// built; a changed file is read again only when the config is reloaded).
+pub(crate) fn validate_ca_file(
+    field: &str,
+    ca_file: Option<&Path>,
+) -> Result<(), super::SpecError> {
+    match ca_file {
+        Some(path) => load_certs(path)
+            .map(|_| ())
+            .map_err(|e| super::SpecError::new(field, e)),
+        None => Ok(()),
+    }
+}
+
 /// SNI for a host: a DNS name, or an IP address.
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string()).map_err(|e| format!("{host:?} is no server name: {e}"))

@@ -21,7 +21,7 @@
 //! tls_verify = true                   # false accepts any certificate
 //! ```
 //!
-//! Readings: `latency_ms` and `status` (both present whenever a response came back, even when
+//! Redirects are not followed: a 3xx is the status checked. Readings: `latency_ms` and `status` (both present whenever a response came back, even when
 //! an expectation failed). Only the first [`MAX_BODY`](super::client::MAX_BODY) bytes of a body
 //! are read and checked.
 
@@ -34,10 +34,11 @@ use bytes::Bytes;
 use http::Method;
 use serde::Deserialize;
 
-use super::client::{HttpClient, Request, Response, Target};
+use super::client::{validate_ca_file, HttpClient, Request, Response, Target};
 use super::{BoxFuture, Outcome, Probe, SpecError};
 
-/// The statuses a response may have: ranges of codes, inclusive.
+/// The statuses a response may have: ranges of codes, inclusive. Written `"200-299"`, `"204"`,
+/// `204` or `[200, 204]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "RawStatus")]
 pub struct ExpectStatus {
@@ -283,6 +284,7 @@ impl HttpSpec {
         Target::parse(&self.url).map_err(|e| SpecError::new("url", e.to_string()))?;
         parse_method("method", &self.method)?;
         validate_headers("headers", &self.headers)?;
+        validate_ca_file("ca_file", self.ca_file.as_deref())?;
         if let Some(json) = &self.json {
             json.validate("json")?;
         }

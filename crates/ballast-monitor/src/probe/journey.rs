@@ -43,7 +43,7 @@ use http::{HeaderMap, Method};
 use regex::Regex;
 use serde::Deserialize;
 
-use super::client::{HttpClient, Request, Response, Target};
+use super::client::{validate_ca_file, HttpClient, Request, Response, Target};
 use super::http::{
     check_response, default_method, parse_json, parse_method, validate_headers, validate_pointer,
     yes, ExpectStatus, JsonExpect,
@@ -101,6 +101,7 @@ pub struct CaptureSpec {
 
 impl JourneySpec {
     pub fn validate(&self) -> Result<(), SpecError> {
+        validate_ca_file("ca_file", self.ca_file.as_deref())?;
         compile(self).map(|_| ())
     }
 }
@@ -397,6 +398,7 @@ struct StepRun {
 
 impl JourneyProbe {
     pub fn new(spec: JourneySpec) -> Result<JourneyProbe, SpecError> {
+        spec.validate()?;
         let steps = compile(&spec)?;
         let client = HttpClient::new(spec.ca_file.as_deref(), spec.tls_verify)
             .map_err(|e| SpecError::new("ca_file", e.to_string()))?;

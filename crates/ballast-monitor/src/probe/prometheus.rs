@@ -30,7 +30,7 @@ use http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::{HttpClient, Request, Response, Target};
+use super::client::{validate_ca_file, HttpClient, Request, Response, Target};
 use super::http::{parse_json, validate_headers, yes};
 use super::{BoxFuture, Outcome, Probe, SpecError};
 
@@ -69,7 +69,8 @@ impl PrometheusSpec {
         if self.value.trim().is_empty() {
             return Err(SpecError::new("value", "is empty"));
         }
-        validate_headers("headers", &self.headers)
+        validate_headers("headers", &self.headers)?;
+        validate_ca_file("ca_file", self.ca_file.as_deref())
     }
 
     fn query_url(&self) -> String {

@@ -29,7 +29,9 @@ use ballast_core::{Labels, UtcTime};
 use rustls::ProtocolVersion;
 use serde::Deserialize;
 
-use super::client::{connect, load_certs, provider, root_store, server_name, RecordingVerifier};
+use super::client::{
+    connect, provider, root_store, server_name, validate_ca_file, RecordingVerifier,
+};
 use super::tcp::split_host_port;
 use super::{BoxFuture, Outcome, Probe, SpecError};
 
@@ -51,10 +53,7 @@ impl TlsSpec {
             Some(name) => server_name(name).map_err(|e| SpecError::new("server_name", e))?,
             None => server_name(&host).map_err(|e| SpecError::new("target", e))?,
         };
-        if let Some(path) = &self.ca_file {
-            load_certs(path).map_err(|e| SpecError::new("ca_file", e))?;
-        }
-        Ok(())
+        validate_ca_file("ca_file", self.ca_file.as_deref())
     }
 }
 

@@ -34,7 +34,7 @@ use serde::Deserialize;
 use super::{BoxFuture, Outcome, Probe, SpecError};
 
 /// `kind = "dns"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSpec {
     pub host: String,

@@ -255,7 +255,7 @@ pub(crate) fn yes() -> bool {
 }
 
 /// `kind = "http"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSpec {
     pub url: String,

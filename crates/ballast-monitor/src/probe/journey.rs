@@ -51,7 +51,7 @@ use super::http::{
 use super::{BoxFuture, Outcome, Probe, SpecError};
 
 /// `kind = "journey"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JourneySpec {
     pub steps: Vec<StepSpec>,
@@ -62,7 +62,7 @@ pub struct JourneySpec {
 }
 
 /// One step of a journey.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     pub name: String,
@@ -84,7 +84,7 @@ pub struct StepSpec {
 }
 
 /// A value a step takes from its response: exactly one of `json`, `header` or `regex`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureSpec {
     pub name: String,

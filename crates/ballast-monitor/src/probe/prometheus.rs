@@ -39,7 +39,7 @@ fn default_value() -> String {
 }
 
 /// `kind = "prometheus"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusSpec {
     pub url: String,

@@ -21,7 +21,7 @@ use super::client::connect;
 use super::{BoxFuture, Outcome, Probe, SpecError};
 
 /// `kind = "tcp"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TcpSpec {
     pub target: String,

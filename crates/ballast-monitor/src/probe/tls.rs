@@ -36,7 +36,7 @@ use super::tcp::split_host_port;
 use super::{BoxFuture, Outcome, Probe, SpecError};
 
 /// `kind = "tls"`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSpec {
     pub target: String,

@@ -15,10 +15,17 @@
 //! - the runner adds `up` (1 when the run had no error, else 0) unless the probe set it, so
 //!   every monitor can be alerted on with `value = "up"` and `min = { below = 1 }`.
 
+pub mod client;
+pub mod dns;
 pub mod heartbeat;
 pub mod host;
+pub mod http;
+pub mod journey;
 pub mod process;
 pub mod procfs;
+pub mod prometheus;
+pub mod tcp;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -27,6 +27,7 @@ use crate::probe::gateway::{GatewayProbe, GatewaySource};
 use crate::probe::heartbeat::{system_clock, HeartbeatProbe, Heartbeats};
 use crate::probe::host::HostProbe;
 use crate::probe::process::ProcessProbe;
+use crate::probe::{dns, http, journey, prometheus, tcp, tls};
 use crate::probe::{Outcome, Probe, ProbeSpec, SpecError};
 pub use book::{Book, BookError, Recorded, RunCounts, RunResult};
 
@@ -123,6 +124,12 @@ pub fn build_probe(
             env.heartbeats.clone(),
             system_clock(),
         )?),
+        ProbeSpec::Http(s) => Arc::new(http::HttpProbe::new(s.clone())?),
+        ProbeSpec::Tcp(s) => Arc::new(tcp::TcpProbe::new(s.clone())?),
+        ProbeSpec::Dns(s) => Arc::new(dns::DnsProbe::new(s.clone())?),
+        ProbeSpec::Tls(s) => Arc::new(tls::TlsProbe::new(s.clone())?),
+        ProbeSpec::Journey(s) => Arc::new(journey::JourneyProbe::new(s.clone())?),
+        ProbeSpec::Prometheus(s) => Arc::new(prometheus::PrometheusProbe::new(s.clone())?),
     })
 }
 

@@ -121,11 +121,28 @@ pub enum ProbeSpec {
     Host(host::HostSpec),
     Process(process::ProcessSpec),
     Heartbeat(heartbeat::HeartbeatSpec),
+    Http(http::HttpSpec),
+    Tcp(tcp::TcpSpec),
+    Dns(dns::DnsSpec),
+    Tls(tls::TlsSpec),
+    Journey(journey::JourneySpec),
+    Prometheus(prometheus::PrometheusSpec),
 }
 
 impl ProbeSpec {
     /// The kinds a `[[monitor]]` may name.
-    pub const KINDS: &'static [&'static str] = &["gateway", "host", "process", "heartbeat"];
+    pub const KINDS: &'static [&'static str] = &[
+        "gateway",
+        "host",
+        "process",
+        "heartbeat",
+        "http",
+        "tcp",
+        "dns",
+        "tls",
+        "journey",
+        "prometheus",
+    ];
 
     /// Reads the kind-specific keys of a `[[monitor]]` table (everything but `name`, `kind`,
     /// `interval` and `timeout`) as the spec of `kind`, and validates it.
@@ -143,6 +160,12 @@ impl ProbeSpec {
             "host" => ProbeSpec::Host(read(keys)?),
             "process" => ProbeSpec::Process(read(keys)?),
             "heartbeat" => ProbeSpec::Heartbeat(read(keys)?),
+            "http" => ProbeSpec::Http(read(keys)?),
+            "tcp" => ProbeSpec::Tcp(read(keys)?),
+            "dns" => ProbeSpec::Dns(read(keys)?),
+            "tls" => ProbeSpec::Tls(read(keys)?),
+            "journey" => ProbeSpec::Journey(read(keys)?),
+            "prometheus" => ProbeSpec::Prometheus(read(keys)?),
             other => {
                 return Err(SpecError::new(
                     "kind",
@@ -163,6 +186,12 @@ impl ProbeSpec {
             ProbeSpec::Host(s) => s.validate(),
             ProbeSpec::Process(s) => s.validate(),
             ProbeSpec::Heartbeat(s) => s.validate(),
+            ProbeSpec::Http(s) => s.validate(),
+            ProbeSpec::Tcp(s) => s.validate(),
+            ProbeSpec::Dns(s) => s.validate(),
+            ProbeSpec::Tls(s) => s.validate(),
+            ProbeSpec::Journey(s) => s.validate(),
+            ProbeSpec::Prometheus(s) => s.validate(),
         }
     }
 
@@ -172,6 +201,12 @@ impl ProbeSpec {
             ProbeSpec::Host(_) => "host",
             ProbeSpec::Process(_) => "process",
             ProbeSpec::Heartbeat(_) => "heartbeat",
+            ProbeSpec::Http(_) => "http",
+            ProbeSpec::Tcp(_) => "tcp",
+            ProbeSpec::Dns(_) => "dns",
+            ProbeSpec::Tls(_) => "tls",
+            ProbeSpec::Journey(_) => "journey",
+            ProbeSpec::Prometheus(_) => "prometheus",
         }
     }
 }

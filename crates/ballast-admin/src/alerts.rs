@@ -165,10 +165,9 @@ fn who(body: &[u8], headers: &HeaderMap) -> Result<(String, String), ApiError> {
         })?
     };
     let origin = crate::origin(headers)?;
-    let by = w
-        .by
-        .filter(|b| !b.trim().is_empty())
-        .unwrap_or_else(|| origin.name().to_string());
+    let by =
+        w.by.filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| origin.name().to_string());
     Ok((by, w.comment.unwrap_or_default()))
 }
 
@@ -248,8 +247,9 @@ fn silence_request(body: &[u8], now: u64) -> Result<SilenceInput, String> {
     let ends = match (req.ends_unix_ms, req.duration) {
         (Some(e), None) => e,
         (None, Some(d)) => {
-            let d: ballast_core::Duration =
-                d.parse().map_err(|e| format!("duration: {e}; e.g. \"2h\""))?;
+            let d: ballast_core::Duration = d
+                .parse()
+                .map_err(|e| format!("duration: {e}; e.g. \"2h\""))?;
             starts.saturating_add(u64::try_from(d.get().as_millis()).unwrap_or(u64::MAX))
         }
         _ => return Err("give exactly one of \"duration\" or \"ends_unix_ms\"".into()),
@@ -329,7 +329,12 @@ pub(crate) async fn failed(
 ) -> Response {
     let text = String::from_utf8_lossy(&body);
     let reason: String = text.trim().chars().take(REASON_MAX).collect();
-    beat(state, name, Beat::Fail((!reason.is_empty()).then_some(reason))).await
+    beat(
+        state,
+        name,
+        Beat::Fail((!reason.is_empty()).then_some(reason)),
+    )
+    .await
 }
 
 pub(crate) async fn alertmanager(State(state): State<AdminState>, body: Bytes) -> Response {

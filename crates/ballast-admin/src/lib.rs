@@ -24,8 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ballast_core::{
-    Ack, AlertRecord, AlertView, Change, ChangeEntry, Silence, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
-    Origin, Report, RollbackReport, Snapshot, Stamped,
+    Ack, AlertRecord, AlertView, Change, ChangeEntry, Command, CommandError, ConfigVersion,
+    DriftReport, Issued, NewChange, Origin, Report, RollbackReport, Silence, Snapshot, Stamped,
 };
 use serde_json::json;
 

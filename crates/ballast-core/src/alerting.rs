@@ -135,7 +135,9 @@ pub struct Mute {
 
 impl Mute {
     pub fn is_muted(&self) -> bool {
-        !(self.silenced_by.is_empty() && self.maintenance.is_empty() && self.inhibited_by.is_empty())
+        !(self.silenced_by.is_empty()
+            && self.maintenance.is_empty()
+            && self.inhibited_by.is_empty())
     }
 }
 

@@ -4,8 +4,8 @@
 //! route), never a per-request record: those belong to the access log.
 
 use crate::alert::{AlertState, Labels};
-use serde::{Deserialize, Serialize};
 use crate::alerting::AlertSource;
+use serde::{Deserialize, Serialize};
 
 /// Who or what asked for a change: events and the change history record it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

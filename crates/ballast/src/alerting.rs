@@ -95,6 +95,13 @@ impl Alerting {
         self.engine.stop();
     }
 
+    /// Runs the monitoring plan of a config just applied.
+    pub fn reconfigure(&self, plan: &Plan) {
+        if let Err(e) = self.engine.reconfigure(plan) {
+            tracing::error!(error = %e, "monitoring kept its previous plan: the new one could not be started");
+        }
+    }
+
     pub fn monitors(&self) -> serde_json::Value {
         self.engine.with_book(|book| {
             serde_json::Value::Array(
@@ -121,18 +128,12 @@ impl Alerting {
         self.engine.alerts(now_ms())
     }
 
-    pub async fn ack(
-        &self,
-        history: &History,
-        id: &str,
-        ack: Ack,
-    ) -> Result<AlertRecord, AlertingError> {
+    pub fn ack(&self, id: &str, ack: Ack) -> Result<AlertRecord, AlertingError> {
         let record = self
             .engine
             .ack(id, ack.clone())
             .ok_or_else(|| AlertingError::NotFound(format!("no alert {id} is listed")))?;
         tracing::info!(alert = id, by = %ack.by, "alert acknowledged");
-        let _ = history;
         Ok(record)
     }
 
@@ -143,9 +144,8 @@ impl Alerting {
     ) -> Result<Silence, AlertingError> {
         let mut new: NewSilence = input.silence;
         for text in &input.text_matchers {
-            new.matchers.push(
-                parse_matcher(text).map_err(|e| AlertingError::BadRequest(e.to_string()))?,
-            );
+            new.matchers
+                .push(parse_matcher(text).map_err(|e| AlertingError::BadRequest(e.to_string()))?);
         }
         let now = now_ms();
         silence::validate(&new, now).map_err(|e| AlertingError::BadRequest(e.to_string()))?;
@@ -206,7 +206,7 @@ impl Alerting {
         let now = now_ms();
         let expired = match history.store() {
             Ok(store) => store.expire_silence(id, now).await.map_err(|e| match e {
-                ballast_store::StoreError::NotFound(_) => {
+                ballast_store::StoreError::NotFound { .. } => {
                     AlertingError::NotFound(format!("no silence {id}"))
                 }
                 e => AlertingError::Unavailable(history.failed(e).to_string()),
@@ -308,7 +308,9 @@ impl Alerting {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Alerts and silences the store kept; empty when there is no store or it does not open in

@@ -6,26 +6,32 @@
 //! instance heartbeat ([`instances`]) and the retention loop ([`retention`]) run beside the
 //! gateway until shutdown.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use ballast_admin::{AdminState, BoxFuture, Control, HistoryError, RollbackError};
+use ballast_admin::{
+    AdminState, AlertingError, Beat, BoxFuture, Control, HistoryError, HistoryQuery, RollbackError,
+    SilenceInput,
+};
 use ballast_config::{Loaded, Source};
 use ballast_core::{
-    Change, ChangeEntry, Command, CommandError, ConfigVersion, DriftReport, Issued, NewChange,
-    Origin, Report, RollbackReport, Snapshot, Stamped,
+    Ack, AlertRecord, AlertView, Change, ChangeEntry, Command, CommandError, ConfigVersion,
+    DriftReport, Issued, NewChange, Origin, Report, RollbackReport, Silence, Snapshot, Stamped,
 };
 use ballast_proxy::Gateway;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Mutex};
 
+use crate::alerting::Alerting;
 use crate::history::History;
 use crate::{changes, instances, retention};
 
 /// The admin API's view of the running gateway.
 struct App {
     gateway: Gateway,
-    history: History,
+    history: Arc<History>,
+    /// Monitoring; set once the store had its chance to restore alerts.
+    alerting: OnceLock<Alerting>,
     /// Where the config comes from (the file a rollback writes back to).
     source: Source,
     /// Held by a reload and a rollback from start to end.
@@ -38,7 +44,21 @@ impl App {
         let _turn = self.config_lock.lock().await;
         let attempt = self.gateway.reload_from_source(by).await;
         self.history.reloaded(by, &attempt);
+        if attempt.result.is_ok() {
+            self.monitoring_follows();
+        }
         attempt.result.map(Report::Reloaded)
+    }
+
+    /// After a config was applied (reload or rollback): monitoring runs its plan.
+    fn monitoring_follows(&self) {
+        if let Some(a) = self.alerting.get() {
+            a.reconfigure(&self.gateway.config().monitoring);
+        }
+    }
+
+    fn alerting(&self) -> Result<&Alerting, AlertingError> {
+        self.alerting.get().ok_or(AlertingError::Off)
     }
 }
 
@@ -49,11 +69,13 @@ impl Control for App {
 
     fn metrics(&self) -> String {
         let mut out = self.gateway.encode_metrics();
-        if let Some(store) = self.history.metrics() {
-            // The gateway's OpenMetrics text ends with `# EOF`; the store's gauge goes before.
-            let end = out.rfind("# EOF").unwrap_or(out.len());
-            out.insert_str(end, &store);
+        let mut more = self.history.metrics().unwrap_or_default();
+        if let Some(a) = self.alerting.get() {
+            more.push_str(&a.metrics());
         }
+        // The gateway's OpenMetrics text ends with `# EOF`; the rest goes before.
+        let end = out.rfind("# EOF").unwrap_or(out.len());
+        out.insert_str(end, &more);
         out
     }
 
@@ -94,7 +116,13 @@ impl Control for App {
     ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
         Box::pin(async move {
             let _turn = self.config_lock.lock().await;
-            crate::rollback::rollback(&self.gateway, &self.source, &self.history, version, by).await
+            let report =
+                crate::rollback::rollback(&self.gateway, &self.source, &self.history, version, by)
+                    .await;
+            if report.is_ok() {
+                self.monitoring_follows();
+            }
+            report
         })
     }
 
@@ -112,6 +140,52 @@ impl Control for App {
 
     fn drift(&self) -> BoxFuture<'_, Result<DriftReport, HistoryError>> {
         Box::pin(changes::drift(&self.history))
+    }
+
+    fn monitors(&self) -> Result<serde_json::Value, AlertingError> {
+        Ok(self.alerting()?.monitors())
+    }
+
+    fn metric_history(
+        &self,
+        query: HistoryQuery,
+    ) -> BoxFuture<'_, Result<serde_json::Value, AlertingError>> {
+        Box::pin(async move { self.alerting()?.metric_history(&self.history, query).await })
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertView>, AlertingError> {
+        Ok(self.alerting()?.alerts())
+    }
+
+    fn ack(&self, id: String, ack: Ack) -> BoxFuture<'_, Result<AlertRecord, AlertingError>> {
+        Box::pin(async move { self.alerting()?.ack(&id, ack) })
+    }
+
+    fn silences(
+        &self,
+        include_expired: bool,
+    ) -> BoxFuture<'_, Result<Vec<Silence>, AlertingError>> {
+        Box::pin(async move {
+            self.alerting()?
+                .silences(&self.history, include_expired)
+                .await
+        })
+    }
+
+    fn add_silence(&self, input: SilenceInput) -> BoxFuture<'_, Result<Silence, AlertingError>> {
+        Box::pin(async move { self.alerting()?.add_silence(&self.history, input).await })
+    }
+
+    fn expire_silence(&self, id: u64, by: String) -> BoxFuture<'_, Result<Silence, AlertingError>> {
+        Box::pin(async move { self.alerting()?.expire_silence(&self.history, id, by).await })
+    }
+
+    fn heartbeat(&self, name: String, beat: Beat) -> Result<(), AlertingError> {
+        self.alerting()?.heartbeat(&name, beat)
+    }
+
+    fn receive_alerts(&self, body: &[u8]) -> Result<usize, AlertingError> {
+        self.alerting()?.receive(body)
     }
 }
 
@@ -158,9 +232,11 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         });
     }
     history.started(text);
+    let history = Arc::new(history);
     let app = Arc::new(App {
         gateway: gateway.clone(),
-        history,
+        history: history.clone(),
+        alerting: OnceLock::new(),
         source,
         config_lock: Mutex::new(()),
     });
@@ -194,6 +270,22 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
             let _ = stop_rx.wait_for(|s| *s).await;
         },
     ));
+    // Monitoring starts once the store had its chance to restore firing alerts; the gateway
+    // and the admin API serve meanwhile (monitoring questions answer 503 until then).
+    let monitoring = {
+        let (app, gateway, history) = (app.clone(), gateway.clone(), history.clone());
+        tokio::spawn(async move {
+            let plan = gateway.config().monitoring.clone();
+            match Alerting::start(&plan, &gateway, history).await {
+                Ok(a) => {
+                    let _ = app.alerting.set(a);
+                    // A reload that landed while monitoring started must not be missed.
+                    app.monitoring_follows();
+                }
+                Err(e) => tracing::error!(error = %e, "monitoring could not start"),
+            }
+        })
+    };
     tracing::info!(
         listeners = ?config.listeners.iter().map(|l| format!("{}={}", l.name, l.listen)).collect::<Vec<_>>(),
         admin = %admin_addr,
@@ -219,6 +311,10 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let left = gateway.shutdown(grace).await;
     let _ = stop_tx.send(true);
     let _ = admin.await;
+    monitoring.abort();
+    if let Some(a) = app.alerting.get() {
+        a.stop();
+    }
     for chore in chores {
         chore.abort();
     }

@@ -2,6 +2,7 @@
 //! (exit 64 on a bad one), hand over to [`app`], and turn errors into exit codes.
 
 mod admin_client;
+mod alerting;
 mod app;
 mod backend;
 mod change_cmd;

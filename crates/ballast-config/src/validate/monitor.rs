@@ -46,7 +46,10 @@ pub(super) fn plan(
             continue;
         }
         if !names.insert(name.clone()) {
-            c.fail(at("name"), format!("`{name}` is used by an earlier [[monitor]]; names must be unique"));
+            c.fail(
+                at("name"),
+                format!("`{name}` is used by an earlier [[monitor]]; names must be unique"),
+            );
         }
         let Some(kind) = m.kind else {
             c.fail(
@@ -70,9 +73,10 @@ pub(super) fn plan(
                 timeout,
                 probe,
             }),
-            Err(e) if e.field.is_empty() || e.field == "kind" => {
-                c.fail(at(if e.field.is_empty() { "kind" } else { "kind" }), e.message)
-            }
+            Err(e) if e.field.is_empty() || e.field == "kind" => c.fail(
+                at(if e.field.is_empty() { "kind" } else { "kind" }),
+                e.message,
+            ),
             Err(e) => c.fail(at(&e.field), e.message),
         }
     }
@@ -132,16 +136,25 @@ fn rule(c: &mut Checker, i: usize, r: raw::Rule, plan: &Plan) -> Option<RuleDef>
         return None;
     }
     let Some(monitor) = r.monitor else {
-        c.fail(at("monitor"), "missing: name the [[monitor]] whose readings this rule watches");
+        c.fail(
+            at("monitor"),
+            "missing: name the [[monitor]] whose readings this rule watches",
+        );
         return None;
     };
     let known = plan.monitors.iter().any(|m| m.name == monitor)
         || monitor == ballast_monitor::plan::GATEWAY_MONITOR;
     if !known {
-        c.fail(at("monitor"), format!("no [[monitor]] is named `{monitor}`"));
+        c.fail(
+            at("monitor"),
+            format!("no [[monitor]] is named `{monitor}`"),
+        );
     }
     let Some(value) = r.value.filter(|v| !v.is_empty()) else {
-        c.fail(at("value"), "missing: which reading, e.g. \"error_ratio\" or \"disk_used\"");
+        c.fail(
+            at("value"),
+            "missing: which reading, e.g. \"error_ratio\" or \"disk_used\"",
+        );
         return None;
     };
     let warn = level(c, at("warn"), r.warn);
@@ -166,7 +179,10 @@ fn rule(c: &mut Checker, i: usize, r: raw::Rule, plan: &Plan) -> Option<RuleDef>
                     severity,
                 }),
                 None => {
-                    c.fail(at("min.below"), "missing: fire when the value is below what?");
+                    c.fail(
+                        at("min.below"),
+                        "missing: fire when the value is below what?",
+                    );
                     None
                 }
             }

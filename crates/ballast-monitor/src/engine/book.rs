@@ -102,7 +102,12 @@ pub fn fill(template: &str, labels: &Labels, value: Option<f64>) -> String {
         let name = after[..close].trim();
         match (name, labels.get(name)) {
             ("value", _) => match value {
-                Some(v) => out.push_str(&format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string()),
+                Some(v) => out.push_str(
+                    &format!("{v:.4}")
+                        .trim_end_matches('0')
+                        .trim_end_matches('.')
+                        .to_string(),
+                ),
                 None => out.push_str("no data"),
             },
             (_, Some(v)) => out.push_str(v),
@@ -270,13 +275,23 @@ impl Book {
             book.counts.failed += 1;
         }
         if !run.outcome.readings.iter().any(|r| r.value == "up") {
-            let up = if run.outcome.error.is_none() { 1.0 } else { 0.0 };
-            run.outcome.readings.push(Reading::new("up", Labels::new(), up));
+            let up = if run.outcome.error.is_none() {
+                1.0
+            } else {
+                0.0
+            };
+            run.outcome
+                .readings
+                .push(Reading::new("up", Labels::new(), up));
         }
         let mut samples = Vec::new();
         for rule in book.rules.values() {
             for r in run.outcome.readings.iter().filter(|r| rule.selects(r)) {
-                samples.push(Sample::new(&rule.def.spec.name, r.labels.clone(), Some(r.number)));
+                samples.push(Sample::new(
+                    &rule.def.spec.name,
+                    r.labels.clone(),
+                    Some(r.number),
+                ));
             }
         }
         let evaluation = book.evaluator.evaluate(&samples, now);
@@ -325,7 +340,8 @@ impl Book {
                 continue;
             }
             if let Some(old) = self.alerts.get(&r.id) {
-                if matches!(old.state, AlertState::Firing { .. }) && r.state != AlertState::Resolved {
+                if matches!(old.state, AlertState::Firing { .. }) && r.state != AlertState::Resolved
+                {
                     r.ack = old.ack.clone();
                 }
             }
@@ -414,7 +430,9 @@ fn apply(
     let id = labels.fingerprint();
     let ack = match (alerts.get(&id), t.to) {
         // An acknowledgement lasts while the alert fires (escalation included).
-        (Some(old), AlertState::Firing { .. }) if matches!(old.state, AlertState::Firing { .. }) => {
+        (Some(old), AlertState::Firing { .. })
+            if matches!(old.state, AlertState::Firing { .. }) =>
+        {
             old.ack.clone()
         }
         _ => None,

@@ -193,7 +193,12 @@ impl Engine {
 
     /// Stops every monitor task.
     pub fn stop(&self) {
-        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }
@@ -306,7 +311,14 @@ fn prepare(
     env: &ProbeEnv,
     restored: Vec<AlertRecord>,
     silences: Vec<Silence>,
-) -> Result<(Book, NoiseControl, Vec<(crate::plan::MonitorDef, Arc<dyn Probe>)>), EngineError> {
+) -> Result<
+    (
+        Book,
+        NoiseControl,
+        Vec<(crate::plan::MonitorDef, Arc<dyn Probe>)>,
+    ),
+    EngineError,
+> {
     let mut book = Book::new(&plan.monitors, &plan.rules)?;
     let restored = book.restore(restored);
     if restored > 0 {

@@ -18,7 +18,6 @@ use super::silence::SilenceSet;
 /// Why one alert is muted (shared with the API, so defined in `ballast-core`).
 pub use ballast_core::Mute;
 
-
 /// What mutes alerts, built once per config or silence change and consulted every round.
 #[derive(Debug, Clone, Default)]
 pub struct NoiseControl {

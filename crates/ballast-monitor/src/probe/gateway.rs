@@ -148,7 +148,9 @@ impl GatewayProbe {
         }
         for ((upstream, server), counts) in &servers {
             traffic(
-                Labels::new().with("upstream", *upstream).with("server", *server),
+                Labels::new()
+                    .with("upstream", *upstream)
+                    .with("server", *server),
                 *counts,
             );
         }
@@ -177,11 +179,8 @@ impl GatewayProbe {
                 }
             }
         }
-        let old_retries: BTreeMap<&str, u64> = then
-            .routes
-            .iter()
-            .map(|r| (&*r.route, r.retries))
-            .collect();
+        let old_retries: BTreeMap<&str, u64> =
+            then.routes.iter().map(|r| (&*r.route, r.retries)).collect();
         for r in &now.routes {
             let upstream = route_upstream.get(&*r.route).copied().unwrap_or("");
             if self.spec.route.as_deref().is_some_and(|x| x != r.route)
@@ -231,7 +230,9 @@ impl GatewayProbe {
                     servers += 1;
                     healthy += u32::from(ok);
                 }
-                let labels = Labels::new().with("upstream", &u.name).with("server", &s.addr);
+                let labels = Labels::new()
+                    .with("upstream", &u.name)
+                    .with("server", &s.addr);
                 out.push("inflight", labels.clone(), f64::from(s.inflight));
                 out.push("healthy", labels, if ok { 1.0 } else { 0.0 });
             }

@@ -67,6 +67,8 @@ pub struct Retention {
     pub events: Duration,
     pub changes: Duration,
     pub config_versions: Duration,
+    /// Metric rollups, resolved alerts and ended silences (the threshold review's baseline).
+    pub metrics: Duration,
 }
 
 /// The backend and location of the store. Its `Debug` never shows a PostgreSQL URL, which

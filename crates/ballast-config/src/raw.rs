@@ -70,6 +70,8 @@ pub struct Retention {
     pub events: Option<Duration>,
     pub changes: Option<Duration>,
     pub config_versions: Option<Duration>,
+    /// Per-minute metric rollups, resolved alerts and ended silences.
+    pub metrics: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]

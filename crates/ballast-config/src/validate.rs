@@ -56,6 +56,9 @@ pub mod defaults {
     pub const RETAIN_EVENTS: Duration = Duration::from_secs(90 * 86_400);
     pub const RETAIN_CHANGES: Duration = Duration::from_secs(400 * 86_400);
     pub const RETAIN_CONFIG_VERSIONS: Duration = Duration::from_secs(400 * 86_400);
+    /// Per-minute metric rollups (and resolved alerts, ended silences): 35 days covers a
+    /// month of baseline for the threshold review, with a few days of slack.
+    pub const RETAIN_METRICS: Duration = Duration::from_secs(35 * 86_400);
 }
 
 struct Checker<'a> {

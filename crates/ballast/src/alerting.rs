@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_admin::{AlertingError, Beat, HistoryQuery, SilenceInput};
-use ballast_core::{Ack, AlertRecord, AlertView, Event, NewSilence, Silence};
+use ballast_core::{Ack, AlertRecord, AlertView, Event, MinuteRollup, NewSilence, Silence};
 use ballast_monitor::engine::{now_ms, Engine, Outputs, ProbeEnv};
 use ballast_monitor::noise::{format_matcher, parse_matcher, silence};
 use ballast_monitor::plan::Plan;
@@ -29,6 +29,8 @@ use crate::history::History;
 pub const RESTORE_WAIT: Duration = Duration::from_secs(5);
 /// Events and saves in flight from the engine.
 const CHANNEL: usize = 1024;
+/// Batches of rollups in flight to the store (one batch per half minute).
+const ROLLUPS: usize = 16;
 
 /// The running engine and what it needs to answer the API.
 pub struct Alerting {
@@ -57,12 +59,14 @@ impl Alerting {
         };
         let (events_tx, mut events_rx) = mpsc::channel::<Event>(CHANNEL);
         let (saves_tx, mut saves_rx) = mpsc::channel::<AlertRecord>(CHANNEL);
+        let (rollups_tx, mut rollups_rx) = mpsc::channel::<Vec<MinuteRollup>>(ROLLUPS);
         let engine = Engine::start(
             plan,
             &env,
             Outputs {
                 events: events_tx,
                 saves: saves_tx,
+                rollups: rollups_tx,
             },
             restored,
             silences,
@@ -71,6 +75,18 @@ impl Alerting {
         tokio::spawn(async move {
             while let Some(e) = events_rx.recv().await {
                 g.emit(e);
+            }
+        });
+        let h = history.clone();
+        tokio::spawn(async move {
+            while let Some(rollups) = rollups_rx.recv().await {
+                let Ok(store) = h.store() else {
+                    continue;
+                };
+                if let Err(e) = store.write_rollups(&rollups).await {
+                    tracing::warn!(error = %e, minutes = rollups.len(), "could not write metric rollups");
+                    let _ = h.failed(e);
+                }
             }
         });
         tokio::spawn(async move {
@@ -92,7 +108,7 @@ impl Alerting {
     }
 
     pub fn stop(&self) {
-        self.engine.stop();
+        self.engine.shutdown();
     }
 
     /// Runs the monitoring plan of a config just applied.
@@ -298,12 +314,49 @@ impl Alerting {
         out
     }
 
+    /// The values of one reading: every point of the last hour from memory, and the
+    /// per-minute rollups from the store when `since` reaches further back (and a store is
+    /// there to ask).
     pub async fn metric_history(
         &self,
-        _history: &History,
-        _query: HistoryQuery,
+        history: &History,
+        query: HistoryQuery,
     ) -> Result<serde_json::Value, AlertingError> {
-        Err(AlertingError::Off)
+        let known = self
+            .engine
+            .with_book(|b| b.monitor_names().contains(query.monitor.as_str()));
+        if !known {
+            return Err(AlertingError::NotFound(format!(
+                "no monitor is named {:?}",
+                query.monitor
+            )));
+        }
+        let now = now_ms();
+        let series: Vec<serde_json::Value> = self
+            .engine
+            .series(&query.monitor, &query.value, query.since_unix_ms)
+            .into_iter()
+            .map(|(labels, points)| serde_json::json!({ "labels": labels, "points": points }))
+            .collect();
+        let hour_ago = now.saturating_sub(3_600_000);
+        let rollups = if query.since_unix_ms < hour_ago {
+            match history.store() {
+                Ok(store) => store
+                    .rollups(&query.monitor, &query.value, query.since_unix_ms, now)
+                    .await
+                    .map_err(|e| AlertingError::Unavailable(history.failed(e).to_string()))?,
+                Err(_) => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
+        Ok(serde_json::json!({
+            "monitor": query.monitor,
+            "value": query.value,
+            "since_unix_ms": query.since_unix_ms,
+            "series": series,
+            "rollups": rollups,
+        }))
     }
 }
 

@@ -116,7 +116,45 @@ async fn round(
         }
         report.push(pruned);
     }
+    alerting(store, retention.metrics, now_unix_ms, schedule).await;
     report
+}
+
+/// Metric rollups (batched like the rest), resolved alerts and ended silences older than
+/// `keep` (those two tables stay small: one row per alert and per silence).
+async fn alerting(store: &Store, keep: Duration, now_unix_ms: u64, schedule: Schedule) {
+    let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+    let cutoff = now_unix_ms.saturating_sub(keep_ms);
+    let mut rollups = 0;
+    loop {
+        match store.prune_rollups(cutoff, schedule.batch).await {
+            Ok(n) => {
+                rollups += n;
+                if n < u64::from(schedule.batch) {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "retention of metric rollups stopped early");
+                break;
+            }
+        }
+        tokio::time::sleep(schedule.pause).await;
+    }
+    let alerts = store.delete_alerts_resolved_before(cutoff).await;
+    let silences = store.delete_silences_ended_before(cutoff).await;
+    match (alerts, silences) {
+        (Ok(a), Ok(s)) if rollups + a + s > 0 => tracing::info!(
+            rollups,
+            alerts = a,
+            silences = s,
+            "retention deleted old metric rollups, resolved alerts and ended silences"
+        ),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(%error, "retention of alerts or silences failed; the next round tries again")
+        }
+        _ => {}
+    }
 }
 
 /// Deletes records of `kind` before `cutoff` batch by batch until a batch comes back short.
@@ -161,6 +199,7 @@ mod tests {
             events: Duration::from_secs(90 * 86_400),
             changes: Duration::from_secs(400 * 86_400),
             config_versions: Duration::from_secs(400 * 86_400),
+            metrics: Duration::from_secs(35 * 86_400),
         }
     }
 

@@ -31,6 +31,7 @@ pub(super) fn store(c: &mut Checker, raw: Option<raw::Store>) -> Option<StoreCon
         events: None,
         changes: None,
         config_versions: None,
+        metrics: None,
     });
     let retention = Retention {
         events: keep(c, "events", retention.events, defaults::RETAIN_EVENTS),
@@ -41,6 +42,7 @@ pub(super) fn store(c: &mut Checker, raw: Option<raw::Store>) -> Option<StoreCon
             retention.config_versions,
             defaults::RETAIN_CONFIG_VERSIONS,
         ),
+        metrics: keep(c, "metrics", retention.metrics, defaults::RETAIN_METRICS),
     };
     let text = text.as_deref().unwrap_or(defaults::STORE_URL);
     if text == "off" {

@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ballast_core::{Ack, AlertRecord, AlertView, Event, Silence};
+use ballast_core::{Ack, AlertRecord, AlertView, Event, Labels, MinuteRollup, Silence};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::history::MetricHistory;
 use crate::noise::{
     Dependencies, InhibitError, MaintenanceError, MaintenanceSet, NoiseControl, SilenceSet,
 };
@@ -47,7 +48,12 @@ pub struct ProbeEnv {
 pub struct Outputs {
     pub events: mpsc::Sender<Event>,
     pub saves: mpsc::Sender<AlertRecord>,
+    /// Each completed minute of every series, once ([`ROLLUP_EVERY`]).
+    pub rollups: mpsc::Sender<Vec<MinuteRollup>>,
 }
+
+/// How often completed minutes are rolled up and handed on.
+pub const ROLLUP_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -63,6 +69,8 @@ pub enum EngineError {
 
 struct Shared {
     book: Mutex<Book>,
+    /// Every reading of the last hour, for windows, charts and the per-minute rollups.
+    history: Mutex<MetricHistory>,
     noise: Mutex<NoiseControl>,
     outputs: Outputs,
     dropped: AtomicU64,
@@ -74,6 +82,10 @@ struct Shared {
 impl Shared {
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn history(&self) -> MutexGuard<'_, MetricHistory> {
+        self.history.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn send(&self, recorded: Recorded) {
@@ -94,7 +106,10 @@ impl Shared {
 #[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
+    /// The monitors' tasks (replaced on a reload).
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The rollup task (runs until [`Engine::shutdown`]).
+    rollup: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -146,6 +161,7 @@ impl Engine {
         let (book, noise, probes) = prepare(plan, env, restored, silences)?;
         let shared = Arc::new(Shared {
             book: Mutex::new(book),
+            history: Mutex::new(MetricHistory::default()),
             noise: Mutex::new(noise),
             outputs,
             dropped: AtomicU64::new(0),
@@ -156,9 +172,37 @@ impl Engine {
         let engine = Engine {
             shared,
             tasks: Arc::new(Mutex::new(Vec::new())),
+            rollup: Arc::new(Mutex::new(Vec::new())),
         };
         engine.spawn(probes);
+        let shared = engine.shared.clone();
+        engine.tasks_push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(ROLLUP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let now = now_ms();
+                let rollups = {
+                    let mut h = shared.history();
+                    let r = h.take_rollups(now);
+                    h.expire(now);
+                    r
+                };
+                if !rollups.is_empty() && shared.outputs.rollups.try_send(rollups).is_err() {
+                    shared.dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }));
         Ok(engine)
+    }
+
+    fn tasks_push(&self, task: JoinHandle<()>) {
+        self.rollup.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+    }
+
+    /// Every series of `value` of `monitor` since `since` (ms), from the last hour in memory.
+    pub fn series(&self, monitor: &str, value: &str, since: u64) -> Vec<(Labels, Vec<(u64, f64)>)> {
+        self.shared.history().series(monitor, value, since)
     }
 
     /// Runs a new plan (a reload): the new monitors start, alerts of rules that still exist
@@ -199,6 +243,14 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .drain(..)
         {
+            t.abort();
+        }
+    }
+
+    /// Stops everything: the monitors and the rollups.
+    pub fn shutdown(&self) {
+        self.stop();
+        for t in self.rollup.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             t.abort();
         }
     }
@@ -376,12 +428,23 @@ async fn run_monitor(
         };
         drop(permit);
         let now = now_ms();
+        let mut outcome = outcome;
+        if !outcome.readings.iter().any(|r| r.value == "up") {
+            let up = if outcome.error.is_none() { 1.0 } else { 0.0 };
+            outcome.push("up", Labels::new(), up);
+        }
         let result = RunResult {
             at_unix_ms: now,
             duration_ms: started.elapsed().as_millis() as u64,
             timed_out,
             outcome,
         };
+        {
+            let mut history = shared.history();
+            for r in &result.outcome.readings {
+                history.push(&def.name, &r.value, &r.labels, now, r.number);
+            }
+        }
         let recorded = shared.book().record(&def.name, result, now);
         shared.send(recorded);
     }

@@ -71,6 +71,12 @@ pub fn run() -> anyhow::Result<()> {
          \x20   curl -s http://127.0.0.1:9900/api/v1/events    # what changed, as values: the drain (by whom),\n\
          \x20                                                  # alpha down, the config applied at start\n\
          \x20   curl -s http://127.0.0.1:9900/metrics          # Prometheus metrics\n\
+         \n  Monitoring (the gateway's own traffic, the host, an HTTP check, a journey, a heartbeat):\n\
+         \x20   ballast alerts                                 # after killing alpha: upstream-degraded (warning)\n\
+         \x20   curl -s http://127.0.0.1:9900/api/v1/monitors  # every monitor's last result\n\
+         \x20   curl -X POST http://127.0.0.1:9900/api/v1/heartbeat/nightly-report\n\
+         \x20                                                  # without a ping for 90 s, report-late fires\n\
+         \x20   ballast silence add 'alertname=\"report-late\"' --duration 1h --comment demo\n\
          \n  Everything is kept in the operations store, {dir}/ballast.db:\n\
          \x20   ballast config history --config {cfg}\n\
          \x20   (edit {cfg}, e.g. remove bravo)\n\

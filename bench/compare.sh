@@ -16,7 +16,10 @@ usage: bench/compare.sh [options]
   --rounds R        run the whole sequence R times, interleaved, report medians (default 3)
   --warmup D        warm-up run before each measured run (default 2s)
   --only LIST       comma-separated subset of ballast,ballast-policies,ballast-nostore,
-                    haproxy,nginx (default: ballast,haproxy,nginx). ballast-policies is Ballast
+                    ballast-nomonitor,ballast-monitoring,haproxy,nginx (default:
+                    ballast,haproxy,nginx). ballast-nomonitor is Ballast with no monitor at
+                    all ([alerting] default_rules = false); ballast-monitoring is the same with
+                    20 monitors of 8 kinds and 50 rules. ballast-policies is Ballast
                     with every resilience policy on (retry budget, breaker, flood guard, sorry
                     page, concurrency limit with priority, cache, waiting room);
                     ballast-nostore is Ballast with the operations store off ([store] url =
@@ -78,11 +81,11 @@ WARMUP_S=$(to_seconds "$WARMUP") || die "--warmup '$WARMUP': write a number with
 
 PROXIES=()
 IFS=, read -r -a _only <<<"$ONLY"
-for p in ballast ballast-policies ballast-nostore haproxy nginx; do # fixed order, whatever the order in --only
+for p in ballast ballast-policies ballast-nostore ballast-nomonitor ballast-monitoring haproxy nginx; do # fixed order, whatever the order in --only
     for q in "${_only[@]}"; do [[ $q == "$p" ]] && PROXIES+=("$p") && break; done
 done
 for q in "${_only[@]}"; do
-    case $q in ballast | ballast-policies | ballast-nostore | haproxy | nginx) ;; *) die "--only: unknown proxy '$q' (expected ballast, ballast-policies, ballast-nostore, haproxy, nginx)" ;; esac
+    case $q in ballast | ballast-policies | ballast-nostore | ballast-nomonitor | ballast-monitoring | haproxy | nginx) ;; *) die "--only: unknown proxy '$q' (expected ballast, ballast-policies, ballast-nostore, ballast-nomonitor, ballast-monitoring, haproxy, nginx)" ;; esac
 done
 ((${#PROXIES[@]} > 0)) || die "--only: no proxy selected"
 wants() { local p; for p in "${PROXIES[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
@@ -96,7 +99,7 @@ wants haproxy && { command -v haproxy >/dev/null || die "'haproxy' not found (ap
 (($(nproc --all) >= 2)) || die "needs at least 2 CPUs (proxies on CPU 0, load generator and backends on CPU 1)"
 taskset -c 1 true 2>/dev/null || die "cannot pin to CPU 1 (taskset -c 1 failed; check the allowed CPU set)"
 
-if wants ballast || wants ballast-policies || wants ballast-nostore; then
+if wants ballast || wants ballast-policies || wants ballast-nostore || wants ballast-nomonitor || wants ballast-monitoring; then
     if [[ -n ${BALLAST_BIN:-} ]]; then
         [[ -x $BALLAST_BIN ]] || die "BALLAST_BIN=$BALLAST_BIN is not an executable file"
     else
@@ -116,9 +119,11 @@ fi
 
 BACKEND_PORTS=(19101 19102 19103)
 ADMIN_PORT=19900
-declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082 [ballast-policies]=18083 [ballast-nostore]=18084)
+declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082 [ballast-policies]=18083 [ballast-nostore]=18084 [ballast-nomonitor]=18085 [ballast-monitoring]=18086)
 ADMIN_PORT_POLICIES=19901
 ADMIN_PORT_NOSTORE=19902
+ADMIN_PORT_NOMONITOR=19903
+ADMIN_PORT_MONITORING=19904
 
 W=$(mktemp -d /tmp/ballast-bench.XXXXXX)
 chmod 755 "$W" # nginx workers run as nobody and must reach their temp directories
@@ -162,7 +167,7 @@ trap 'exit 143' TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-for p in "${BACKEND_PORTS[@]}" "${PORT[ballast]}" "${PORT[haproxy]}" "${PORT[nginx]}" "${PORT[ballast-policies]}" "${PORT[ballast-nostore]}" "$ADMIN_PORT" "$ADMIN_PORT_POLICIES" "$ADMIN_PORT_NOSTORE"; do
+for p in "${BACKEND_PORTS[@]}" "${PORT[ballast]}" "${PORT[haproxy]}" "${PORT[nginx]}" "${PORT[ballast-policies]}" "${PORT[ballast-nostore]}" "${PORT[ballast-nomonitor]}" "${PORT[ballast-monitoring]}" "$ADMIN_PORT" "$ADMIN_PORT_POLICIES" "$ADMIN_PORT_NOSTORE" "$ADMIN_PORT_NOMONITOR" "$ADMIN_PORT_MONITORING"; do
     port_busy "$p" && die "port 127.0.0.1:$p is already in use; stop whatever listens there first"
 done
 
@@ -380,6 +385,76 @@ write_ballast_nostore_conf() {
     printf '\n[store]\nurl = "off"\n' >>"$W/ballast-nostore.toml"
 }
 
+# The plain gateway with no monitoring at all (the default rule pack and its built-in gateway
+# monitor off), and the same with 20 monitors of 8 kinds and 50 rules: the ratio
+# ballast-monitoring ÷ ballast-nomonitor prices monitoring on the request path.
+write_ballast_nomonitor_conf() {
+    write_ballast_conf
+    sed -e "s|127.0.0.1:$ADMIN_PORT\"|127.0.0.1:$ADMIN_PORT_NOMONITOR\"|" \
+        -e "s|127.0.0.1:${PORT[ballast]}\"|127.0.0.1:${PORT[ballast-nomonitor]}\"|" \
+        -e "s|$W/ballast-access.log|$W/ballast-nomonitor-access.log|" \
+        "$W/ballast.toml" >"$W/ballast-nomonitor.toml"
+    printf '\n[alerting]\ndefault_rules = false\n' >>"$W/ballast-nomonitor.toml"
+}
+
+write_ballast_monitoring_conf() {
+    write_ballast_conf
+    local f=$W/ballast-monitoring.toml i b rules=0
+    sed -e "s|127.0.0.1:$ADMIN_PORT\"|127.0.0.1:$ADMIN_PORT_MONITORING\"|" \
+        -e "s|127.0.0.1:${PORT[ballast]}\"|127.0.0.1:${PORT[ballast-monitoring]}\"|" \
+        -e "s|$W/ballast-access.log|$W/ballast-monitoring-access.log|" \
+        "$W/ballast.toml" >"$f"
+    printf '\n[alerting]\ndefault_rules = false\n' >>"$f"
+    rule() { # rule NAME MONITOR VALUE LEVELS
+        printf '\n[[rule]]\nname = "%s"\nmonitor = "%s"\nvalue = "%s"\n%s\n' "$1" "$2" "$3" "$4" >>"$f"
+        rules=$((rules + 1))
+    }
+    # 4 gateway monitors (1 s, windows 5 s to 60 s) with 6 rules each: 24 rules
+    for i in 5 10 30 60; do
+        printf '\n[[monitor]]\nname = "gw%s"\nkind = "gateway"\ninterval = "1s"\nwindow = "%ss"\n' "$i" "$i" >>"$f"
+        rule "gw$i-5xx" "gw$i" error_ratio 'warn = { above = "1%", recover = "0.5%" }
+crit = { above = "5%", recover = "2%" }'
+        rule "gw$i-p99" "gw$i" p99_ms 'warn = { above = 250, recover = 200 }'
+        rule "gw$i-healthy" "gw$i" healthy_servers 'min = { below = 1 }'
+        rule "gw$i-degraded" "gw$i" servers_down 'warn = { above = 0 }'
+        rule "gw$i-rps" "gw$i" requests_per_s 'min = { below = 1, severity = "warning" }'
+        rule "gw$i-retries" "gw$i" retries_per_s 'warn = { above = 100 }'
+    done
+    # host: 5 rules
+    printf '\n[[monitor]]\nname = "host"\nkind = "host"\ninterval = "5s"\n' >>"$f"
+    rule disk host disk_used 'warn = { above = "70%" }
+crit = { above = "90%" }'
+    rule inodes host inodes_used 'warn = { above = "70%" }'
+    rule fds host fds_used 'warn = { above = "70%" }'
+    rule load host running_per_core 'warn = { above = 1.5 }'
+    rule memory host memory_used 'warn = { above = "95%" }'
+    # 3 tcp, 3 http, 2 process, 2 dns, 2 heartbeat, 1 journey, 1 tcp to the admin: 14 monitors, 21 rules
+    for b in 0 1 2; do
+        printf '\n[[monitor]]\nname = "tcp%s"\nkind = "tcp"\ntarget = "127.0.0.1:%s"\ninterval = "2s"\n' "$b" "${BACKEND_PORTS[$b]}" >>"$f"
+        rule "tcp$b-up" "tcp$b" up 'min = { below = 1 }'
+        printf '\n[[monitor]]\nname = "http%s"\nkind = "http"\nurl = "http://127.0.0.1:%s/healthz"\ninterval = "2s"\n' "$b" "${BACKEND_PORTS[$b]}" >>"$f"
+        rule "http$b-up" "http$b" up 'min = { below = 1 }'
+        rule "http$b-slow" "http$b" latency_ms 'warn = { above = 500 }'
+    done
+    for i in 1 2; do
+        printf '\n[[monitor]]\nname = "proc%s"\nkind = "process"\ncmdline = "nginx"\ninterval = "5s"\n' "$i" >>"$f"
+        rule "proc$i-count" "proc$i" count 'min = { below = 1 }'
+        rule "proc$i-rss" "proc$i" rss_bytes 'warn = { above = 1e10 }'
+        printf '\n[[monitor]]\nname = "dns%s"\nkind = "dns"\nhost = "localhost"\ninterval = "5s"\n' "$i" >>"$f"
+        rule "dns$i-up" "dns$i" up 'min = { below = 1 }'
+        printf '\n[[monitor]]\nname = "job%s"\nkind = "heartbeat"\nperiod = "1h"\n' "$i" >>"$f"
+        rule "job$i-late" "job$i" late 'crit = { above = 0 }'
+        rule "job$i-failed" "job$i" failed 'crit = { above = 0 }'
+    done
+    printf '\n[[monitor]]\nname = "journey"\nkind = "journey"\ninterval = "2s"\nsteps = [{ name = "a", url = "http://127.0.0.1:%s/healthz" }, { name = "b", url = "http://127.0.0.1:%s/healthz" }]\n' "${BACKEND_PORTS[0]}" "${BACKEND_PORTS[1]}" >>"$f"
+    rule journey-failed journey failed_step 'warn = { above = 0 }'
+    printf '\n[[monitor]]\nname = "admin"\nkind = "tcp"\ntarget = "127.0.0.1:%s"\ninterval = "2s"\n' "$ADMIN_PORT_MONITORING" >>"$f"
+    rule admin-up admin up 'min = { below = 1 }'
+    local monitors
+    monitors=$(grep -c '^\[\[monitor\]\]' "$f")
+    [[ $monitors == 20 && $rules == 50 ]] || die "the monitoring config has $monitors monitors and $rules rules, not 20 and 50"
+}
+
 # The same gateway with every resilience policy switched on: retry budget and back-off (the
 # route default), a circuit breaker, the flood guard (one wrk client: never blocked), a sorry
 # page, admission control (an adaptive concurrency limit with a priority class), the response
@@ -430,6 +505,8 @@ start_proxy() {
         ballast) start ballast 0 "$BALLAST_BIN" run --config "$W/ballast.toml" ;;
         ballast-policies) start ballast-policies 0 "$BALLAST_BIN" run --config "$W/ballast-policies.toml" ;;
         ballast-nostore) start ballast-nostore 0 "$BALLAST_BIN" run --config "$W/ballast-nostore.toml" ;;
+        ballast-nomonitor) start ballast-nomonitor 0 "$BALLAST_BIN" run --config "$W/ballast-nomonitor.toml" ;;
+        ballast-monitoring) start ballast-monitoring 0 "$BALLAST_BIN" run --config "$W/ballast-monitoring.toml" ;;
         haproxy) start haproxy 0 haproxy -db -f "$W/haproxy.cfg" ;;
         nginx) start nginx 0 nginx -p "$W" -c "$W/nginx.conf" -e "$W/nginx-error.log" -g 'daemon off;' ;;
     esac
@@ -440,6 +517,8 @@ access_log_of() {
         ballast) echo "$W/ballast-access.log" ;;
         ballast-policies) echo "$W/ballast-policies-access.log" ;;
         ballast-nostore) echo "$W/ballast-nostore-access.log" ;;
+        ballast-nomonitor) echo "$W/ballast-nomonitor-access.log" ;;
+        ballast-monitoring) echo "$W/ballast-monitoring-access.log" ;;
         haproxy) echo "$W/haproxy.out" ;; # stdout carries the httplog lines
         nginx) echo "$W/nginx-access.log" ;;
     esac
@@ -518,6 +597,8 @@ wants nginx && write_nginx_conf
 wants ballast && write_ballast_conf
 wants ballast-policies && write_ballast_policies_conf
 wants ballast-nostore && write_ballast_nostore_conf
+wants ballast-nomonitor && write_ballast_nomonitor_conf
+wants ballast-monitoring && write_ballast_monitoring_conf
 
 say "work directory: $W"
 say "backends: one nginx worker on CPU 1, ports ${BACKEND_PORTS[*]}"
@@ -570,6 +651,8 @@ declare -A LABEL=(
     [nginx]="nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')"
     [ballast-policies]="Ballast, every policy on"
     [ballast-nostore]="Ballast, operations store off"
+    [ballast-nomonitor]="Ballast, no monitoring"
+    [ballast-monitoring]="Ballast, 20 monitors and 50 rules"
 )
 
 report() {

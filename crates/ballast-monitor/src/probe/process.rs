@@ -31,7 +31,9 @@ const DETAIL_PIDS: usize = 50;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessSpec {
-    #[serde(default)]
+    /// The exact process name (`/proc/PID/comm`), written `process = "nginx"`: the monitor's
+    /// own `name` key is its name.
+    #[serde(default, rename = "process")]
     pub name: Option<String>,
     #[serde(default)]
     pub cmdline: Option<String>,
@@ -47,7 +49,7 @@ impl ProcessSpec {
     fn selector(&self) -> Result<Selector, SpecError> {
         match (&self.name, &self.cmdline, &self.pid_file) {
             (Some(name), None, None) => {
-                validate_comm("name", name)?;
+                validate_comm("process", name)?;
                 Ok(Selector::Name(name.clone()))
             }
             (None, Some(re), None) => {
@@ -68,16 +70,16 @@ impl ProcessSpec {
                 Ok(Selector::PidFile(path.clone()))
             }
             (None, None, None) => Err(SpecError::new(
-                "name",
-                "one of name, cmdline or pid_file is required",
+                "process",
+                "one of process, cmdline or pid_file is required",
             )),
             _ => Err(SpecError::new(
                 if self.name.is_some() {
-                    "name"
+                    "process"
                 } else {
                     "cmdline"
                 },
-                "give only one of name, cmdline or pid_file",
+                "give only one of process, cmdline or pid_file",
             )),
         }
     }

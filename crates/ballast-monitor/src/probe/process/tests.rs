@@ -105,10 +105,10 @@ async fn name_matches_the_exact_comm() {
     std::os::unix::fs::symlink(sleep, &bin).unwrap();
     let mut children = Children(vec![Command::new(&bin).arg("300").spawn().unwrap()]);
 
-    let probe = ProcessProbe::new(spec(&format!(r#"{{"name": "{name}"}}"#))).unwrap();
+    let probe = ProcessProbe::new(spec(&format!(r#"{{"process": "{name}"}}"#))).unwrap();
     await_count(&probe, 1.0).await;
     // A prefix of the name is not the name.
-    let prefix = ProcessProbe::new(spec(&format!(r#"{{"name": "{}"}}"#, &name[..6]))).unwrap();
+    let prefix = ProcessProbe::new(spec(&format!(r#"{{"process": "{}"}}"#, &name[..6]))).unwrap();
     assert_eq!(value(&prefix.run().await, "count"), 0.0);
 
     children.kill_all();
@@ -160,19 +160,19 @@ async fn pid_file_counts_its_live_pid_and_zero_otherwise() {
 #[test]
 fn spec_needs_exactly_one_selector() {
     let field = |json: &str| spec(json).validate().unwrap_err().field;
-    assert_eq!(field("{}"), "name");
-    assert_eq!(field(r#"{"name": "a", "cmdline": "b"}"#), "name");
+    assert_eq!(field("{}"), "process");
+    assert_eq!(field(r#"{"process": "a", "cmdline": "b"}"#), "process");
     assert_eq!(
         field(r#"{"cmdline": "b", "pid_file": "/run/x.pid"}"#),
         "cmdline"
     );
-    assert_eq!(field(r#"{"name": "a", "pid_file": "/run/x.pid"}"#), "name");
+    assert_eq!(field(r#"{"process": "a", "pid_file": "/run/x.pid"}"#), "process");
     assert_eq!(field(r#"{"cmdline": "("}"#), "cmdline");
     assert_eq!(field(r#"{"cmdline": ""}"#), "cmdline");
     assert_eq!(field(r#"{"pid_file": "run/x.pid"}"#), "pid_file");
-    assert_eq!(field(r#"{"name": "postgres-checkpointer"}"#), "name");
-    assert_eq!(field(r#"{"name": ""}"#), "name");
-    assert!(spec(r#"{"name": "nginx"}"#).validate().is_ok());
+    assert_eq!(field(r#"{"process": "postgres-checkpointer"}"#), "process");
+    assert_eq!(field(r#"{"process": ""}"#), "process");
+    assert!(spec(r#"{"process": "nginx"}"#).validate().is_ok());
     assert!(spec(r#"{"cmdline": "gunicorn .*app:main"}"#)
         .validate()
         .is_ok());

@@ -184,6 +184,11 @@ impl Plan {
                 _ => {}
             }
         }
+        for r in &mut pack {
+            if let Some(summary) = summary_of(&r.spec.name) {
+                r.annotations.insert("summary".into(), summary.into());
+            }
+        }
         for r in pack {
             if !self
                 .rules
@@ -195,6 +200,22 @@ impl Plan {
         }
         self
     }
+}
+
+/// What each default rule's alert says.
+fn summary_of(rule: &str) -> Option<&'static str> {
+    Some(match rule {
+        "disk-used" => "{{mount}} is {{value}} full (share of blocks used)",
+        "inodes-used" => "{{mount}} has used {{value}} of its inodes",
+        "fds-used" => "the system has used {{value}} of its file descriptors",
+        "process-fds-used" => "{{process}} has used {{value}} of its file descriptor limit",
+        "load-running" => "{{value}} runnable tasks per core",
+        "upstream-degraded" => "{{upstream}}: {{value}} server(s) out of rotation",
+        "upstream-down" => "{{upstream}}: no healthy server left",
+        "error-ratio" => "route {{route}}: {{value}} of answers are 5xx",
+        "certificate-expiry" => "certificate {{names}} expires in {{value}} days",
+        _ => return None,
+    })
 }
 
 fn certificate_rule(monitor: &str) -> RuleDef {

@@ -466,3 +466,6 @@ fn changed(record: &AlertRecord, t: &AlertTransition) -> Event {
         source: record.source,
     }
 }
+
+#[cfg(test)]
+mod tests;

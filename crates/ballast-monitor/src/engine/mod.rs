@@ -197,7 +197,10 @@ impl Engine {
     }
 
     fn tasks_push(&self, task: JoinHandle<()>) {
-        self.rollup.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        self.rollup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(task);
     }
 
     /// Every series of `value` of `monitor` since `since` (ms), from the last hour in memory.
@@ -250,7 +253,12 @@ impl Engine {
     /// Stops everything: the monitors and the rollups.
     pub fn shutdown(&self) {
         self.stop();
-        for t in self.rollup.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .rollup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }

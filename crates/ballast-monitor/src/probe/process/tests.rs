@@ -166,7 +166,10 @@ fn spec_needs_exactly_one_selector() {
         field(r#"{"cmdline": "b", "pid_file": "/run/x.pid"}"#),
         "cmdline"
     );
-    assert_eq!(field(r#"{"process": "a", "pid_file": "/run/x.pid"}"#), "process");
+    assert_eq!(
+        field(r#"{"process": "a", "pid_file": "/run/x.pid"}"#),
+        "process"
+    );
     assert_eq!(field(r#"{"cmdline": "("}"#), "cmdline");
     assert_eq!(field(r#"{"cmdline": ""}"#), "cmdline");
     assert_eq!(field(r#"{"pid_file": "run/x.pid"}"#), "pid_file");

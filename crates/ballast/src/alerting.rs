@@ -35,6 +35,8 @@ const ROLLUPS: usize = 16;
 /// The running engine and what it needs to answer the API.
 pub struct Alerting {
     engine: Engine,
+    /// The plan the engine runs.
+    plan: std::sync::Mutex<Plan>,
     heartbeats: Heartbeats,
     /// Silences when there is no store (ids assigned here).
     next_local_silence: std::sync::atomic::AtomicU64,
@@ -102,6 +104,7 @@ impl Alerting {
         });
         Ok(Alerting {
             engine,
+            plan: std::sync::Mutex::new(plan.clone()),
             heartbeats,
             next_local_silence: std::sync::atomic::AtomicU64::new(1),
         })
@@ -111,10 +114,23 @@ impl Alerting {
         self.engine.shutdown();
     }
 
-    /// Runs the monitoring plan of a config just applied.
+    /// Runs the monitoring plan of a config just applied; an unchanged plan leaves every
+    /// monitor running as it was (windows, heartbeat clocks and counts intact).
     pub fn reconfigure(&self, plan: &Plan) {
-        if let Err(e) = self.engine.reconfigure(plan) {
-            tracing::error!(error = %e, "monitoring kept its previous plan: the new one could not be started");
+        let mut running = self.plan.lock().unwrap_or_else(|e| e.into_inner());
+        if *running == *plan {
+            return;
+        }
+        match self.engine.reconfigure(plan) {
+            Ok(()) => {
+                *running = plan.clone();
+                tracing::info!(
+                    monitors = plan.monitors.len(),
+                    rules = plan.rules.len(),
+                    "monitoring runs the new plan"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "monitoring kept its previous plan: the new one could not be started"),
         }
     }
 

@@ -49,6 +49,18 @@ pub fn post_json(
     answer(&addr, status, body)
 }
 
+/// `DELETE path` on the admin API; the body of a successful answer, else an error carrying
+/// the API's own message.
+pub fn delete(
+    config: Option<PathBuf>,
+    admin: Option<String>,
+    path: &str,
+) -> anyhow::Result<String> {
+    let (addr, token) = target(config, admin)?;
+    let (status, body) = send(&addr, token.as_deref(), "DELETE", path, None)?;
+    answer(&addr, status, body)
+}
+
 /// The body of a successful answer, else an error with the API's `error` message.
 fn answer(addr: &str, status: http::StatusCode, body: String) -> anyhow::Result<String> {
     if !status.is_success() {

@@ -3,6 +3,7 @@
 
 mod admin_client;
 mod alerting;
+mod alerts_cmd;
 mod app;
 mod backend;
 mod change_cmd;
@@ -100,6 +101,14 @@ enum Command {
     /// Change markers (deploys, flags, data, infra, notes) and what changed recently.
     #[command(subcommand)]
     Change(change_cmd::ChangeCommand),
+    /// Alerts of a running gateway: state and severity, rule, value, since when, and whether
+    /// each is silenced, inhibited or acknowledged.
+    Alerts(alerts_cmd::AlertsArgs),
+    /// Acknowledge an alert (who and why are recorded; it keeps firing until it resolves).
+    Ack(alerts_cmd::AckArgs),
+    /// Silences: mute alerts matching labels for a while (add), see them (list), end one (expire).
+    #[command(subcommand)]
+    Silence(alerts_cmd::SilenceCommand),
     /// Roll a running gateway back to a recorded config version (by default the previous good
     /// one): it is validated, written to the config file (the replaced file is kept as
     /// NAME.bak.<UTC time>) and applied like a reload.
@@ -190,6 +199,9 @@ fn main() -> ExitCode {
         Command::Lab(args) => exit(lab::run(args)),
         Command::Config(cmd) => exit(config_cmd::run(cmd)),
         Command::Change(cmd) => exit(change_cmd::run(cmd)),
+        Command::Alerts(args) => exit(alerts_cmd::alerts(args)),
+        Command::Ack(args) => exit(alerts_cmd::ack(args)),
+        Command::Silence(cmd) => exit(alerts_cmd::silence(cmd)),
         Command::Rollback {
             version,
             config,

@@ -130,7 +130,9 @@ impl Alerting {
                     "monitoring runs the new plan"
                 );
             }
-            Err(e) => tracing::error!(error = %e, "monitoring kept its previous plan: the new one could not be started"),
+            Err(e) => {
+                tracing::error!(error = %e, "monitoring kept its previous plan: the new one could not be started")
+            }
         }
     }
 

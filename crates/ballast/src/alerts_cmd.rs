@@ -237,6 +237,9 @@ fn value_text(v: Option<f64>) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
+    if v == 0.0 {
+        return "0".to_string();
+    }
     if v == v.trunc() && v.abs() < 1e15 {
         return format!("{v:.0}");
     }
@@ -444,7 +447,8 @@ mod tests {
             lines[1].starts_with("0123456789abcdef  firing/critical    job-missing "),
             "{t}"
         );
-        assert!(lines[1].contains(" 0   2m05s  "), "{t}");
+        let cols: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(cols[3..5], ["0", "2m05s"], "{t}");
         assert!(
             lines[1].contains(r#"silenced #3; acked by alice: "on it""#),
             "{t}"
@@ -459,7 +463,9 @@ mod tests {
         assert_eq!(value_text(Some(0.0125)), "0.0125");
         assert_eq!(value_text(Some(12.5)), "12.5");
         assert_eq!(value_text(Some(f64::NAN)), "NaN");
-        assert_eq!(value_text(Some(2.5e9)), "2.500e9");
+        assert_eq!(value_text(Some(2.5e9)), "2500000000");
+        assert_eq!(value_text(Some(1_234_567.5)), "1.235e6");
+        assert_eq!(value_text(Some(-1.25e-5)), "-1.250e-5");
         assert_eq!(age(0, 59_999), "59s");
         assert_eq!(age(0, 3_600_000 + 61_000), "1h01m");
         assert_eq!(age(0, 2 * 86_400_000 + 3 * 3_600_000), "2d3h");

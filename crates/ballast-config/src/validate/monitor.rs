@@ -73,10 +73,7 @@ pub(super) fn plan(
                 timeout,
                 probe,
             }),
-            Err(e) if e.field.is_empty() || e.field == "kind" => c.fail(
-                at(if e.field.is_empty() { "kind" } else { "kind" }),
-                e.message,
-            ),
+            Err(e) if e.field.is_empty() || e.field == "kind" => c.fail(at("kind"), e.message),
             Err(e) => c.fail(at(&e.field), e.message),
         }
     }

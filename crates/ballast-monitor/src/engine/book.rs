@@ -103,10 +103,9 @@ pub fn fill(template: &str, labels: &Labels, value: Option<f64>) -> String {
         match (name, labels.get(name)) {
             ("value", _) => match value {
                 Some(v) => out.push_str(
-                    &format!("{v:.4}")
+                    format!("{v:.4}")
                         .trim_end_matches('0')
-                        .trim_end_matches('.')
-                        .to_string(),
+                        .trim_end_matches('.'),
                 ),
                 None => out.push_str("no data"),
             },

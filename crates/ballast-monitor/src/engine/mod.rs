@@ -287,7 +287,7 @@ impl Engine {
     /// The silences held, newest first.
     pub fn silences(&self) -> Vec<Silence> {
         let mut all: Vec<Silence> = self.noise().silences.silences().cloned().collect();
-        all.sort_by(|a, b| b.id.cmp(&a.id));
+        all.sort_by_key(|s| std::cmp::Reverse(s.id));
         all
     }
 

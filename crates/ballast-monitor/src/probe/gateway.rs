@@ -161,9 +161,9 @@ impl GatewayProbe {
             .collect();
         for l in &now.latency {
             let upstream = route_upstream.get(&*l.route).copied().unwrap_or("");
-            if !self.wants_route(&l.route, upstream)
-                && !(self.spec.upstream.is_none() && self.spec.route.as_deref() == Some(&l.route))
-            {
+            let named =
+                self.spec.upstream.is_none() && self.spec.route.as_deref() == Some(&l.route);
+            if !(self.wants_route(&l.route, upstream) || named) {
                 continue;
             }
             let old = old_latency.get(&*l.route).copied().unwrap_or(&[]);

@@ -304,6 +304,10 @@ pub(crate) async fn expire_silence(
     }
 }
 
+/// The largest Alertmanager/Grafana webhook body taken (a storm of grouped alerts is large;
+/// the parser refuses more than this too).
+pub const WEBHOOK_MAX_BYTES: usize = 16 << 20;
+
 /// The most of a `/fail` body kept as the reason.
 const REASON_MAX: usize = 1000;
 

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -226,7 +226,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/heartbeat/{name}", post(alerts::ping))
         .route("/api/v1/heartbeat/{name}/start", post(alerts::start))
         .route("/api/v1/heartbeat/{name}/fail", post(alerts::failed))
-        .route("/api/v1/alertmanager", post(alerts::alertmanager))
+        .route(
+            "/api/v1/alertmanager",
+            post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::WEBHOOK_MAX_BYTES)),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), auth))
         .with_state(state)
 }

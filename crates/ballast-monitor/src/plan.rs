@@ -11,7 +11,8 @@
 //! |---|---|---|---|---|
 //! | `disk-used` | host · `disk_used` | 70% | 90% | at 70% there are days to act; at 90% a log burst fills it in minutes |
 //! | `inodes-used` | host · `inodes_used` | 70% | 90% | small-file spools run out of inodes with space left |
-//! | `fds-used` | host · `fds_used`, `process_fds_used` | 70% | 90% | at the limit every accept and open fails |
+//! | `fds-used` | host · `fds_used` | 70% | 90% | at the system's limit every accept and open fails |
+//! | `process-fds-used` | host · `process_fds_used` | 70% | 90% | the same, against one process's `RLIMIT_NOFILE` |
 //! | `load-running` | host · `running_per_core` | 1.5 | 3 | runnable tasks per core: above 1.5 requests queue for CPU; at 3 latency triples ("load is not a percentage": blocked tasks are not counted here) |
 //! | `upstream-degraded` | gateway · `servers_down` | > 0 | | a server out of rotation is capacity lost, not yet an outage |
 //! | `upstream-down` | gateway · `healthy_servers` | | < 1 | nothing left to serve: every request fails or gets the sorry page |

@@ -217,18 +217,21 @@ impl Alerting {
         include_expired: bool,
     ) -> Result<Vec<Silence>, AlertingError> {
         let now = now_ms();
-        match history.store() {
+        let mut all = match history.store() {
             Ok(store) => store
                 .silences(include_expired, now)
                 .await
-                .map_err(|e| AlertingError::Unavailable(history.failed(e).to_string())),
-            Err(_) => Ok(self
+                .map_err(|e| AlertingError::Unavailable(history.failed(e).to_string()))?,
+            Err(_) => self
                 .engine
                 .silences()
                 .into_iter()
                 .filter(|s| include_expired || s.silence.ends_unix_ms > now)
-                .collect()),
-        }
+                .collect(),
+        };
+        // Newest first, with or without a store.
+        all.sort_by_key(|s| std::cmp::Reverse(s.id));
+        Ok(all)
     }
 
     pub async fn expire_silence(
@@ -326,7 +329,7 @@ impl Alerting {
         out.push_str(&runs);
         out.push_str(&duration);
         out.push_str(&format!(
-            "# TYPE ballast_monitor_dropped counter\n# HELP ballast_monitor_dropped Alert events and saves dropped because their channel was full.\nballast_monitor_dropped_total {}\n",
+            "# TYPE ballast_monitor_dropped counter\n# HELP ballast_monitor_dropped Alert events, alert saves and rollup batches dropped because their channel was full.\nballast_monitor_dropped_total {}\n",
             self.engine.dropped()
         ));
         out

@@ -283,6 +283,10 @@ impl Book {
                 .readings
                 .push(Reading::new("up", Labels::new(), up));
         }
+        if run.outcome.warming_up {
+            book.last = Some(run);
+            return out;
+        }
         let mut samples = Vec::new();
         for rule in book.rules.values() {
             for r in run.outcome.readings.iter().filter(|r| rule.selects(r)) {
@@ -306,7 +310,13 @@ impl Book {
         for s in &samples {
             if let Some(rule) = book.rules.get(&s.rule) {
                 let id = rule.full_labels(&s.labels).fingerprint();
-                if let Some(a) = self.alerts.get_mut(&id) {
+                // Only live alerts: a resolved one keeps the time it resolved, so it leaves
+                // the list KEEP_RESOLVED_MS later even while its series reports.
+                if let Some(a) = self
+                    .alerts
+                    .get_mut(&id)
+                    .filter(|a| matches!(a.state, AlertState::Pending | AlertState::Firing { .. }))
+                {
                     a.value = s.value;
                     a.updated_unix_ms = now;
                 }
@@ -427,13 +437,11 @@ fn apply(
 ) -> AlertRecord {
     let labels = rule.full_labels(&t.labels);
     let id = labels.fingerprint();
-    let ack = match (alerts.get(&id), t.to) {
-        // An acknowledgement lasts while the alert fires (escalation included).
-        (Some(old), AlertState::Firing { .. })
-            if matches!(old.state, AlertState::Firing { .. }) =>
-        {
-            old.ack.clone()
-        }
+    let live = |s: AlertState| matches!(s, AlertState::Pending | AlertState::Firing { .. });
+    // An acknowledgement lasts while the alert is live (pending, firing, escalated); it ends
+    // with the episode.
+    let ack = match alerts.get(&id) {
+        Some(old) if live(old.state) && live(t.to) => old.ack.clone(),
         _ => None,
     };
     let record = AlertRecord {

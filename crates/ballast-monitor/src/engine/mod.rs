@@ -212,7 +212,15 @@ impl Engine {
     /// keep their state (a firing alert is not announced again), and silences stay. If the
     /// plan cannot be built, the running one stays and the error says why.
     pub fn reconfigure(&self, plan: &Plan) -> Result<(), EngineError> {
-        let kept: Vec<AlertRecord> = self.shared.book().alerts().cloned().collect();
+        let (kept, old_beats): (Vec<AlertRecord>, Vec<String>) = {
+            let book = self.shared.book();
+            let beats = book
+                .monitors()
+                .filter(|(def, _, _)| matches!(def.probe, ProbeSpec::Heartbeat(_)))
+                .map(|(def, _, _)| def.name.clone())
+                .collect();
+            (book.alerts().cloned().collect(), beats)
+        };
         let silences = self.silences();
         let (mut book, noise, probes) = prepare(plan, &self.shared.env, kept.clone(), silences)?;
         // Received alerts and those of rules that still exist stay listed.
@@ -220,6 +228,16 @@ impl Engine {
         self.stop();
         *self.shared.book() = book;
         *self.noise() = noise;
+        // A heartbeat monitor that is gone no longer takes pings (a job's 404 says so).
+        for name in old_beats {
+            if !plan
+                .monitors
+                .iter()
+                .any(|m| m.name == name && matches!(m.probe, ProbeSpec::Heartbeat(_)))
+            {
+                self.shared.env.heartbeats.unregister(&name);
+            }
+        }
         self.spawn(probes);
         Ok(())
     }
@@ -309,7 +327,19 @@ impl Engine {
     /// muted, worst first: firing critical, firing warning, pending, resolved; then newest.
     pub fn alerts(&self, now: u64) -> Vec<AlertView> {
         let records: Vec<AlertRecord> = self.shared.book().alerts().cloned().collect();
-        let mut mutes = self.noise().status(&records, now);
+        // Matchers (silences, maintenance) see a firing alert's severity as a label too, so
+        // `severity="critical"` selects Ballast's own alerts as it does received ones.
+        let matchable: Vec<AlertRecord> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if let (Some(sev), None) = (r.state.severity(), r.labels.get("severity")) {
+                    r.labels.insert("severity", sev.name());
+                }
+                r
+            })
+            .collect();
+        let mut mutes = self.noise().status(&matchable, now);
         let mut views: Vec<AlertView> = records
             .into_iter()
             .map(|alert| {

@@ -82,8 +82,9 @@ impl GatewayProbe {
             past.pop_front();
         }
         let mut out = Outcome::default();
-        if let Some(then) = past.front() {
-            self.rates(then, &now, &mut out);
+        match past.front() {
+            Some(then) => self.rates(then, &now, &mut out),
+            None => out.warming_up = true,
         }
         self.levels(snapshot, &mut out);
         past.push_back(now);

@@ -71,6 +71,12 @@ pub struct Outcome {
     /// Kind-specific detail for the API: a journey's steps, a certificate's subject and
     /// expiry, a heartbeat's last run. `Null` when there is nothing more to say.
     pub detail: serde_json::Value,
+    /// The probe has not measured enough yet to say anything about its rules (the gateway
+    /// probe's first run has no earlier reading to take rates from): the run is shown but
+    /// its rules are not evaluated, so an alert restored after a restart is not resolved by
+    /// the gap.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warming_up: bool,
 }
 
 impl Outcome {

@@ -173,7 +173,7 @@ crit = {{ above = "60%", recover = "30%" }}
 
     // Between crit.recover (30%) and crit.above (60%): critical is held.
     lab.errors(0.45);
-    holds(&gw, &id, "firing/critical", 0.37, 0.53, 6);
+    holds(&gw, &id, "firing/critical", 0.37, 0.53, 8);
 
     // Below crit.recover but above warn.recover: down to warning.
     lab.errors(0.18);
@@ -181,7 +181,7 @@ crit = {{ above = "60%", recover = "30%" }}
 
     // Between warn.recover (5%) and warn.above (20%): warning is held.
     lab.errors(0.12);
-    holds(&gw, &id, "firing/warning", 0.08, 0.16, 6);
+    holds(&gw, &id, "firing/warning", 0.08, 0.16, 8);
 
     lab.errors(0.0);
     wait_alert(&gw, RULE, API, "resolved", ALERT_WAIT);

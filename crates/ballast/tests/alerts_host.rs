@@ -1,8 +1,12 @@
-//! Alerts on the machine the gateway runs on, through a real gateway process:
+//! Minimums, and alerts on the machine the gateway runs on, through a real gateway process:
 //!
 //! - **Minimum**: a `process` monitor counts a `sleep` this test spawns (found by a regex on
 //!   its unique command line); a `min = { below = 1 }` rule on `count` fires critical once
 //!   the process is killed (0 processes) and resolves once it runs again.
+//! - **Minimum on missing data**: "too few requests", a `min = { below = 1 }` rule on a
+//!   route's `requests_per_s`, fires while the route has had no request at all (no series:
+//!   missing counts as 0), ends once traffic flows, and fires again on the route's own labels
+//!   when the traffic stops.
 //! - **Disk and inodes**: a `host` monitor watches a 1 MiB tmpfs with 64 inodes that the test
 //!   mounts; rules on `disk_used` and `inodes_used` (with a `for`) fire once the test fills
 //!   it with files and data, and resolve once it is emptied. Mounting needs root (the tests
@@ -291,4 +295,79 @@ for = "2s"
             "{changes:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_min_rule_counts_missing_traffic_as_zero() {
+    let backend = Backend::start("a");
+    let port = free_port();
+    let config = format!(
+        r#"{preamble}
+[alerting]
+default_rules = false
+
+[[route]]
+name = "api"
+upstream = "app"
+
+[[upstream]]
+name = "app"
+servers = [{{ addr = "{addr}" }}]
+
+[[monitor]]
+name = "traffic"
+kind = "gateway"
+route = "api"
+window = "2s"
+interval = "500ms"
+
+[[rule]]
+name = "too-few-requests"
+monitor = "traffic"
+value = "requests_per_s"
+match = {{ route = "api" }}
+min = {{ below = 1 }}
+"#,
+        preamble = preamble(port),
+        addr = backend.addr,
+    );
+    let gw = Gateway::start("alerts-min-traffic", &config);
+    let firing = |gw: &Gateway| {
+        alerts(gw)
+            .into_iter()
+            .filter(|a| a["rule"] == "too-few-requests" && a["state"] == "firing")
+            .collect::<Vec<_>>()
+    };
+
+    // No request yet: no series at all, and the rule fires on missing data.
+    wait_until("the rule to fire before any request", ALERT_WAIT, || {
+        !firing(&gw).is_empty()
+    });
+    let before = firing(&gw).remove(0);
+    eprintln!("before any request: {before}");
+    assert_eq!(before["severity"], "critical", "{before}");
+    assert_eq!(before["value"], 0.0, "missing counts as 0: {before}");
+    assert!(
+        before["labels"]["route"].is_null(),
+        "no series yet, so no route label: {before}"
+    );
+
+    let run = LoadRun::start(local(port), 2, "/");
+    wait_for("traffic to end the alert", ALERT_WAIT, || {
+        firing(&gw).is_empty() && run.completed() > 0
+    })
+    .await;
+    let tally = run.finish().await;
+    assert_eq!(tally.errors, 0, "{:?}", tally.samples);
+
+    // The traffic stops: the route's rate falls to 0 over the window and the rule fires on
+    // the route's labels.
+    let after = wait_alert(
+        &gw,
+        "too-few-requests",
+        &[("route", "api")],
+        "firing/critical",
+        ALERT_WAIT,
+    );
+    assert_eq!(after["value"], 0.0, "{after}");
 }

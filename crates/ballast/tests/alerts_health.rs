@@ -21,7 +21,8 @@ const APP: &[(&str, &str)] = &[("upstream", "app")];
 
 /// A gateway in front of `backends` with 1 s health checks and the healthy-servers rule (the
 /// default pack off, so the only alerts are this rule's).
-fn gateway(backends: &[&Backend]) -> (Gateway, SocketAddr) {
+/// `upstream_extra` is added to the upstream table.
+fn gateway(backends: &[&Backend], upstream_extra: &str) -> (Gateway, SocketAddr) {
     let port = free_port();
     let servers: Vec<String> = backends
         .iter()
@@ -38,6 +39,7 @@ upstream = "app"
 [[upstream]]
 name = "app"
 health = {{ path = "/healthz", interval = "1s", timeout = "500ms", fall = 2 }}
+{upstream_extra}
 servers = [{servers}]
 
 [[rule]]
@@ -80,7 +82,7 @@ async fn a_killed_backend_fires_critical_and_resolves_when_revived() {
     let a = Backend::start("a");
     let mut b = Backend::start("b");
     let c = Backend::start("c");
-    let (gw, addr) = gateway(&[&a, &b, &c]);
+    let (gw, addr) = gateway(&[&a, &b, &c], "");
     wait_quiet(&gw, &[&a, &b, &c]);
 
     let run = LoadRun::start(addr, 4, "/");
@@ -140,10 +142,18 @@ async fn kill_to_firing_ten_times() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    // ALERT_LATENCY_PASSIVE=off leaves only the health checks to notice the death (by
+    // default the clients' failed requests eject the server at once).
+    let passive_off = std::env::var("ALERT_LATENCY_PASSIVE").is_ok_and(|v| v == "off");
+    let extra = if passive_off {
+        "passive = { enabled = false }"
+    } else {
+        ""
+    };
     let a = Backend::start("a");
     let mut b = Backend::start("b");
     let c = Backend::start("c");
-    let (gw, addr) = gateway(&[&a, &b, &c]);
+    let (gw, addr) = gateway(&[&a, &b, &c], extra);
     let run = LoadRun::start(addr, 4, "/");
     let mut times = Vec::new();
     for i in 1..=runs {
@@ -160,7 +170,7 @@ async fn kill_to_firing_ten_times() {
         tokio::time::sleep(jitter).await;
         let (took, _) = kill_until_firing(&gw, &mut b);
         println!(
-            "run {i:2}: kill → firing {:5} ms (b {} by then; killed {:3} ms after the pause began)",
+            "run {i:2}: kill → firing {:5} ms (b {} by then; killed after a {:3} ms pause)",
             took.as_millis(),
             gw.server_state("app", b.addr),
             jitter.as_millis()

@@ -52,7 +52,7 @@ min = {{ below = 3 }}
         preamble = preamble(port),
         servers = servers.join(", "),
     );
-    (Gateway::start("alerts-health", &config), local(port))
+    (start("alerts-health", &config), local(port))
 }
 
 /// Waits until every server is up and the rule's alert is not firing (it may have fired

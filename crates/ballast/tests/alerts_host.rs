@@ -126,7 +126,7 @@ min = {{ below = 1 }}
         preamble = preamble(port),
         regex = sleeper.regex(),
     );
-    let gw = Gateway::start("alerts-min", &config);
+    let gw = start("alerts-min", &config);
     wait_until("the monitor to count the sleeper", ALERT_WAIT, || {
         last_readings(&gw, "sleeper").contains(&("count".to_string(), 1.0))
     });
@@ -256,7 +256,7 @@ for = "2s"
 "#,
         preamble = preamble(port),
     );
-    let gw = Gateway::start("alerts-disk", &config);
+    let gw = start("alerts-disk", &config);
     let on_mount: &[(&str, &str)] = &[("mount", &mount)];
     wait_until("the monitor to read the empty mount", ALERT_WAIT, || {
         let r = last_readings(&gw, "box");
@@ -331,7 +331,7 @@ min = {{ below = 1 }}
         preamble = preamble(port),
         addr = backend.addr,
     );
-    let gw = Gateway::start("alerts-min-traffic", &config);
+    let gw = start("alerts-min-traffic", &config);
     let firing = |gw: &Gateway| {
         alerts(gw)
             .into_iter()

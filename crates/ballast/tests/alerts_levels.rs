@@ -151,7 +151,7 @@ crit = {{ above = "60%", recover = "30%" }}
         preamble = preamble(port),
         backend = lab.addr,
     );
-    let gw = Gateway::start("alerts-levels", &config);
+    let gw = start("alerts-levels", &config);
     let run = LoadRun::start(local(port), 4, "/");
     wait_for("traffic before the errors", ALERT_WAIT, || {
         run.completed() >= 200

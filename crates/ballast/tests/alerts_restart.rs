@@ -77,7 +77,7 @@ min = {{ below = 1 }}
 "#,
         preamble = preamble(port),
     );
-    let mut gw = Gateway::start("alerts-restart", &config);
+    let mut gw = start("alerts-restart", &config);
     let db = gw.dir.join("store.db");
 
     let before = wait_alert(&gw, RULE, &[], "firing/critical", ALERT_WAIT);
@@ -89,7 +89,7 @@ min = {{ below = 1 }}
         "announced once before the restart"
     );
 
-    let (code, body) = admin_post_json(
+    let (code, body) = post_json(
         &gw,
         &format!("/api/v1/alerts/{id}/ack"),
         r#"{"by":"ana","comment":"on it"}"#,
@@ -106,6 +106,9 @@ min = {{ below = 1 }}
     });
 
     gw.restart();
+    wait_until("monitoring to answer after the restart", ALERT_WAIT, || {
+        gw.admin_get("/api/v1/monitors").0 == 200
+    });
     let after = wait_alert(&gw, RULE, &[], "firing/critical", ALERT_WAIT);
     assert_eq!(after["id"], id.as_str(), "{after}");
     assert_eq!(

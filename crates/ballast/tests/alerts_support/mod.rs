@@ -126,7 +126,10 @@ pub const ALERT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The alert of `rule` whose labels include every (name, value) of `labels`.
 pub fn alert_of(gw: &Gateway, rule: &str, labels: &[(&str, &str)]) -> Option<Value> {
     alerts(gw).into_iter().find(|a| {
-        a["rule"] == rule && labels.iter().all(|(k, v)| a["labels"][*k].as_str() == Some(*v))
+        a["rule"] == rule
+            && labels
+                .iter()
+                .all(|(k, v)| a["labels"][*k].as_str() == Some(*v))
     })
 }
 

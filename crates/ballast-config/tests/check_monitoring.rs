@@ -39,6 +39,20 @@ fn defaults_add_the_gateway_monitor_and_its_rules() {
 }
 
 #[test]
+fn without_the_defaults_a_rule_on_the_gateway_monitor_still_has_it() {
+    // A rule may name the built-in `gateway` monitor with the default pack off: the monitor
+    // must then be in the plan, or the engine refuses the plan and monitoring never starts.
+    let rule = "[[rule]]\nname = \"too-few\"\nmonitor = \"gateway\"\nvalue = \"healthy_servers\"\nmin = { below = 1 }\n";
+    let src = with(&format!("[alerting]\ndefault_rules = false\n{rule}"));
+    let plan = ballast_config::parse(&src, "b.toml").unwrap().monitoring;
+    assert_eq!(plan.monitors.len(), 1, "{:?}", plan.monitors);
+    assert_eq!(plan.monitors[0].name, "gateway");
+    assert!(matches!(plan.monitors[0].probe, ProbeSpec::Gateway(_)));
+    let names: Vec<&str> = plan.rules.iter().map(|r| r.spec.name.as_str()).collect();
+    assert_eq!(names, ["too-few"], "no default rule comes with it");
+}
+
+#[test]
 fn a_rule_reads_percentages_and_overrides_a_default_of_the_same_name() {
     let src = with(
         r#"

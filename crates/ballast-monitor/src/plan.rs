@@ -2,8 +2,10 @@
 //! rules (a value of a monitor's readings against warning, critical and minimum levels), and
 //! the default rule pack that is on unless the config turns it off or overrides a rule.
 //!
-//! The config crate fills a [`Plan`] in and calls [`Plan::with_defaults`], so `ballast check`
-//! and a reload see the same effective rules the engine will run.
+//! The config crate fills a [`Plan`] in and calls [`Plan::with_defaults`] (or, with
+//! `[alerting] default_rules = false` and a rule on the `gateway` monitor,
+//! [`Plan::with_gateway_monitor`]), so `ballast check` and a reload see the same effective
+//! rules the engine will run.
 //!
 //! ## The default rule pack and why each number
 //!
@@ -105,11 +107,9 @@ fn rule(
 }
 
 impl Plan {
-    /// Adds the built-in `gateway` monitor (unless a monitor has that name) and the default
-    /// rule pack: every default rule whose name no configured rule on the same monitor takes,
-    /// on monitors that exist.
-    pub fn with_defaults(mut self) -> Plan {
-        use Direction::{Above, Below};
+    /// Adds the built-in `gateway` monitor unless a monitor has that name: with the default
+    /// rule pack, or without it when a rule names the monitor.
+    pub fn with_gateway_monitor(mut self) -> Plan {
         if !self.monitors.iter().any(|m| m.name == GATEWAY_MONITOR) {
             self.monitors.push(MonitorDef {
                 name: GATEWAY_MONITOR.to_string(),
@@ -118,6 +118,15 @@ impl Plan {
                 probe: ProbeSpec::Gateway(Default::default()),
             });
         }
+        self
+    }
+
+    /// Adds the built-in `gateway` monitor ([`Plan::with_gateway_monitor`]) and the default
+    /// rule pack: every default rule whose name no configured rule on the same monitor takes,
+    /// on monitors that exist.
+    pub fn with_defaults(mut self) -> Plan {
+        use Direction::{Above, Below};
+        self = self.with_gateway_monitor();
         let mut pack = Vec::new();
         for m in &self.monitors {
             let n = m.name.as_str();

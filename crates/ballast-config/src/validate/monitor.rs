@@ -93,8 +93,16 @@ pub(super) fn plan(
             plan.rules.push(def);
         }
     }
+    // Without the default pack there is no built-in `gateway` monitor unless a rule names it
+    // (rules naming it were accepted above, and need it to run).
+    let gateway_named = plan
+        .rules
+        .iter()
+        .any(|r| r.monitor == ballast_monitor::plan::GATEWAY_MONITOR);
     if alerting.and_then(|a| a.default_rules).unwrap_or(true) {
         plan = plan.with_defaults();
+    } else if gateway_named {
+        plan = plan.with_gateway_monitor();
     }
     // Dependencies may name an alertname received from Alertmanager, so an unknown name is
     // allowed; a rule depending on itself or a cycle is not.

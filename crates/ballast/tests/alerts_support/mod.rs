@@ -1,5 +1,6 @@
-//! Support for the alerting tests: the admin API's monitoring endpoints read as JSON, and a
-//! gateway config whose only purpose is to run monitors.
+//! Support for the alerting tests: the admin API's monitoring endpoints read as JSON, a
+//! gateway config whose only purpose is to run monitors, waiting for one alert to reach a
+//! state, and the `alert_changed` events of one alert as (from → to) steps.
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -117,4 +118,64 @@ pub fn runs(gw: &Gateway, name: &str) -> u64 {
 /// A loopback address nothing listens on (its port was free a moment ago).
 pub fn nowhere() -> std::net::SocketAddr {
     local(free_port())
+}
+
+/// Generous bound for an alert to change: the machine is shared, so only a hung test fails it.
+pub const ALERT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The alert of `rule` whose labels include every (name, value) of `labels`.
+pub fn alert_of(gw: &Gateway, rule: &str, labels: &[(&str, &str)]) -> Option<Value> {
+    alerts(gw).into_iter().find(|a| {
+        a["rule"] == rule
+            && labels
+                .iter()
+                .all(|(k, v)| a["labels"][*k].as_str() == Some(*v))
+    })
+}
+
+/// `state` of an alert, with its severity when firing: `firing/critical`, `pending`...
+pub fn state_of(a: &Value) -> String {
+    match a["severity"].as_str() {
+        Some(s) if a["state"] == "firing" => format!("firing/{s}"),
+        _ => a["state"].as_str().unwrap_or("?").to_string(),
+    }
+}
+
+/// Waits until the alert of `rule` (with `labels`) is in `state` (as [`state_of`] writes it)
+/// and returns it; panics after `within` with the alerts listed.
+pub fn wait_alert(
+    gw: &Gateway,
+    rule: &str,
+    labels: &[(&str, &str)],
+    state: &str,
+    within: std::time::Duration,
+) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(a) = alert_of(gw, rule, labels) {
+            if state_of(&a) == state {
+                return a;
+            }
+        }
+        assert!(
+            start.elapsed() < within,
+            "timed out waiting for alert {rule} {labels:?} to be {state}; alerts: {:#?}",
+            alerts(gw)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The `alert_changed` events of alert `id`, oldest first, as `from→to` texts
+/// (`inactive→firing/warning`, `firing/critical→resolved`...).
+pub fn changes_of(gw: &Gateway, id: &str) -> Vec<String> {
+    let state = |s: &Value| match s["severity"].as_str() {
+        Some(sev) => format!("{}/{sev}", s["state"].as_str().unwrap_or("?")),
+        None => s["state"].as_str().unwrap_or("?").to_string(),
+    };
+    gw.events_of("alert_changed")
+        .into_iter()
+        .filter(|e| e["id"] == id)
+        .map(|e| format!("{}→{}", state(&e["from"]), state(&e["to"])))
+        .collect()
 }

@@ -420,15 +420,17 @@ crit = { above = "5%", recover = "2%" }'
         rule "gw$i-rps" "gw$i" requests_per_s 'min = { below = 1, severity = "warning" }'
         rule "gw$i-retries" "gw$i" retries_per_s 'warn = { above = 100 }'
     done
-    # host: 5 rules
+    # host: 4 rules; nginx by its exact name: 1 rule
     printf '\n[[monitor]]\nname = "host"\nkind = "host"\ninterval = "5s"\n' >>"$f"
     rule disk host disk_used 'warn = { above = "70%" }
 crit = { above = "90%" }'
     rule inodes host inodes_used 'warn = { above = "70%" }'
     rule fds host fds_used 'warn = { above = "70%" }'
     rule load host running_per_core 'warn = { above = 1.5 }'
-    rule memory host memory_used 'warn = { above = "95%" }'
-    # 3 tcp, 3 http, 2 process, 2 dns, 2 heartbeat, 1 journey, 1 tcp to the admin: 14 monitors, 21 rules
+    printf '\n[[monitor]]\nname = "nginx"\nkind = "process"\nprocess = "nginx"\ninterval = "5s"\n' >>"$f"
+    rule nginx-count nginx count 'min = { below = 1 }'
+    # 3 tcp, 3 http, 2 process (by command line), 2 dns, 2 heartbeat, 1 journey, 1 tcp to the
+    # admin: 14 monitors, 21 rules
     for b in 0 1 2; do
         printf '\n[[monitor]]\nname = "tcp%s"\nkind = "tcp"\ntarget = "127.0.0.1:%s"\ninterval = "2s"\n' "$b" "${BACKEND_PORTS[$b]}" >>"$f"
         rule "tcp$b-up" "tcp$b" up 'min = { below = 1 }'

@@ -14,18 +14,32 @@
 //! [[monitor]]
 //! name = "checkout"
 //! kind = "journey"
-//! steps = [
-//!   { name = "login", method = "POST", url = "https://shop/login", body = "user=probe",
-//!     expect_status = "200-299",
-//!     capture = [{ name = "token", json = "/token" }, { name = "req", header = "X-Request-Id" }] },
-//!   { name = "profile", url = "https://shop/me", headers = { Authorization = "Bearer {{token}}" },
-//!     json = { pointer = "/user/name", equals = "probe" },
-//!     capture = [{ name = "cart", regex = "cart=(\\w+)" }] },
-//!   { name = "cart", url = "https://shop/cart/{{cart}}", body_contains = "items" },
-//! ]
 //! ca_file = "/etc/ballast/ca.pem"     # optional, as for `http`
 //! tls_verify = true
+//!
+//! [[monitor.steps]]
+//! name = "login"
+//! method = "POST"
+//! url = "https://shop/login"
+//! body = "user=probe"
+//! expect_status = "200-299"
+//! capture = [{ name = "token", json = "/token" }, { name = "req", header = "X-Request-Id" }]
+//!
+//! [[monitor.steps]]
+//! name = "profile"
+//! url = "https://shop/me"
+//! headers = { Authorization = "Bearer {{token}}" }
+//! json = { pointer = "/user/name", equals = "probe" }
+//! capture = [{ name = "cart", regex = "cart=(\\w+)" }]
+//!
+//! [[monitor.steps]]
+//! name = "cart"
+//! url = "https://shop/cart/{{cart}}"
+//! body_contains = "items"
 //! ```
+//!
+//! (TOML inline tables must fit on one line, so long steps read best as `[[monitor.steps]]`
+//! tables.)
 //!
 //! Readings: `latency_ms` (the steps' total), `step_latency_ms{step=NAME}` for each step that
 //! ran, and `failed_step` (0 when all passed, else the failed step's 1-based index). The error

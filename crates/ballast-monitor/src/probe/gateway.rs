@@ -12,7 +12,9 @@
 //!   `p99_ms`, `retries_per_s`;
 //! - per upstream `{upstream}`: `requests_per_s`, `error_ratio`, `inflight`, `servers`
 //!   (not drained), `healthy_servers` (not drained, health up, not ejected, breaker not open),
-//!   `servers_down` (`servers - healthy_servers`), `shed_per_s`, `open_breakers`;
+//!   `servers_down` (`servers - healthy_servers`), `shed_per_s`, `open_breakers`; an upstream
+//!   whose servers are all drained has no `healthy_servers` or `servers_down` (planned work
+//!   is not an outage to page for);
 //! - per server `{upstream, server}`: `requests_per_s`, `error_ratio`, `inflight`, `healthy`;
 //! - per TLS certificate of the gateway's listeners `{listener, names}`: `days_left`.
 
@@ -239,8 +241,13 @@ impl GatewayProbe {
             }
             let labels = Labels::new().with("upstream", &u.name);
             out.push("servers", labels.clone(), f64::from(servers));
-            out.push("healthy_servers", labels.clone(), f64::from(healthy));
-            out.push("servers_down", labels.clone(), f64::from(servers - healthy));
+            // Every server drained is an operator's choice (planned work), not servers lost:
+            // no health readings then, so health rules do not page for it (the 5xx ratio
+            // still sees any request that fails).
+            if servers > 0 {
+                out.push("healthy_servers", labels.clone(), f64::from(healthy));
+                out.push("servers_down", labels.clone(), f64::from(servers - healthy));
+            }
             out.push("inflight", labels.clone(), inflight as f64);
             out.push("open_breakers", labels, f64::from(open));
         }
@@ -302,3 +309,6 @@ impl Probe for GatewayProbe {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

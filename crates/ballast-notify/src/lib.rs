@@ -1,0 +1,15 @@
+//! Notifications: telling the right person, once, in seconds.
+//!
+//! Every receiver kind (webhook, Slack, Dooray, email...) is one module behind the one
+//! [`Notifier`] trait, and renders the same [`Message`]: a group of alerts (a storm is one
+//! message, never one post per alert) with what, where, the value against its threshold,
+//! since when, and links. Routing (which receivers, how alerts are grouped and when they are
+//! sent) and delivery (the persisted outbox, retries with back-off, rate limits) decide when
+//! `send` is called; a notifier only sends and says how it went, classifying failures as worth
+//! retrying (with the receiver's own `Retry-After` when it gave one) or not.
+
+pub mod message;
+pub mod notifier;
+
+pub use message::{Locale, Message, MessageAlert, MessageStatus};
+pub use notifier::{BoxFuture, Delivered, Notifier, SendError};

@@ -14,6 +14,7 @@ pub mod digest;
 pub mod duration;
 pub mod event;
 pub mod history;
+pub mod notification;
 pub mod ratio;
 pub mod size;
 pub mod snapshot;
@@ -36,6 +37,7 @@ pub use history::{
     Change, ChangeKind, ConfigOutcome, ConfigSummary, ConfigVersion, EventQuery, Instance,
     NewChange, NewConfigVersion, RecordKind, StoredEvent,
 };
+pub use notification::{NewNotification, Notification, NotificationLog, NotificationState};
 pub use ratio::{Ratio, RatioError};
 pub use size::{Size, SizeError};
 pub use snapshot::Snapshot;

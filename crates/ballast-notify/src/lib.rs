@@ -8,8 +8,12 @@
 //! `send` is called; a notifier only sends and says how it went, classifying failures as worth
 //! retrying (with the receiver's own `Retry-After` when it gave one) or not.
 
+pub mod backoff;
 pub mod message;
 pub mod notifier;
+pub mod route;
 
+pub use backoff::{Backoff, RateError, RateLimiter, RateSpec, Retry, TokenBucket};
 pub use message::{Locale, Message, MessageAlert, MessageStatus};
 pub use notifier::{BoxFuture, Delivered, Notifier, SendError};
+pub use route::{EscalateSpec, Route, RouteError, RouteSpec, Routes};

@@ -30,6 +30,7 @@ mod error;
 mod events;
 mod instances;
 mod open;
+mod outbox;
 mod retention;
 mod rollups;
 mod rows;

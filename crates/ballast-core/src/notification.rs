@@ -1,0 +1,140 @@
+//! Notifications in the outbox, as the store keeps them and the API shows them.
+//!
+//! They live here, not in `ballast-notify`, so that the store (which persists them), the admin
+//! API (`GET /api/v1/notifications`) and the CLI agree on one shape without depending on the
+//! notifier crate. The message itself is opaque JSON text to everyone but `ballast-notify`.
+//!
+//! One outbox row's state machine (the store drives it; see `ballast-store`'s `outbox.rs`):
+//!
+//! ```text
+//!   enqueue ──▶ PENDING ──mark_delivered──▶ DELIVERED
+//!               │  ▲  │
+//!  mark_attempt │  │  └──mark_expired (now ≥ expires)──▶ EXPIRED
+//!  (error, next │  │
+//!   attempt at) └──┘
+//!               │
+//!               └──mark_attempt (error, no next attempt: permanent or given up)──▶ FAILED
+//! ```
+//!
+//! Only a PENDING row is ever due, and only once `not_before ≤ now < expires`; every other
+//! state is final, so a delivered notification is never sent again, even after a restart.
+
+use serde::{Deserialize, Serialize};
+
+/// Where an outbox row is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationState {
+    /// Waiting for its first or next attempt.
+    Pending,
+    /// The receiver took it.
+    Delivered,
+    /// Given up: the receiver refused it for good, or retrying stopped.
+    Failed,
+    /// Its maximum age passed before it could be delivered.
+    Expired,
+}
+
+impl NotificationState {
+    /// The name stored and shown (`pending`, `delivered`, `failed`, `expired`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Delivered => "delivered",
+            NotificationState::Failed => "failed",
+            NotificationState::Expired => "expired",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(NotificationState::Pending),
+            "delivered" => Some(NotificationState::Delivered),
+            "failed" => Some(NotificationState::Failed),
+            "expired" => Some(NotificationState::Expired),
+            _ => None,
+        }
+    }
+
+    /// Whether nothing more will happen to the row.
+    pub fn is_final(self) -> bool {
+        self != NotificationState::Pending
+    }
+}
+
+/// A notification to put in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewNotification {
+    /// The receiver's name (`[[receiver]] name`).
+    pub receiver: String,
+    /// The group the message is about (the grouper's key).
+    pub group_key: String,
+    /// The message, as JSON text.
+    pub payload_json: String,
+    pub created_unix_ms: u64,
+    /// Not sent before this moment (a receiver's rate limit, an escalation's delay).
+    pub not_before_unix_ms: u64,
+    /// Given up (expired) at this moment if still undelivered.
+    pub expires_unix_ms: u64,
+    /// Unique: enqueuing the same key again is a no-op, so a flush replayed after a restart
+    /// is delivered once.
+    pub dedup_key: String,
+}
+
+/// A row of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: u64,
+    #[serde(flatten)]
+    pub new: NewNotification,
+    pub state: NotificationState,
+    /// Sends tried so far, the successful one included.
+    pub attempts: u32,
+    pub last_attempt_unix_ms: Option<u64>,
+    /// The last failure's reason (never a secret: notifiers name receivers, not addresses).
+    pub last_error: Option<String>,
+    pub delivered_unix_ms: Option<u64>,
+    /// The receiver's answer when it took the message.
+    pub answer: Option<String>,
+}
+
+/// One line of the notification log (`GET /api/v1/notifications`): what, to whom, when,
+/// attempts, result. The payload is left out: a storm's message can be large.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationLog {
+    pub id: u64,
+    /// To whom.
+    pub receiver: String,
+    /// What: the alert group.
+    pub group_key: String,
+    pub dedup_key: String,
+    /// When it was queued.
+    pub created_unix_ms: u64,
+    pub state: NotificationState,
+    /// Every send tried, failed or not.
+    pub attempts: u32,
+    pub last_attempt_unix_ms: Option<u64>,
+    pub delivered_unix_ms: Option<u64>,
+    /// The result: the receiver's answer when delivered, else the last error, if any.
+    pub result: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in [
+            NotificationState::Pending,
+            NotificationState::Delivered,
+            NotificationState::Failed,
+            NotificationState::Expired,
+        ] {
+            assert_eq!(NotificationState::parse(s.name()), Some(s));
+            assert_eq!(s.is_final(), s != NotificationState::Pending);
+        }
+        assert_eq!(NotificationState::parse("sent"), None);
+    }
+}

@@ -60,10 +60,7 @@ impl Backoff {
     /// `min(cap, base · 2^(failed-1))`.
     pub fn ceiling_ms(&self, failed: u32) -> u64 {
         let shift = failed.saturating_sub(1).min(63);
-        self.base_ms
-            .checked_mul(1u64 << shift)
-            .unwrap_or(u64::MAX)
-            .min(self.cap_ms)
+        self.base_ms.saturating_mul(1u64 << shift).min(self.cap_ms)
     }
 
     /// When to try again after the `failed`-th failed attempt at `now_unix_ms`, for a

@@ -19,7 +19,8 @@
 //!
 //! `due` returns PENDING rows with `not_before ≤ now < expires`, oldest first. Marking a row
 //! that is no longer PENDING (another instance delivered it, it expired) changes nothing and
-//! says so (`false`).
+//! says so (`false`). `due` does not claim rows: with several instances on one PostgreSQL,
+//! only the leader (DESIGN.md §5, the advisory lock) runs delivery.
 
 use ballast_core::{NewNotification, Notification, NotificationLog, NotificationState};
 

@@ -11,9 +11,11 @@
 pub mod backoff;
 pub mod message;
 pub mod notifier;
+pub mod outbox;
 pub mod route;
 
 pub use backoff::{Backoff, RateError, RateLimiter, RateSpec, Retry, TokenBucket};
 pub use message::{Locale, Message, MessageAlert, MessageStatus};
 pub use notifier::{BoxFuture, Delivered, Notifier, SendError};
+pub use outbox::{after_send, dedup_key, escalation_dedup_key, new_notification, Outcome};
 pub use route::{EscalateSpec, Route, RouteError, RouteSpec, Routes};

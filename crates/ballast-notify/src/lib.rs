@@ -8,6 +8,7 @@
 //! `send` is called; a notifier only sends and says how it went, classifying failures as worth
 //! retrying (with the receiver's own `Retry-After` when it gave one) or not.
 
+pub mod email;
 pub mod message;
 pub mod notifier;
 

@@ -390,12 +390,26 @@ impl EmailNotifier {
 
 /// A relay failure in a few words, classified the way the failover treats it.
 fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let io_kind = {
+        let mut source = std::error::Error::source(e);
+        let mut kind = None;
+        while let Some(err) = source {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                kind = Some(io.kind());
+                break;
+            }
+            source = err.source();
+        }
+        kind
+    };
     let kind = if e.is_permanent() {
         "refused the message"
     } else if e.is_transient() {
         "deferred the message"
     } else if e.is_timeout() {
         "timed out"
+    } else if io_kind == Some(std::io::ErrorKind::ConnectionRefused) {
+        "refused the connection"
     } else if e.is_tls() {
         "TLS failed"
     } else {

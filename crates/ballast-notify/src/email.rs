@@ -20,8 +20,9 @@ mod render;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use ballast_core::Duration;
+use ballast_core::{sha256_hex, Duration};
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -325,7 +326,24 @@ impl EmailNotifier {
     }
 
     fn build(&self, message: &Message) -> Result<lettre::Message, SendError> {
+        // Every message of one group refers to the same (never sent) anchor id, so mail
+        // clients thread a group's firing and resolved messages together.
+        static SENT: AtomicU64 = AtomicU64::new(0);
+        let domain = self.from.email.domain();
+        let group = sha256_hex(&message.group_key);
+        let unique = sha256_hex(&format!(
+            "{}|{}|{}|{}|{:?}",
+            message.group_key,
+            message.at_unix_ms,
+            std::process::id(),
+            SENT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now(),
+        ));
+        let anchor = format!("<group.{}@{domain}>", &group[..24]);
         let mut builder = lettre::Message::builder()
+            .message_id(Some(format!("<{}@{domain}>", &unique[..32])))
+            .in_reply_to(anchor.clone())
+            .references(anchor)
             .from(self.from.clone())
             .subject(render::subject(message))
             .header(ContentType::TEXT_PLAIN);

@@ -514,3 +514,50 @@ async fn the_password_never_shows() {
         assert!(!text.contains(PASSWORD), "the password shows in: {text}");
     }
 }
+
+#[tokio::test]
+async fn messages_of_a_group_thread_together() {
+    let Some(python) = python() else { return };
+    let smtp = Smtp::mailbox(&python);
+    let notifier = EmailNotifier::new(config(&[&smtp.relay()], "10s")).expect("valid config");
+    let firing = message();
+    let mut resolved = message();
+    resolved.status = MessageStatus::Resolved;
+    resolved.severity = None;
+    resolved.alerts[0].state = AlertState::Resolved;
+    notifier.send(&firing).await.expect("firing delivered");
+    notifier.send(&resolved).await.expect("resolved delivered");
+    let stored = smtp.stored();
+    assert_eq!(stored.len(), 2);
+    let ids: Vec<Option<String>> = stored.iter().map(|m| header(m, "Message-ID")).collect();
+    assert!(ids.iter().all(|id| id
+        .as_deref()
+        .is_some_and(|id| id.ends_with("@example.com>"))));
+    assert_ne!(ids[0], ids[1], "each message has its own id");
+    let refs: Vec<Option<String>> = stored.iter().map(|m| header(m, "References")).collect();
+    assert!(refs[0].is_some());
+    assert_eq!(refs[0], refs[1], "both refer to the group's thread");
+    let subjects: Vec<Option<String>> = stored.iter().map(|m| header(m, "Subject")).collect();
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.as_deref() == Some("[RESOLVED] app-5xx service=shop")),
+        "{subjects:?}"
+    );
+}
+
+#[tokio::test]
+async fn required_tls_is_never_downgraded_to_plain() {
+    let Some(python) = python() else { return };
+    // aiosmtpd here offers no STARTTLS and speaks no TLS: with TLS required, nothing may be
+    // sent to it in clear; the failure is worth retrying (another relay, or a fixed one).
+    let smtp = Smtp::mailbox(&python);
+    for tls in [TlsMode::Starttls, TlsMode::Implicit] {
+        let mut c = config(&[&smtp.relay()], "5s");
+        c.tls = tls;
+        let notifier = EmailNotifier::new(c).expect("valid config");
+        let err = notifier.send(&message()).await.expect_err("no TLS there");
+        assert_retry_naming(&err, &[&smtp.relay()]);
+    }
+    assert!(smtp.stored().is_empty(), "a message went out in clear");
+}

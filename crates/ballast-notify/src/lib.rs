@@ -9,6 +9,7 @@
 //! retrying (with the receiver's own `Retry-After` when it gave one) or not.
 
 pub mod backoff;
+pub mod email;
 pub mod message;
 pub mod notifier;
 pub mod outbox;

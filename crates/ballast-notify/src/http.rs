@@ -281,10 +281,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn answer_word(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.lines().next().unwrap_or("").trim();
-    line.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect()
+    line.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// How an HTTP receiver's answer (or the lack of one) classifies: 2xx delivered; 408, 429 and
@@ -340,12 +337,20 @@ mod tests {
         assert_eq!(e.path_and_query, "/services/T1/B2/sekret");
         assert!(!format!("{e:?}").contains("sekret"));
         let e = ep("http://[::1]:8080").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.path_and_query.as_str()), ("::1", 8080, "/"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path_and_query.as_str()),
+            ("::1", 8080, "/")
+        );
     }
 
     #[test]
     fn bad_urls_are_not_quoted() {
-        for url in ["ftp://x/sekret", "/sekret", "not a url sekret", "https://u:sekret@h/"] {
+        for url in [
+            "ftp://x/sekret",
+            "/sekret",
+            "not a url sekret",
+            "https://u:sekret@h/",
+        ] {
             let e = ep(url).unwrap_err();
             assert!(!e.to_string().contains("sekret"), "{e}");
             assert!(!format!("{e:?}").contains("sekret"), "{e:?}");

@@ -8,11 +8,14 @@
 //! `send` is called; a notifier only sends and says how it went, classifying failures as worth
 //! retrying (with the receiver's own `Retry-After` when it gave one) or not.
 
+pub mod dooray;
 pub mod http;
 pub mod message;
 pub mod notifier;
 pub mod render;
 pub mod secret;
+pub mod slack;
+pub mod webhook;
 
 pub use message::{Locale, Message, MessageAlert, MessageStatus};
 pub use notifier::{BoxFuture, Delivered, Notifier, SendError};

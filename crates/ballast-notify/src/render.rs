@@ -42,6 +42,8 @@ pub struct Rendered {
     pub alerts: Vec<AlertText>,
     /// How many alerts were written out.
     pub listed: usize,
+    /// How many alerts were not written out.
+    pub rest: usize,
     /// The rest summed up per rule, when there is a rest.
     pub more: Option<String>,
 }
@@ -77,6 +79,7 @@ pub fn render(message: &Message, max_listed: usize) -> Rendered {
         title: title(message),
         alerts,
         listed,
+        rest: ordered.len() - listed,
         more,
     }
 }
@@ -197,7 +200,10 @@ pub fn alert_url(dashboard_url: &str, id: &str) -> String {
 
 /// The dashboard's form silencing an alert.
 pub fn silence_url(dashboard_url: &str, id: &str) -> String {
-    format!("{}/alerts?silence={id}", dashboard_url.trim_end_matches('/'))
+    format!(
+        "{}/alerts?silence={id}",
+        dashboard_url.trim_end_matches('/')
+    )
 }
 
 /// One alert's heading and body.
@@ -292,10 +298,41 @@ fn more_line(locale: Locale, rest: &[&MessageAlert]) -> Option<String> {
         .map(|(r, n)| format!("{r} ×{n}"))
         .collect::<Vec<_>>()
         .join(", ");
-    Some(match locale {
-        Locale::En => format!("and {} more: {rules}", rest.len()),
-        Locale::Ko => format!("외 {}건: {rules}", rest.len()),
-    })
+    Some(format!("{}: {rules}", more_heading(locale, rest.len())))
+}
+
+/// "3 firing · 1 resolved" (Korean "발생 3 · 해결 1"): the counts of the whole message.
+pub fn counts_line(message: &Message) -> String {
+    let firing = message.firing().count();
+    let resolved = message.resolved().count();
+    let mut parts = Vec::new();
+    match message.locale {
+        Locale::En => {
+            if firing > 0 {
+                parts.push(format!("{firing} firing"));
+            }
+            if resolved > 0 {
+                parts.push(format!("{resolved} resolved"));
+            }
+        }
+        Locale::Ko => {
+            if firing > 0 {
+                parts.push(format!("발생 {firing}"));
+            }
+            if resolved > 0 {
+                parts.push(format!("해결 {resolved}"));
+            }
+        }
+    }
+    parts.join(" · ")
+}
+
+/// "and 480 more" (Korean "외 480건").
+pub fn more_heading(locale: Locale, count: usize) -> String {
+    match locale {
+        Locale::En => format!("and {count} more"),
+        Locale::Ko => format!("외 {count}건"),
+    }
 }
 
 /// A number as people read it: integers without a fraction, others with at most 4 decimals.
@@ -441,7 +478,9 @@ mod tests {
         let mut m = message(vec![alert("upstream-down", 1, CRIT)], Locale::Ko);
         let r = render(&m, DEFAULT_LISTED);
         assert_eq!(r.title, "[발생:1] 심각 upstream-down app");
-        assert!(r.alerts[0].body.starts_with("값 0 (임계값 1), 2026-11-30 19:20:05 UTC부터"));
+        assert!(r.alerts[0]
+            .body
+            .starts_with("값 0 (임계값 1), 2026-11-30 19:20:05 UTC부터"));
         assert!(r.alerts[0].body.contains("런북: https://wiki/rb"));
         assert!(r.alerts[0].body.contains("사일런스: "));
         m.status = MessageStatus::Resolved;

@@ -63,6 +63,13 @@ impl Secret {
     }
 }
 
+/// Read from a plain string in the configuration.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
@@ -127,7 +134,7 @@ pub enum ConfigError {
 pub fn load_optional(
     kind: &'static str,
     field: &'static str,
-    inline: Option<&str>,
+    inline: Option<&Secret>,
     file: Option<&Path>,
     env: Option<&str>,
 ) -> Result<Option<Secret>, ConfigError> {
@@ -144,7 +151,7 @@ pub fn load_optional(
         source,
     };
     if let Some(v) = inline {
-        return Ok(Some(Secret::new(v)));
+        return Ok(Some(v.clone()));
     }
     if let Some(path) = file {
         return Secret::from_file(path).map(Some).map_err(wrap);
@@ -159,7 +166,7 @@ pub fn load_optional(
 pub fn load_required(
     kind: &'static str,
     field: &'static str,
-    inline: Option<&str>,
+    inline: Option<&Secret>,
     file: Option<&Path>,
     env: Option<&str>,
 ) -> Result<Secret, ConfigError> {
@@ -210,15 +217,22 @@ mod tests {
 
     #[test]
     fn one_source_only() {
-        let e = load_optional("slack", "url", Some("a"), None, Some("X")).unwrap_err();
-        assert_eq!(e, ConfigError::Ambiguous {
-            kind: "slack",
-            field: "url"
-        });
+        let e =
+            load_optional("slack", "url", Some(&Secret::new("a")), None, Some("X")).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::Ambiguous {
+                kind: "slack",
+                field: "url"
+            }
+        );
         assert!(matches!(
             load_required("slack", "url", None, None, None),
             Err(ConfigError::Missing { .. })
         ));
-        assert_eq!(load_optional("webhook", "signing_secret", None, None, None), Ok(None));
+        assert_eq!(
+            load_optional("webhook", "signing_secret", None, None, None),
+            Ok(None)
+        );
     }
 }

@@ -270,11 +270,28 @@ where
     }
 }
 
-/// The receiver's `Retry-After` in seconds, when it gave one as a number.
+/// The receiver's `Retry-After`: a number of seconds (what Slack sends) or an HTTP date
+/// (then the time from now to it, zero when past). At most a day, so a wild value cannot park a
+/// notification forever.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let wait = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(v).ok()?;
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
+
+/// The longest `Retry-After` honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// The first line of an answer's body, printable and at most 200 characters: Slack's error
 /// word (`invalid_payload`), or the start of a JSON error.
@@ -394,5 +411,18 @@ mod tests {
             ))
         );
         assert_eq!(retry_after(&HeaderMap::new()), None);
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static("999999999"),
+        );
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
     }
 }

@@ -166,6 +166,7 @@ impl DoorayNotifier {
         })?;
         classify(
             KIND,
+            &self.endpoint,
             self.client
                 .post(&self.endpoint, &[json_content_type()], Bytes::from(body))
                 .await,

@@ -107,6 +107,24 @@ impl Endpoint {
     pub fn is_https(&self) -> bool {
         self.https
     }
+
+    /// `text` with the URL's path and query, and every part of them that could be a token
+    /// (6 characters or more between `/`, `?`, `&` and `=`), replaced by `[redacted]`: some
+    /// servers echo the path in their errors ("Cannot POST /hooks/<token>").
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.replace(self.path_and_query.as_str(), "[redacted]");
+        let mut parts: Vec<&str> = self
+            .path_and_query
+            .split(['/', '?', '&', '='])
+            .filter(|p| p.len() >= 6)
+            .collect();
+        // Longest first, so a part containing another is replaced whole.
+        parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in parts {
+            out = out.replace(p, "[redacted]");
+        }
+        out
+    }
 }
 
 /// An answer: status, headers and at most [`MAX_BODY`] bytes of body.
@@ -303,16 +321,18 @@ pub fn answer_word(body: &[u8]) -> String {
 
 /// How an HTTP receiver's answer (or the lack of one) classifies: 2xx delivered; 408, 429 and
 /// 5xx worth retrying (with `Retry-After` when given); other statuses permanent; no answer at
-/// all (refused, reset, timed out) worth retrying.
+/// all (refused, reset, timed out) worth retrying. The answer's words are quoted with the
+/// endpoint's path redacted.
 pub fn classify(
     kind: &'static str,
+    endpoint: &Endpoint,
     result: Result<HttpResponse, HttpError>,
 ) -> Result<Delivered, SendError> {
     let resp = match result {
         Ok(r) => r,
         Err(e) => return Err(SendError::retry(format!("{kind} receiver: {e}"))),
     };
-    let word = answer_word(&resp.body);
+    let word = endpoint.redact(&answer_word(&resp.body));
     let answer = if word.is_empty() {
         resp.status.to_string()
     } else {
@@ -376,6 +396,7 @@ mod tests {
 
     #[test]
     fn classification() {
+        let e = ep("https://hooks.example/services/T1/B2/sekret").unwrap();
         let resp = |status: u16, body: &'static str, ra: Option<&'static str>| {
             let mut headers = HeaderMap::new();
             if let Some(v) = ra {
@@ -389,26 +410,40 @@ mod tests {
             })
         };
         assert_eq!(
-            classify("slack", resp(200, "ok", None)),
+            classify("slack", &e, resp(200, "ok", None)),
             Ok(Delivered {
                 answer: "200 ok".into()
             })
         );
         assert_eq!(
-            classify("slack", resp(429, "", Some("2"))),
+            classify("slack", &e, resp(429, "", Some("2"))),
             Err(SendError::Retry {
                 reason: "slack receiver: answered 429".into(),
                 retry_after: Some(Duration::from_secs(2)),
             })
         );
-        assert!(classify("slack", resp(500, "rollup_error", None))
+        assert!(classify("slack", &e, resp(500, "rollup_error", None))
             .unwrap_err()
             .is_retryable());
         assert_eq!(
-            classify("slack", resp(404, "channel_not_found\n", None)),
+            classify("slack", &e, resp(404, "channel_not_found\n", None)),
             Err(SendError::permanent(
                 "slack receiver: refused with 404 channel_not_found"
             ))
+        );
+        assert_eq!(
+            classify(
+                "slack",
+                &e,
+                resp(404, "Cannot POST /services/T1/B2/sekret", None)
+            ),
+            Err(SendError::permanent(
+                "slack receiver: refused with 404 Cannot POST [redacted]"
+            ))
+        );
+        assert_eq!(
+            e.redact("no hook T1/B2/sekret here"),
+            "no hook T1/B2/[redacted] here"
         );
         assert_eq!(retry_after(&HeaderMap::new()), None);
         let mut h = HeaderMap::new();

@@ -179,6 +179,7 @@ impl SlackNotifier {
         })?;
         classify(
             KIND,
+            &self.endpoint,
             self.client
                 .post(&self.endpoint, &[json_content_type()], Bytes::from(body))
                 .await,

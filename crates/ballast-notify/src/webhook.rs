@@ -188,6 +188,7 @@ impl WebhookNotifier {
         }
         classify(
             KIND,
+            &self.endpoint,
             self.client
                 .post(&self.endpoint, &headers, Bytes::from(body))
                 .await,

@@ -136,6 +136,7 @@ async fn answers_classify() {
         Reply::new(429, "slow down").header("Retry-After", "7"),
         Reply::new(503, ""),
         Reply::new(400, "{\"error\":\"bad\"}"),
+        Reply::new(404, "Cannot POST /hooks/sekret-token?x=1"),
     ])
     .await;
     let n = notifier(&format!(
@@ -147,7 +148,13 @@ async fn answers_classify() {
         n.send(&m).await.unwrap_err(),
         n.send(&m).await.unwrap_err(),
         n.send(&m).await.unwrap_err(),
+        n.send(&m).await.unwrap_err(),
     ];
+    // A receiver echoing the path does not leak the token into the error.
+    assert_eq!(
+        errors[3],
+        SendError::permanent("webhook receiver: refused with 404 Cannot POST [redacted]")
+    );
     assert_eq!(
         errors[0],
         SendError::Retry {

@@ -9,14 +9,21 @@
 //! retrying (with the receiver's own `Retry-After` when it gave one) or not.
 
 pub mod backoff;
+pub mod dooray;
 pub mod email;
+pub mod http;
 pub mod message;
 pub mod notifier;
 pub mod outbox;
+pub mod render;
 pub mod route;
+pub mod secret;
+pub mod slack;
+pub mod webhook;
 
 pub use backoff::{Backoff, RateError, RateLimiter, RateSpec, Retry, TokenBucket};
 pub use message::{Locale, Message, MessageAlert, MessageStatus};
 pub use notifier::{BoxFuture, Delivered, Notifier, SendError};
 pub use outbox::{after_send, dedup_key, escalation_dedup_key, new_notification, Outcome};
 pub use route::{EscalateSpec, Route, RouteError, RouteSpec, Routes};
+pub use secret::{ConfigError, Secret, SecretError};

@@ -11,9 +11,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use ballast_monitor::probe::client::{self, ExchangeError};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::RootCertStore;
@@ -244,48 +245,25 @@ impl HttpClient {
     }
 }
 
-/// Runs one request on `io`, driving the connection inside this same future (dropping the
-/// future closes the connection).
+/// Runs one request on `io` (the probes' exchange: the connection is driven inside this same
+/// future, so dropping it closes the connection), reading at most [`MAX_BODY`].
 async fn exchange<T>(io: T, req: http::Request<Full<Bytes>>) -> Result<HttpResponse, HttpError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(HttpError::Http)?;
-    let work = async move {
-        let resp = sender.send_request(req).await.map_err(HttpError::Http)?;
-        let (parts, mut body) = resp.into_parts();
-        let mut buf = BytesMut::new();
-        let mut truncated = false;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(HttpError::Body)?;
-            if let Ok(data) = frame.into_data() {
-                let room = MAX_BODY.saturating_sub(buf.len());
-                if data.len() > room {
-                    buf.extend_from_slice(&data[..room]);
-                    truncated = true;
-                    break;
-                }
-                buf.extend_from_slice(&data);
-            }
-        }
-        Ok(HttpResponse {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body: buf.freeze(),
-            truncated,
-        })
-    };
-    let mut conn = std::pin::pin!(conn);
-    let mut work = std::pin::pin!(work);
-    tokio::select! {
-        r = &mut work => r,
-        c = &mut conn => match c {
-            Err(e) => Err(HttpError::Http(e)),
-            Ok(()) => work.await,
-        },
-    }
+    let (status, headers, body, truncated) =
+        client::exchange(io, req, MAX_BODY)
+            .await
+            .map_err(|e| match e {
+                ExchangeError::Http(e) => HttpError::Http(e),
+                ExchangeError::Body(e) => HttpError::Body(e),
+            })?;
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+        truncated,
+    })
 }
 
 /// The receiver's `Retry-After`: a number of seconds (what Slack sends) or an HTTP date

@@ -218,9 +218,9 @@ impl HttpClient {
                 .await
                 .map_err(|_| ClientError::TlsTimeout(addr.clone(), CONNECT_TIMEOUT))?
                 .map_err(|source| ClientError::Tls { addr, source })?;
-            exchange(TokioIo::new(tls), http_req).await?
+            exchange(TokioIo::new(tls), http_req, MAX_BODY).await?
         } else {
-            exchange(TokioIo::new(tcp), http_req).await?
+            exchange(TokioIo::new(tcp), http_req, MAX_BODY).await?
         };
         Ok(Response {
             status,
@@ -277,25 +277,52 @@ fn build(req: &Request) -> Result<http::Request<Full<Bytes>>, ClientError> {
     Ok(out)
 }
 
-type Exchanged = (u16, HeaderMap, Bytes, bool);
+/// What one exchange returned: status, headers, at most `max_body` bytes of body, and whether
+/// the body was cut short.
+pub type Exchanged = (u16, HeaderMap, Bytes, bool);
 
-/// Runs one request on `io`, driving the connection in this same future.
-async fn exchange<T>(io: T, req: http::Request<Full<Bytes>>) -> Result<Exchanged, ClientError>
+/// Why an exchange failed: the request/response itself, or reading the body.
+#[derive(Debug)]
+pub enum ExchangeError {
+    Http(hyper::Error),
+    Body(hyper::Error),
+}
+
+impl From<ExchangeError> for ClientError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Http(e) => ClientError::Http(e),
+            ExchangeError::Body(e) => ClientError::Body(e),
+        }
+    }
+}
+
+/// Runs one HTTP/1.1 request on `io`, driving the connection inside this same future (so
+/// dropping the future closes the connection), and reads at most `max_body` bytes of the
+/// answer. Shared by the probes and the notifiers' client.
+pub async fn exchange<T>(
+    io: T,
+    req: http::Request<Full<Bytes>>,
+    max_body: usize,
+) -> Result<Exchanged, ExchangeError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
-        .map_err(ClientError::Http)?;
+        .map_err(ExchangeError::Http)?;
     let work = async move {
-        let resp = sender.send_request(req).await.map_err(ClientError::Http)?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(ExchangeError::Http)?;
         let (parts, mut body) = resp.into_parts();
         let mut buf = BytesMut::new();
         let mut truncated = false;
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(ClientError::Body)?;
+            let frame = frame.map_err(ExchangeError::Body)?;
             if let Ok(data) = frame.into_data() {
-                let room = MAX_BODY.saturating_sub(buf.len());
+                let room = max_body.saturating_sub(buf.len());
                 if data.len() > room {
                     buf.extend_from_slice(&data.slice(..room));
                     truncated = true;
@@ -316,7 +343,7 @@ where
     tokio::select! {
         r = &mut work => r,
         c = &mut conn => match c {
-            Err(e) => Err(ClientError::Http(e)),
+            Err(e) => Err(ExchangeError::Http(e)),
             // The connection ended cleanly; whatever was received is with the request side.
             Ok(()) => work.await,
         },

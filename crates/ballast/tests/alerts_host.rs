@@ -358,8 +358,9 @@ min = {{ below = 1 }}
     let tally = run.finish().await;
     assert_eq!(tally.errors, 0, "{:?}", tally.samples);
 
-    // The traffic stops: the route's rate falls to 0 over the window and the rule fires on
-    // the route's labels.
+    // The traffic stops: the route's rate falls over the window and the rule fires on the
+    // route's labels as soon as it is below 1/s (the window may still hold the last few
+    // requests then, so the value is under the threshold, not necessarily 0).
     let after = wait_alert(
         &gw,
         "too-few-requests",
@@ -367,5 +368,6 @@ min = {{ below = 1 }}
         "firing/critical",
         ALERT_WAIT,
     );
-    assert_eq!(after["value"], 0.0, "{after}");
+    let value = after["value"].as_f64().expect("a value");
+    assert!(value < 1.0, "{after}");
 }

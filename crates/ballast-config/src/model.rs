@@ -20,6 +20,8 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Monitors and rules, default rule pack included.
     pub monitoring: ballast_monitor::plan::Plan,
+    /// Receivers, notification routes and message settings.
+    pub notify: ballast_notify::NotifyPlan,
 }
 
 impl Config {

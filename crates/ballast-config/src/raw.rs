@@ -35,6 +35,10 @@ pub struct File {
     pub rule: Vec<crate::raw_monitor::Rule>,
     #[serde(default)]
     pub maintenance: Vec<crate::raw_monitor::MaintenanceSpec>,
+    #[serde(default)]
+    pub receiver: Vec<ballast_notify::ReceiverSpec>,
+    #[serde(default)]
+    pub notify: Vec<ballast_notify::RouteSpec>,
 }
 
 #[derive(Debug, Deserialize)]

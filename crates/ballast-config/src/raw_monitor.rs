@@ -112,4 +112,9 @@ pub struct Rule {
 pub struct Alerting {
     /// The default rule pack (on unless `false`).
     pub default_rules: Option<bool>,
+    /// The language of notifications (`"en"`, the default, or `"ko"`); a receiver may
+    /// override it.
+    pub locale: Option<ballast_notify::Locale>,
+    /// The dashboard's address, for links in notifications.
+    pub dashboard_url: Option<String>,
 }

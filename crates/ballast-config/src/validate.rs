@@ -16,6 +16,7 @@ use policies::{cache, concurrency_limit, flood, retry_policy, sorry_page};
 use upstream::upstream;
 
 mod monitor;
+mod notify;
 mod policies;
 pub mod servers;
 mod store;
@@ -151,7 +152,22 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
     };
     let runtime = servers::runtime(&mut c, raw.runtime);
     let store = store::store(&mut c, raw.store);
+    let (locale, dashboard_url) = raw
+        .alerting
+        .as_ref()
+        .map(|a| (a.locale, a.dashboard_url.clone()))
+        .unwrap_or_default();
     let monitoring = monitor::plan(&mut c, raw.alerting, raw.monitor, raw.rule, raw.maintenance);
+    let notify = notify::plan(
+        &mut c,
+        notify::Input {
+            receivers: raw.receiver,
+            routes: raw.notify,
+            locale: locale.unwrap_or_default(),
+            dashboard_url,
+            windows: monitoring.maintenance.clone(),
+        },
+    );
 
     let upstreams: Vec<Upstream> = raw
         .upstream
@@ -249,6 +265,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
             routes,
             upstreams,
             monitoring,
+            notify,
         })
     } else {
         Err(ConfigError::Invalid {

@@ -120,6 +120,27 @@ pub struct NotificationLog {
     pub result: Option<String>,
 }
 
+impl Notification {
+    /// The row's line in the notification log.
+    pub fn log(&self) -> NotificationLog {
+        NotificationLog {
+            id: self.id,
+            receiver: self.new.receiver.clone(),
+            group_key: self.new.group_key.clone(),
+            dedup_key: self.new.dedup_key.clone(),
+            created_unix_ms: self.new.created_unix_ms,
+            state: self.state,
+            attempts: self.attempts,
+            last_attempt_unix_ms: self.last_attempt_unix_ms,
+            delivered_unix_ms: self.delivered_unix_ms,
+            result: match self.state {
+                NotificationState::Delivered => self.answer.clone(),
+                _ => self.last_error.clone(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

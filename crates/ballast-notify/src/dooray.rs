@@ -35,7 +35,7 @@ pub const GREEN: &str = "green";
 pub const GRAY: &str = "gray";
 
 /// `[[receiver]] dooray = { … }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DoorayConfig {
     /// The incoming hook's URL; one of `url`, `url_file`, `url_env`.

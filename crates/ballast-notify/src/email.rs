@@ -68,7 +68,7 @@ fn default_timeout() -> Duration {
 }
 
 /// The `email = { ... }` table of a receiver, as written.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// Recipients (`"ops@example.com"` or `"Ops <ops@example.com>"`).

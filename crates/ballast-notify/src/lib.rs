@@ -9,15 +9,20 @@
 //! retrying (with the receiver's own `Retry-After` when it gave one) or not.
 
 pub mod backoff;
+pub mod delivery;
+pub mod dispatch;
 pub mod dooray;
 pub mod email;
 pub mod http;
 pub mod message;
 pub mod notifier;
 pub mod outbox;
+pub mod plan;
+pub mod receiver;
 pub mod render;
 pub mod route;
 pub mod secret;
+pub mod service;
 pub mod slack;
 pub mod webhook;
 
@@ -26,4 +31,8 @@ pub use message::{Locale, Message, MessageAlert, MessageStatus};
 pub use notifier::{BoxFuture, Delivered, Notifier, SendError};
 pub use outbox::{after_send, dedup_key, escalation_dedup_key, new_notification, Outcome};
 pub use route::{EscalateSpec, Route, RouteError, RouteSpec, Routes};
+pub use plan::{NotifyPlan, PlanError};
+pub use receiver::{ReceiverError, ReceiverSpec, Receivers, Target};
+pub use service::{AlertSource, Notifications, TestError, TestResult};
+pub use delivery::{Delivery, StoreAccess, TargetStats};
 pub use secret::{ConfigError, Secret, SecretError};

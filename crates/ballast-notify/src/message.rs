@@ -65,6 +65,12 @@ pub struct Message {
     pub dashboard_url: Option<String>,
     pub locale: Locale,
     pub at_unix_ms: u64,
+    /// The route (1-based `[[notify]]` position) that produced it; 0 for a test message.
+    #[serde(default)]
+    pub route: usize,
+    /// Set on an escalation: the alert was not acknowledged this long after it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalated_after_ms: Option<u64>,
 }
 
 impl Message {

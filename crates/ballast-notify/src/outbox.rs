@@ -145,6 +145,8 @@ mod tests {
             dashboard_url: None,
             locale: Locale::En,
             at_unix_ms: 2000,
+            route: 1,
+            escalated_after_ms: None,
         }
     }
 

@@ -440,6 +440,8 @@ mod tests {
             dashboard_url: Some("https://ballast.example/".into()),
             locale,
             at_unix_ms: 1_796_066_405_000,
+            route: 1,
+            escalated_after_ms: None,
         }
     }
 

@@ -281,6 +281,11 @@ impl Route {
         })
     }
 
+    /// How long after an alert starts its escalation is due, when the route escalates.
+    pub fn escalation_after_ms(&self) -> Option<u64> {
+        self.escalate.as_ref().map(|(after, _)| *after)
+    }
+
     /// The receivers to escalate to, when an alert this route matched is critical, not
     /// acknowledged, and has fired since at least `after` ago; `None` otherwise.
     pub fn escalation(

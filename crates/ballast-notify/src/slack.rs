@@ -36,7 +36,7 @@ pub const AMBER: &str = "#f9a825";
 pub const GREEN: &str = "#2e7d32";
 
 /// `[[receiver]] slack = { … }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     /// The incoming webhook's URL; one of `url`, `url_file`, `url_env`.

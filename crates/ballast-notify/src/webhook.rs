@@ -40,7 +40,7 @@ pub const SIGNATURE_HEADER: &str = "x-ballast-signature";
 pub const SCHEMA_VERSION: &str = "1";
 
 /// `[[receiver]] webhook = { … }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where to POST; one of `url`, `url_file`, `url_env`.

@@ -300,6 +300,8 @@ fn message() -> Message {
         dashboard_url: None,
         locale: Locale::En,
         at_unix_ms: 1_796_052_622_000,
+        route: 1,
+        escalated_after_ms: None,
     }
 }
 

@@ -42,6 +42,8 @@ async fn an_untrusted_certificate_fails_the_handshake_without_showing_the_url() 
         dashboard_url: None,
         locale: Locale::En,
         at_unix_ms: 0,
+        route: 1,
+        escalated_after_ms: None,
     };
     let e = n.send(&m).await.unwrap_err();
     assert!(e.is_retryable());

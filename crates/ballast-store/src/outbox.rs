@@ -228,8 +228,93 @@ impl Store {
             .await)
         .map_err(|e| self.err(e))?;
         rows.into_iter()
-            .map(|r| decode(r).map(|n| log_line(&n)))
+            .map(|r| decode(r).map(|n| n.log()))
             .collect()
+    }
+
+    /// Writes the whole state of a notification delivery keeps in memory, keyed by its
+    /// `dedup_key`: inserts it when new, else brings a PENDING row up to `n` (state, attempts,
+    /// last attempt and error, delivery, answer, next attempt). A row that is already final
+    /// is left as it is. Returns the row as stored afterwards, so the caller learns its id and
+    /// whether it had been finished before (a replay after a restart: not to be sent again).
+    ///
+    /// This is how delivery keeps working through a store outage: it sends from memory and
+    /// calls this for every change once the store answers again; the call is idempotent.
+    pub async fn sync_notification(&self, n: &Notification) -> Result<Notification, StoreError> {
+        if n.new.dedup_key.is_empty() {
+            return Err(StoreError::InvalidValue {
+                field: "dedup_key",
+                reason: "it is empty; every notification needs a key that names it".to_string(),
+            });
+        }
+        let created = to_db("created_unix_ms", n.new.created_unix_ms)?;
+        let not_before = to_db("not_before_unix_ms", n.new.not_before_unix_ms)?;
+        let expires = to_db("expires_unix_ms", n.new.expires_unix_ms)?;
+        let last_attempt = n
+            .last_attempt_unix_ms
+            .map(|v| to_db("last_attempt_unix_ms", v))
+            .transpose()?;
+        let delivered = n
+            .delivered_unix_ms
+            .map(|v| to_db("delivered_unix_ms", v))
+            .transpose()?;
+        on_pool!(self, p => sqlx::query(
+            "INSERT INTO notifications (receiver, group_key, payload_json, dedup_key, \
+             created_unix_ms, not_before_unix_ms, expires_unix_ms, state, attempts, \
+             last_attempt_unix_ms, last_error, delivered_unix_ms, answer) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (dedup_key) DO UPDATE SET state = excluded.state, \
+             attempts = excluded.attempts, last_attempt_unix_ms = excluded.last_attempt_unix_ms, \
+             last_error = excluded.last_error, delivered_unix_ms = excluded.delivered_unix_ms, \
+             answer = excluded.answer, not_before_unix_ms = excluded.not_before_unix_ms \
+             WHERE notifications.state = 'pending'",
+        )
+        .bind(n.new.receiver.as_str())
+        .bind(n.new.group_key.as_str())
+        .bind(n.new.payload_json.as_str())
+        .bind(n.new.dedup_key.as_str())
+        .bind(created)
+        .bind(not_before)
+        .bind(expires)
+        .bind(n.state.name())
+        .bind(i64::from(n.attempts))
+        .bind(last_attempt)
+        .bind(n.last_error.as_deref())
+        .bind(delivered)
+        .bind(n.answer.as_deref())
+        .execute(p)
+        .await
+        .map(|_| ()))
+        .map_err(|e| self.err(e))?;
+        let sql = format!("SELECT {COLUMNS} FROM notifications WHERE dedup_key = $1");
+        let row: NotificationRow = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(n.new.dedup_key.as_str())
+            .fetch_one(p)
+            .await)
+        .map_err(|e| self.err(e))?;
+        decode(row)
+    }
+
+    /// Every notification (payload included) created at or after `since_unix_ms`, oldest
+    /// first, at most `limit`: what a restart reloads (the pending ones to deliver, the sent
+    /// ones to know what people have already heard).
+    pub async fn notifications_since(
+        &self,
+        since_unix_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let since = to_db("since_unix_ms", since_unix_ms)?;
+        let sql = format!(
+            "SELECT {COLUMNS} FROM notifications WHERE created_unix_ms >= $1 \
+             ORDER BY created_unix_ms, id LIMIT $2"
+        );
+        let rows: Vec<NotificationRow> = on_pool!(self, p => sqlx::query_as(&sql)
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await)
+        .map_err(|e| self.err(e))?;
+        rows.into_iter().map(decode).collect()
     }
 
     /// Retention: deletes at most `limit` finished (delivered, failed or expired)
@@ -254,23 +339,6 @@ impl Store {
     }
 }
 
-fn log_line(n: &Notification) -> NotificationLog {
-    NotificationLog {
-        id: n.id,
-        receiver: n.new.receiver.clone(),
-        group_key: n.new.group_key.clone(),
-        dedup_key: n.new.dedup_key.clone(),
-        created_unix_ms: n.new.created_unix_ms,
-        state: n.state,
-        attempts: n.attempts,
-        last_attempt_unix_ms: n.last_attempt_unix_ms,
-        delivered_unix_ms: n.delivered_unix_ms,
-        result: match n.state {
-            NotificationState::Delivered => n.answer.clone(),
-            _ => n.last_error.clone(),
-        },
-    }
-}
 
 fn decode(row: NotificationRow) -> Result<Notification, StoreError> {
     let id = row.id;

@@ -183,6 +183,8 @@ mod tests {
             dashboard_url: Some("http://ballast.local/".into()),
             locale: Locale::En,
             at_unix_ms: 951_827_700_000,
+            route: 1,
+            escalated_after_ms: None,
         }
     }
 

@@ -203,6 +203,8 @@ pub fn message(alerts: Vec<MessageAlert>, locale: Locale) -> Message {
         dashboard_url: Some("https://ballast.example".into()),
         locale,
         at_unix_ms: AT,
+        route: 1,
+        escalated_after_ms: None,
     }
 }
 

@@ -1,0 +1,297 @@
+//! From the alerts of one moment to the notifications to queue: routing, grouping, muting and
+//! escalation. Pure: time is passed in, and what comes out is outbox rows
+//! ([`ballast_core::NewNotification`]) for delivery to persist and send.
+//!
+//! Each round (the caller runs one whenever an alert changes, and at least every second):
+//!
+//! ```text
+//!   alerts (with mute status) ──▶ not muted? ──▶ routes matching its labels
+//!        │                                          │ route muted by a time interval:
+//!        │                                          │   it sees no alert (members leave
+//!        │                                          ▼   quietly, come back as news)
+//!        │                                   the route's Grouper ──due──▶ Message per
+//!        │                                                       receiver target (its locale)
+//!        └─ critical, firing, not acknowledged, for `escalate.after` ──▶ one Message per alert
+//!           to each escalation target, once per alert episode (dedup key)
+//! ```
+//!
+//! A muted alert (silenced, inhibited, in maintenance) is left out, so it neither notifies nor
+//! resolves; the grouper's state machine (in `ballast_monitor::noise::group`) decides news,
+//! repeats and resolutions. "Resolved once, and only if notified" is the grouper's rule; "once"
+//! across a restart is [`Dispatcher::restore`] (what people already heard, from the outbox) and
+//! the outbox's dedup keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ballast_core::{AlertRecord, AlertState, AlertView, NewNotification, Severity};
+use ballast_monitor::noise::{Flush, Grouper, MaintenanceSet};
+
+use crate::message::{Locale, Message, MessageAlert, MessageStatus};
+use crate::outbox::{dedup_key, escalation_dedup_key, new_notification};
+use crate::receiver::Receivers;
+use crate::route::Routes;
+
+/// The settings every message shares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageSettings {
+    /// The dashboard's address, for links in messages.
+    pub dashboard_url: Option<String>,
+}
+
+/// Routes, their groupers, and the escalations already queued.
+pub struct Dispatcher {
+    routes: Routes,
+    groupers: Vec<Grouper>,
+    receivers: Receivers,
+    windows: MaintenanceSet,
+    settings: MessageSettings,
+    /// (target, alert id, firing since) of escalations queued, so a round does not queue one
+    /// again; the outbox's dedup key covers restarts.
+    escalated: BTreeSet<(String, String, u64)>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        routes: Routes,
+        receivers: Receivers,
+        windows: MaintenanceSet,
+        settings: MessageSettings,
+    ) -> Self {
+        let groupers = routes
+            .routes()
+            .iter()
+            .map(|r| {
+                // Validated with the route; a refusal cannot happen here.
+                Grouper::new(r.group_spec().clone()).unwrap_or_else(|_| {
+                    Grouper::new(ballast_monitor::noise::GroupSpec {
+                        group_by: vec!["alertname".into()],
+                        group_wait_ms: 0,
+                        group_interval_ms: 60_000,
+                        repeat_interval_ms: 4 * 3_600_000,
+                    })
+                    .expect("the fallback group spec is valid")
+                })
+            })
+            .collect();
+        Dispatcher {
+            routes,
+            groupers,
+            receivers,
+            windows,
+            settings,
+            escalated: BTreeSet::new(),
+        }
+    }
+
+    pub fn receivers(&self) -> &Receivers {
+        &self.receivers
+    }
+
+    /// After a restart, before the first round: `firing` alerts (as restored) that the
+    /// outbox says were sent as firing by route `route` at `at` (`sent` holds
+    /// `(route, alert id) → at`) are put back as notified, so they are not announced again,
+    /// and their resolution is announced once.
+    pub fn restore(&mut self, firing: &[AlertRecord], sent: &BTreeMap<(usize, String), u64>) {
+        for (i, route) in self.routes.routes().iter().enumerate() {
+            for a in firing {
+                if let Some(at) = sent.get(&(route.index(), a.id.clone())) {
+                    self.groupers[i].restore(std::slice::from_ref(a), *at);
+                }
+            }
+        }
+    }
+
+    /// One round at `now`: the outbox rows to queue.
+    pub fn round(&mut self, alerts: &[AlertView], now_unix_ms: u64) -> Vec<NewNotification> {
+        let live: Vec<&AlertView> = alerts.iter().filter(|v| !v.mute.is_muted()).collect();
+        let mut per_route: Vec<Vec<AlertRecord>> = vec![Vec::new(); self.groupers.len()];
+        for v in &live {
+            for route in self.routes.matching(&v.alert.labels) {
+                per_route[route.index() - 1].push(v.alert.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for (i, route) in self.routes.routes().iter().enumerate() {
+            let grouper = &mut self.groupers[i];
+            if route.muted_at(&self.windows, now_unix_ms) {
+                grouper.update(&[], now_unix_ms);
+                continue;
+            }
+            grouper.update(&per_route[i], now_unix_ms);
+            for flush in grouper.due(now_unix_ms) {
+                for receiver in route.receivers() {
+                    for target in self.receivers.targets_of(receiver) {
+                        let message = message(
+                            &flush,
+                            route.index(),
+                            target.locale,
+                            &self.settings,
+                            now_unix_ms,
+                        );
+                        let key = dedup_key(&target.name, &message);
+                        if let Ok(n) = new_notification(
+                            &target.name,
+                            &message,
+                            key,
+                            now_unix_ms,
+                            now_unix_ms,
+                            target.max_age_ms,
+                        ) {
+                            out.push(n);
+                        }
+                    }
+                }
+            }
+        }
+        out.extend(self.escalations(&live, now_unix_ms));
+        out
+    }
+
+    fn escalations(&mut self, live: &[&AlertView], now_unix_ms: u64) -> Vec<NewNotification> {
+        let mut out = Vec::new();
+        let mut still = BTreeSet::new();
+        for v in live {
+            let a = &v.alert;
+            let Some(severity) = a.state.severity() else {
+                continue;
+            };
+            for route in self.routes.matching(&a.labels) {
+                if route.muted_at(&self.windows, now_unix_ms) {
+                    continue;
+                }
+                let Some(to) =
+                    route.escalation(Some(severity), v.acknowledged, a.since_unix_ms, now_unix_ms)
+                else {
+                    continue;
+                };
+                let after = route.escalation_after_ms().unwrap_or(0);
+                for receiver in to {
+                    for target in self.receivers.targets_of(receiver) {
+                        let k = (target.name.clone(), a.id.clone(), a.since_unix_ms);
+                        still.insert(k.clone());
+                        if self.escalated.contains(&k) {
+                            continue;
+                        }
+                        let flush = Flush {
+                            group_key: format!("escalation {}", a.id),
+                            labels: a.labels.clone(),
+                            alerts: vec![a.clone()],
+                            reason: ballast_monitor::noise::FlushReason::Changed,
+                        };
+                        let mut message = message(
+                            &flush,
+                            route.index(),
+                            target.locale,
+                            &self.settings,
+                            now_unix_ms,
+                        );
+                        message.escalated_after_ms = Some(after);
+                        let key = escalation_dedup_key(&target.name, &a.id, a.since_unix_ms);
+                        if let Ok(n) = new_notification(
+                            &target.name,
+                            &message,
+                            key,
+                            now_unix_ms,
+                            now_unix_ms,
+                            target.max_age_ms,
+                        ) {
+                            out.push(n);
+                            self.escalated.insert(k);
+                        }
+                    }
+                }
+            }
+        }
+        // Forget episodes that ended (resolved, acknowledged, muted): a new one escalates anew.
+        self.escalated.retain(|k| still.contains(k));
+        out
+    }
+
+    /// The earliest moment a group may flush; the caller runs a round by then.
+    pub fn next_due(&self) -> Option<u64> {
+        self.groupers.iter().filter_map(Grouper::next_due).min()
+    }
+}
+
+/// The message of one flush.
+fn message(
+    flush: &Flush,
+    route: usize,
+    locale: Locale,
+    settings: &MessageSettings,
+    now_unix_ms: u64,
+) -> Message {
+    let alerts: Vec<MessageAlert> = flush
+        .alerts
+        .iter()
+        .map(|a| MessageAlert {
+            id: a.id.clone(),
+            rule: a.rule.clone(),
+            labels: a.labels.clone(),
+            annotations: a.annotations.clone(),
+            state: a.state,
+            value: a.value,
+            threshold: a.threshold,
+            since_unix_ms: a.since_unix_ms,
+        })
+        .collect();
+    let severity = alerts
+        .iter()
+        .filter_map(|a| a.state.severity())
+        .max_by_key(|s| matches!(s, Severity::Critical));
+    let status = if alerts
+        .iter()
+        .any(|a| matches!(a.state, AlertState::Firing { .. }))
+    {
+        MessageStatus::Firing
+    } else {
+        MessageStatus::Resolved
+    };
+    Message {
+        group_key: flush.group_key.clone(),
+        group_labels: flush.labels.clone(),
+        status,
+        severity,
+        alerts,
+        dashboard_url: settings.dashboard_url.clone(),
+        locale,
+        at_unix_ms: now_unix_ms,
+        route,
+        escalated_after_ms: None,
+    }
+}
+
+/// What people already heard, from outbox rows (payloads included): `(route, alert id) →`
+/// the latest moment a message announcing it as firing was queued. Rows that failed or
+/// expired do not count: nobody heard them.
+pub fn heard(rows: &[ballast_core::Notification]) -> BTreeMap<(usize, String), u64> {
+    use ballast_core::NotificationState as S;
+    let mut latest: BTreeMap<(usize, String), (u64, bool)> = BTreeMap::new();
+    for row in rows {
+        if matches!(row.state, S::Failed | S::Expired) {
+            continue;
+        }
+        let Ok(m) = serde_json::from_str::<Message>(&row.new.payload_json) else {
+            continue;
+        };
+        if m.escalated_after_ms.is_some() || m.route == 0 {
+            continue;
+        }
+        for a in &m.alerts {
+            let firing = matches!(a.state, AlertState::Firing { .. });
+            let at = row.new.created_unix_ms;
+            let e = latest.entry((m.route, a.id.clone())).or_insert((at, firing));
+            if at >= e.0 {
+                *e = (at, firing);
+            }
+        }
+    }
+    latest
+        .into_iter()
+        .filter(|(_, (_, firing))| *firing)
+        .map(|(k, (at, _))| (k, at))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

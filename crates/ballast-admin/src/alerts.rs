@@ -61,13 +61,13 @@ pub struct HistoryQuery {
     pub since_unix_ms: u64,
 }
 
-fn now_unix_ms() -> u64 {
+pub(crate) fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn fail(e: AlertingError) -> Response {
+pub(crate) fn fail(e: AlertingError) -> Response {
     let status = e.status();
     (status, Json(json!({ "error": e.to_string() }))).into_response()
 }
@@ -154,7 +154,7 @@ struct Who {
     comment: Option<String>,
 }
 
-fn who(body: &[u8], headers: &HeaderMap) -> Result<(String, String), ApiError> {
+pub(crate) fn who(body: &[u8], headers: &HeaderMap) -> Result<(String, String), ApiError> {
     let w: Who = if body.iter().all(u8::is_ascii_whitespace) {
         Who::default()
     } else {

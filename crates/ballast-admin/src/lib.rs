@@ -25,16 +25,19 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ballast_core::{
     Ack, AlertRecord, AlertView, Change, ChangeEntry, Command, CommandError, ConfigVersion,
-    DriftReport, Issued, NewChange, Origin, Report, RollbackReport, Silence, Snapshot, Stamped,
+    DriftReport, Issued, NewChange, NotificationLog, Origin, Report, RollbackReport, Silence,
+    Snapshot, Stamped,
 };
 use serde_json::json;
 
 pub mod alerts;
 pub mod changes;
 pub mod history;
+pub mod notifications;
 pub mod rollback;
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
+pub use notifications::NotificationQuery;
 pub use rollback::RollbackError;
 
 /// A boxed future, for the async method of [`Control`].
@@ -150,6 +153,21 @@ pub trait Control: Send + Sync + 'static {
     fn receive_alerts(&self, _body: &[u8]) -> Result<usize, AlertingError> {
         Err(AlertingError::Off)
     }
+    /// The notification log, newest first.
+    fn notifications(
+        &self,
+        _query: NotificationQuery,
+    ) -> BoxFuture<'_, Result<Vec<NotificationLog>, AlertingError>> {
+        Box::pin(async { Err(AlertingError::Off) })
+    }
+    /// Sends a test message to a receiver; one result per channel.
+    fn notify_test(
+        &self,
+        _receiver: String,
+        _by: String,
+    ) -> BoxFuture<'_, Result<serde_json::Value, AlertingError>> {
+        Box::pin(async { Err(AlertingError::Off) })
+    }
 }
 
 /// Every error the admin API answers, as one type: the status code follows from the kind.
@@ -223,6 +241,8 @@ pub fn router(state: AdminState) -> Router {
             get(alerts::silences).post(alerts::add_silence),
         )
         .route("/api/v1/silences/{id}", delete(alerts::expire_silence))
+        .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/receivers/{name}/test", post(notifications::test))
         .route("/api/v1/heartbeat/{name}", post(alerts::ping))
         .route("/api/v1/heartbeat/{name}/start", post(alerts::start))
         .route("/api/v1/heartbeat/{name}/fail", post(alerts::failed))

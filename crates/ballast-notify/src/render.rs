@@ -5,8 +5,9 @@
 //! severity and the group; then per alert its severity, rule, where (labels), the value against
 //! its threshold, since when (UTC), the summary and runbook, and dashboard links. A storm must
 //! still fit a receiver's limits, so only the first [`Rendered::listed`] alerts are written out
-//! and the rest are summed up per rule ("and 480 more: rule-a ×300, rule-b ×180"), which still
-//! names every rule.
+//! and the rest are summed up per rule, each alert named by the labels that tell it apart
+//! ("and 480 more: rule-a ×300 (server=a, server=b, …); rule-b ×180 (…)"), so a storm's one
+//! message still names every alert.
 
 use std::collections::BTreeMap;
 
@@ -74,7 +75,7 @@ pub fn render(message: &Message, max_listed: usize) -> Rendered {
         .iter()
         .map(|a| alert_text(message, a))
         .collect();
-    let more = more_line(message.locale, &ordered[listed..]);
+    let more = more_line(message, &ordered[listed..]);
     Rendered {
         title: title(message),
         alerts,
@@ -281,24 +282,47 @@ pub fn alert_text(message: &Message, alert: &MessageAlert) -> AlertText {
     }
 }
 
-/// "and 480 more: rule-a ×300, rule-b ×180" (Korean "외 480건: …"): every rule of the alerts
-/// not written out, most frequent first.
-fn more_line(locale: Locale, rest: &[&MessageAlert]) -> Option<String> {
+/// "and 480 more: rule-a ×300 (server=a, …); rule-b ×180 (…)" (Korean "외 480건: …"): every
+/// alert not written out, by rule, the most frequent rule first.
+fn more_line(message: &Message, rest: &[&MessageAlert]) -> Option<String> {
     if rest.is_empty() {
         return None;
     }
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_rule: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for a in rest {
-        *counts.entry(a.rule.as_str()).or_default() += 1;
+        by_rule
+            .entry(a.rule.as_str())
+            .or_default()
+            .push(short_where(message, a));
     }
-    let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let rules = counts
+    let mut rules: Vec<(&str, Vec<String>)> = by_rule.into_iter().collect();
+    rules.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(b.0)));
+    let rules = rules
         .iter()
-        .map(|(r, n)| format!("{r} ×{n}"))
+        .map(|(r, wheres)| format!("{r} ×{} ({})", wheres.len(), wheres.join(", ")))
         .collect::<Vec<_>>()
-        .join(", ");
-    Some(format!("{}: {rules}", more_heading(locale, rest.len())))
+        .join("; ");
+    Some(format!(
+        "{}: {rules}",
+        more_heading(message.locale, rest.len())
+    ))
+}
+
+/// Where an alert is, in a storm's summary: its labels that are neither hidden nor shared by
+/// the whole group (`server=10.0.0.7:8080`), else the start of its id.
+fn short_where(message: &Message, alert: &MessageAlert) -> String {
+    let text = alert
+        .labels
+        .iter()
+        .filter(|(k, _)| !HIDDEN_LABELS.contains(k) && message.group_labels.get(k).is_none())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if text.is_empty() {
+        alert.id.chars().take(12).collect()
+    } else {
+        text
+    }
 }
 
 /// "3 firing · 1 resolved" (Korean "발생 3 · 해결 1"): the counts of the whole message.
@@ -501,17 +525,26 @@ mod tests {
         let r = render(&m, 20);
         assert_eq!(r.listed, 20);
         assert_eq!(r.alerts.len(), 20);
-        // The first 20 by rule then id are all rule-a.
-        assert_eq!(
-            r.more.as_deref(),
-            Some("and 480 more: rule-a ×280, rule-b ×200")
-        );
+        // The first 20 by rule then labels are all rule-a; the rest are each named by what
+        // tells them apart from the group (here: the server).
+        let more = r.more.as_deref().unwrap();
+        assert!(more.starts_with("and 480 more: rule-a ×280 (server="), "{more}");
+        assert!(more.contains("; rule-b ×200 (server="), "{more}");
+        let listed: Vec<&str> = r.alerts.iter().map(|a| a.id.as_str()).collect();
+        for a in m.alerts.iter().filter(|a| !listed.contains(&a.id.as_str())) {
+            let name = format!("server={},", a.labels.get("server").unwrap());
+            let last = format!("server={})", a.labels.get("server").unwrap());
+            assert!(
+                more.contains(&name) || more.contains(&last),
+                "{name} is not named"
+            );
+        }
         let mut ko = m.clone();
         ko.locale = Locale::Ko;
-        assert_eq!(
-            render(&ko, 20).more.as_deref(),
-            Some("외 480건: rule-a ×280, rule-b ×200")
-        );
+        assert!(render(&ko, 20)
+            .more
+            .unwrap()
+            .starts_with("외 480건: rule-a ×280 (server="));
     }
 
     #[test]

@@ -49,6 +49,19 @@ pub fn post_json(
     answer(&addr, status, body)
 }
 
+/// `POST path` with a JSON body; the status and body whatever the status (for answers that
+/// carry results with a failure status, like `notify test`'s 502).
+pub fn post_json_status(
+    config: Option<PathBuf>,
+    admin: Option<String>,
+    path: &str,
+    json: &serde_json::Value,
+) -> anyhow::Result<(http::StatusCode, String)> {
+    let (addr, token) = target(config, admin)?;
+    let json = json.to_string();
+    send(&addr, token.as_deref(), "POST", path, Some(&json))
+}
+
 /// `DELETE path` on the admin API; the body of a successful answer, else an error carrying
 /// the API's own message.
 pub fn delete(

@@ -49,6 +49,7 @@ impl Alerting {
         plan: &Plan,
         gateway: &Gateway,
         history: Arc<History>,
+        alert_changed: Arc<tokio::sync::Notify>,
     ) -> anyhow::Result<Alerting> {
         let (restored, silences) = restore(&history).await;
         let heartbeats = Heartbeats::new();
@@ -76,6 +77,12 @@ impl Alerting {
         let g = gateway.clone();
         tokio::spawn(async move {
             while let Some(e) = events_rx.recv().await {
+                if matches!(
+                    e,
+                    Event::AlertChanged { .. } | Event::AlertAcknowledged { .. }
+                ) {
+                    alert_changed.notify_one();
+                }
                 g.emit(e);
             }
         });

@@ -10,19 +10,22 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use ballast_admin::{
-    AdminState, AlertingError, Beat, BoxFuture, Control, HistoryError, HistoryQuery, RollbackError,
-    SilenceInput,
+    AdminState, AlertingError, Beat, BoxFuture, Control, HistoryError, HistoryQuery,
+    NotificationQuery, RollbackError, SilenceInput,
 };
 use ballast_config::{Loaded, Source};
 use ballast_core::{
     Ack, AlertRecord, AlertView, Change, ChangeEntry, Command, CommandError, ConfigVersion,
-    DriftReport, Issued, NewChange, Origin, Report, RollbackReport, Silence, Snapshot, Stamped,
+    DriftReport, Issued, NewChange, NotificationLog, Origin, Report, RollbackReport, Silence,
+    Snapshot, Stamped,
 };
+use ballast_notify::Notifications;
 use ballast_proxy::Gateway;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Mutex};
 
 use crate::alerting::Alerting;
+use crate::notifying;
 use crate::history::History;
 use crate::{changes, instances, retention};
 
@@ -32,6 +35,10 @@ struct App {
     history: Arc<History>,
     /// Monitoring; set once the store had its chance to restore alerts.
     alerting: OnceLock<Alerting>,
+    /// Notifications; set once monitoring runs (they read its alerts).
+    notifications: OnceLock<Notifications>,
+    /// Notified on every alert change: notifications run a round at once.
+    alert_changed: Arc<tokio::sync::Notify>,
     /// Where the config comes from (the file a rollback writes back to).
     source: Source,
     /// Held by a reload and a rollback from start to end.
@@ -52,9 +59,19 @@ impl App {
 
     /// After a config was applied (reload or rollback): monitoring runs its plan.
     fn monitoring_follows(&self) {
+        let config = self.gateway.config();
         if let Some(a) = self.alerting.get() {
-            a.reconfigure(&self.gateway.config().monitoring);
+            a.reconfigure(&config.monitoring);
         }
+        if let Some(n) = self.notifications.get() {
+            if let Err(e) = n.reconfigure(&config.notify) {
+                tracing::error!(error = %e, "notifications kept their previous plan");
+            }
+        }
+    }
+
+    fn notifications(&self) -> Result<&Notifications, AlertingError> {
+        self.notifications.get().ok_or(AlertingError::Off)
     }
 
     fn alerting(&self) -> Result<&Alerting, AlertingError> {
@@ -72,6 +89,9 @@ impl Control for App {
         let mut more = self.history.metrics().unwrap_or_default();
         if let Some(a) = self.alerting.get() {
             more.push_str(&a.metrics());
+        }
+        if let Some(n) = self.notifications.get() {
+            more.push_str(&n.metrics());
         }
         // The gateway's OpenMetrics text ends with `# EOF`; the rest goes before.
         let end = out.rfind("# EOF").unwrap_or(out.len());
@@ -187,6 +207,40 @@ impl Control for App {
     fn receive_alerts(&self, body: &[u8]) -> Result<usize, AlertingError> {
         self.alerting()?.receive(body)
     }
+
+    fn notifications(
+        &self,
+        query: NotificationQuery,
+    ) -> BoxFuture<'_, Result<Vec<NotificationLog>, AlertingError>> {
+        Box::pin(async move {
+            let n = self.notifications()?;
+            // Filters apply after the limit is read, so read more when filtering.
+            let read = if query.receiver.is_some() || query.state.is_some() {
+                10_000
+            } else {
+                query.limit
+            };
+            let mut lines = notifying::log(n, &self.history, query.since_unix_ms, read).await;
+            lines.retain(|l| {
+                query.receiver.as_deref().is_none_or(|r| {
+                    l.receiver == r || l.receiver.split('/').next() == Some(r)
+                }) && query.state.is_none_or(|s| l.state == s)
+            });
+            lines.truncate(query.limit as usize);
+            Ok(lines)
+        })
+    }
+
+    fn notify_test(
+        &self,
+        receiver: String,
+        by: String,
+    ) -> BoxFuture<'_, Result<serde_json::Value, AlertingError>> {
+        Box::pin(async move {
+            let results = notifying::test(self.notifications()?, &receiver, &by).await?;
+            serde_json::to_value(results).map_err(|e| AlertingError::BadRequest(e.to_string()))
+        })
+    }
 }
 
 /// Runs the gateway until SIGTERM/SIGINT, then drains within the configured grace period.
@@ -237,6 +291,8 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         gateway: gateway.clone(),
         history: history.clone(),
         alerting: OnceLock::new(),
+        notifications: OnceLock::new(),
+        alert_changed: Arc::new(tokio::sync::Notify::new()),
         source,
         config_lock: Mutex::new(()),
     });
@@ -276,14 +332,30 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         let (app, gateway, history) = (app.clone(), gateway.clone(), history.clone());
         tokio::spawn(async move {
             let plan = gateway.config().monitoring.clone();
-            match Alerting::start(&plan, &gateway, history).await {
+            match Alerting::start(&plan, &gateway, history.clone(), app.alert_changed.clone())
+                .await
+            {
                 Ok(a) => {
                     let _ = app.alerting.set(a);
-                    // A reload that landed while monitoring started must not be missed.
-                    app.monitoring_follows();
                 }
-                Err(e) => tracing::error!(error = %e, "monitoring could not start"),
+                Err(e) => {
+                    tracing::error!(error = %e, "monitoring could not start");
+                    return;
+                }
             }
+            let source = {
+                let app = app.clone();
+                Arc::new(move |_now: u64| app.alerting.get().map(Alerting::alerts).unwrap_or_default())
+            };
+            let notify = gateway.config().notify.clone();
+            match notifying::start(&notify, source, history, app.alert_changed.clone()).await {
+                Ok(n) => {
+                    let _ = app.notifications.set(n);
+                }
+                Err(e) => tracing::error!(error = %e, "notifications could not start"),
+            }
+            // A reload that landed while monitoring started must not be missed.
+            app.monitoring_follows();
         })
     };
     tracing::info!(
@@ -314,6 +386,9 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     monitoring.abort();
     if let Some(a) = app.alerting.get() {
         a.stop();
+    }
+    if let Some(n) = app.notifications.get() {
+        n.stop();
     }
     for chore in chores {
         chore.abort();

@@ -13,6 +13,8 @@ mod demo;
 mod history;
 mod instances;
 mod lab;
+mod notify_cmd;
+mod notifying;
 mod retention;
 mod rollback;
 mod rollback_cmd;
@@ -109,6 +111,9 @@ enum Command {
     /// Silences: mute alerts matching labels for a while (add), see them (list), end one (expire).
     #[command(subcommand)]
     Silence(alerts_cmd::SilenceCommand),
+    /// Notifications: send a test message to a receiver (test), see what was sent (log).
+    #[command(subcommand)]
+    Notify(notify_cmd::NotifyCommand),
     /// Roll a running gateway back to a recorded config version (by default the previous good
     /// one): it is validated, written to the config file (the replaced file is kept as
     /// NAME.bak.<UTC time>) and applied like a reload.
@@ -202,6 +207,7 @@ fn main() -> ExitCode {
         Command::Alerts(args) => exit(alerts_cmd::alerts(args)),
         Command::Ack(args) => exit(alerts_cmd::ack(args)),
         Command::Silence(cmd) => exit(alerts_cmd::silence(cmd)),
+        Command::Notify(cmd) => exit(notify_cmd::notify(cmd)),
         Command::Rollback {
             version,
             config,

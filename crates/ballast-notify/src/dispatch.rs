@@ -48,6 +48,8 @@ pub struct Dispatcher {
     /// (target, alert id, firing since) of escalations queued, so a round does not queue one
     /// again; the outbox's dedup key covers restarts.
     escalated: BTreeSet<(String, String, u64)>,
+    /// The severity each alert last fired at, so its resolution follows the same routes.
+    severities: BTreeMap<String, Severity>,
 }
 
 impl Dispatcher {
@@ -80,6 +82,7 @@ impl Dispatcher {
             windows,
             settings,
             escalated: BTreeSet::new(),
+            severities: BTreeMap::new(),
         }
     }
 
@@ -92,6 +95,11 @@ impl Dispatcher {
     /// `(route, alert id) → at`) are put back as notified, so they are not announced again,
     /// and their resolution is announced once.
     pub fn restore(&mut self, firing: &[AlertRecord], sent: &BTreeMap<(usize, String), u64>) {
+        for a in firing {
+            if let Some(s) = a.state.severity() {
+                self.severities.insert(a.id.clone(), s);
+            }
+        }
         for (i, route) in self.routes.routes().iter().enumerate() {
             for a in firing {
                 if let Some(at) = sent.get(&(route.index(), a.id.clone())) {
@@ -106,10 +114,23 @@ impl Dispatcher {
         let live: Vec<&AlertView> = alerts.iter().filter(|v| !v.mute.is_muted()).collect();
         let mut per_route: Vec<Vec<AlertRecord>> = vec![Vec::new(); self.groupers.len()];
         for v in &live {
-            for route in self.routes.matching(&v.alert.labels) {
+            let a = &v.alert;
+            let last = self.severities.get(&a.id).copied();
+            match a.state.severity() {
+                Some(s) => {
+                    self.severities.insert(a.id.clone(), s);
+                }
+                None if a.state != AlertState::Resolved => {
+                    self.severities.remove(&a.id);
+                }
+                None => {}
+            }
+            for route in self.routes.matching(&routing_labels(a, last)) {
                 per_route[route.index() - 1].push(v.alert.clone());
             }
         }
+        let present: BTreeSet<&str> = alerts.iter().map(|v| v.alert.id.as_str()).collect();
+        self.severities.retain(|id, _| present.contains(id.as_str()));
         let mut out = Vec::new();
         for (i, route) in self.routes.routes().iter().enumerate() {
             let grouper = &mut self.groupers[i];
@@ -155,7 +176,7 @@ impl Dispatcher {
             let Some(severity) = a.state.severity() else {
                 continue;
             };
-            for route in self.routes.matching(&a.labels) {
+            for route in self.routes.matching(&routing_labels(a, None)) {
                 if route.muted_at(&self.windows, now_unix_ms) {
                     continue;
                 }
@@ -210,6 +231,20 @@ impl Dispatcher {
     /// The earliest moment a group may flush; the caller runs a round by then.
     pub fn next_due(&self) -> Option<u64> {
         self.groupers.iter().filter_map(Grouper::next_due).min()
+    }
+}
+
+/// The labels routes match: the alert's, plus `severity` (`critical`, `warning`) unless it
+/// has a label of that name. A firing alert has its own severity; a resolved one has the
+/// severity it last fired at (`last`), so that a route matching `severity = "critical"` sees
+/// its resolution and announces it.
+fn routing_labels(a: &AlertRecord, last: Option<Severity>) -> ballast_core::Labels {
+    if a.labels.get("severity").is_some() {
+        return a.labels.clone();
+    }
+    match a.state.severity().or(last) {
+        Some(s) => a.labels.clone().with("severity", s.name()),
+        None => a.labels.clone(),
     }
 }
 

@@ -168,3 +168,24 @@ fn a_restart_that_heard_the_alert_does_not_announce_it_again() {
     let mut fresh = setup("[[notify]]\nreceivers = [\"boss\"]\ngroup_wait = \"0s\"");
     assert_eq!(fresh.round(&[a], 5000).len(), 1);
 }
+
+#[test]
+fn routes_match_on_severity_and_resolutions_follow_the_route() {
+    let mut d = setup(
+        "[[notify]]\nmatch = { severity = \"critical\" }\nreceivers = [\"boss\"]\n[[notify]]\nreceivers = [\"chat\"]\ngroup_wait = \"0s\"",
+    );
+    let rows = d.round(&[view(1, crit(), 0)], 0);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].receiver, "boss/webhook");
+    let warn = AlertState::Firing {
+        severity: Severity::Warning,
+    };
+    let rows = d.round(&[view(1, crit(), 0), view(2, warn, 0)], 1000);
+    let to: Vec<&str> = rows.iter().map(|r| r.receiver.as_str()).collect();
+    assert_eq!(to, ["chat/webhook", "chat/slack"], "the warning goes to the default route");
+    // The critical one resolves: its resolution goes where it was announced.
+    let rows = d.round(&[view(1, AlertState::Resolved, 2000), view(2, warn, 0)], 70_000);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].receiver, "boss/webhook");
+    assert_eq!(decode(&rows[0]).status, crate::MessageStatus::Resolved);
+}

@@ -419,22 +419,17 @@ impl Delivery {
             }
             let Some(target) = receivers.target(&target_name).cloned() else {
                 e.n.state = NotificationState::Failed;
-                e.n.last_error = Some(format!(
-                    "receiver {target_name} is no longer configured"
-                ));
+                e.n.last_error = Some(format!("receiver {target_name} is no longer configured"));
                 e.dirty = true;
                 stats.pending = stats.pending.saturating_sub(1);
                 stats.failed += 1;
                 continue;
             };
-            let bucket = st
-                .buckets
-                .entry(target_name.clone())
-                .or_insert_with(|| {
-                    TokenBucket::new(&target.rate, now).unwrap_or_else(|_| {
-                        TokenBucket::new(&Default::default(), now).expect("default rate")
-                    })
-                });
+            let bucket = st.buckets.entry(target_name.clone()).or_insert_with(|| {
+                TokenBucket::new(&target.rate, now).unwrap_or_else(|_| {
+                    TokenBucket::new(&Default::default(), now).expect("default rate")
+                })
+            });
             if let Err(at) = bucket.try_take(now) {
                 stats.rate_limited += 1;
                 busy.push(target_name);

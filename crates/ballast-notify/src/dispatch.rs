@@ -130,7 +130,8 @@ impl Dispatcher {
             }
         }
         let present: BTreeSet<&str> = alerts.iter().map(|v| v.alert.id.as_str()).collect();
-        self.severities.retain(|id, _| present.contains(id.as_str()));
+        self.severities
+            .retain(|id, _| present.contains(id.as_str()));
         let mut out = Vec::new();
         for (i, route) in self.routes.routes().iter().enumerate() {
             let grouper = &mut self.groupers[i];
@@ -315,7 +316,9 @@ pub fn heard(rows: &[ballast_core::Notification]) -> BTreeMap<(usize, String), u
         for a in &m.alerts {
             let firing = matches!(a.state, AlertState::Firing { .. });
             let at = row.new.created_unix_ms;
-            let e = latest.entry((m.route, a.id.clone())).or_insert((at, firing));
+            let e = latest
+                .entry((m.route, a.id.clone()))
+                .or_insert((at, firing));
             if at >= e.0 {
                 *e = (at, firing);
             }

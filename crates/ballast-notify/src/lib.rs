@@ -27,12 +27,12 @@ pub mod slack;
 pub mod webhook;
 
 pub use backoff::{Backoff, RateError, RateLimiter, RateSpec, Retry, TokenBucket};
+pub use delivery::{Delivery, StoreAccess, TargetStats};
 pub use message::{Locale, Message, MessageAlert, MessageStatus};
 pub use notifier::{BoxFuture, Delivered, Notifier, SendError};
 pub use outbox::{after_send, dedup_key, escalation_dedup_key, new_notification, Outcome};
-pub use route::{EscalateSpec, Route, RouteError, RouteSpec, Routes};
 pub use plan::{NotifyPlan, PlanError};
 pub use receiver::{ReceiverError, ReceiverSpec, Receivers, Target};
-pub use service::{AlertSource, Notifications, TestError, TestResult};
-pub use delivery::{Delivery, StoreAccess, TargetStats};
+pub use route::{EscalateSpec, Route, RouteError, RouteSpec, Routes};
 pub use secret::{ConfigError, Secret, SecretError};
+pub use service::{AlertSource, Notifications, TestError, TestResult};

@@ -96,7 +96,9 @@ pub enum ReceiverError {
     BadName { name: String },
     #[error("receiver {name:?} is defined twice; names must be unique")]
     Duplicate { name: String },
-    #[error("receiver {name:?} has no channel; give at least one of webhook, slack, dooray, email")]
+    #[error(
+        "receiver {name:?} has no channel; give at least one of webhook, slack, dooray, email"
+    )]
     NoChannel { name: String },
     #[error("receiver {name:?}: {source}")]
     Channel {
@@ -188,12 +190,12 @@ impl Receivers {
                 notifiers.push(Arc::new(DoorayNotifier::new(c.clone()).map_err(channel)?));
             }
             if let Some(c) = &spec.email {
-                notifiers.push(Arc::new(EmailNotifier::new(c.clone()).map_err(|source| {
-                    ReceiverError::Email {
+                notifiers.push(Arc::new(EmailNotifier::new(c.clone()).map_err(
+                    |source| ReceiverError::Email {
                         name: name.clone(),
                         source,
-                    }
-                })?));
+                    },
+                )?));
             }
             if notifiers.is_empty() {
                 return Err(ReceiverError::NoChannel { name });
@@ -266,7 +268,10 @@ mod tests {
         )
         .unwrap();
         let names: Vec<&str> = r.targets().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["ops/dooray", "web-oncall/webhook", "web-oncall/slack"]);
+        assert_eq!(
+            names,
+            ["ops/dooray", "web-oncall/webhook", "web-oncall/slack"]
+        );
         assert_eq!(r.targets_of("web-oncall")[0].locale, Locale::Ko);
         assert_eq!(r.targets_of("ops")[0].locale, Locale::En);
         assert!(r.target("ops/dooray").is_some());

@@ -528,7 +528,10 @@ mod tests {
         // The first 20 by rule then labels are all rule-a; the rest are each named by what
         // tells them apart from the group (here: the server).
         let more = r.more.as_deref().unwrap();
-        assert!(more.starts_with("and 480 more: rule-a ×280 (server="), "{more}");
+        assert!(
+            more.starts_with("and 480 more: rule-a ×280 (server="),
+            "{more}"
+        );
         assert!(more.contains("; rule-b ×200 (server="), "{more}");
         let listed: Vec<&str> = r.alerts.iter().map(|a| a.id.as_str()).collect();
         for a in m.alerts.iter().filter(|a| !listed.contains(&a.id.as_str())) {

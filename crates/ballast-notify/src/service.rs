@@ -106,8 +106,11 @@ impl Notifications {
         let since = now_ms().saturating_sub(RESTORE_SINCE.as_millis() as u64);
         let rows: Vec<Notification> = match store.store() {
             Some(s) => {
-                match tokio::time::timeout(RESTORE_WAIT, s.notifications_since(since, RESTORE_LIMIT))
-                    .await
+                match tokio::time::timeout(
+                    RESTORE_WAIT,
+                    s.notifications_since(since, RESTORE_LIMIT),
+                )
+                .await
                 {
                     Ok(Ok(rows)) => rows,
                     Ok(Err(e)) => {
@@ -230,7 +233,8 @@ impl Notifications {
                 Ok(d) => (true, d.answer.clone()),
                 Err(e) => (false, e.to_string()),
             };
-            self.delivery.record_test(&target.name, &message, &sent, now);
+            self.delivery
+                .record_test(&target.name, &message, &sent, now);
             out.push(TestResult {
                 target: target.name.clone(),
                 ok,
@@ -244,22 +248,58 @@ impl Notifications {
     pub fn metrics(&self) -> String {
         let stats = self.delivery.stats();
         let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, get: &dyn Fn(&crate::delivery::TargetStats) -> u64, kind: &str| {
+        let counter = |out: &mut String,
+                       name: &str,
+                       help: &str,
+                       get: &dyn Fn(&crate::delivery::TargetStats) -> u64,
+                       kind: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (target, s) in &stats {
                 let _ = writeln!(out, "{name}{{target=\"{}\"}} {}", escape(target), get(s));
             }
         };
-        counter(&mut out, "ballast_notifications_queued_total", "Notifications queued per receiver target.", &|s| s.queued, "counter");
+        counter(
+            &mut out,
+            "ballast_notifications_queued_total",
+            "Notifications queued per receiver target.",
+            &|s| s.queued,
+            "counter",
+        );
         let _ = writeln!(out, "# HELP ballast_notifications_total Notifications finished per target and result.\n# TYPE ballast_notifications_total counter");
         for (target, s) in &stats {
-            for (result, n) in [("delivered", s.delivered), ("failed", s.failed), ("expired", s.expired)] {
-                let _ = writeln!(out, "ballast_notifications_total{{target=\"{}\",result=\"{result}\"}} {n}", escape(target));
+            for (result, n) in [
+                ("delivered", s.delivered),
+                ("failed", s.failed),
+                ("expired", s.expired),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "ballast_notifications_total{{target=\"{}\",result=\"{result}\"}} {n}",
+                    escape(target)
+                );
             }
         }
-        counter(&mut out, "ballast_notification_attempts_failed_total", "Send attempts that failed (each retry counts).", &|s| s.attempts_failed, "counter");
-        counter(&mut out, "ballast_notifications_rate_limited_total", "Times a target's rate limit held a notification back.", &|s| s.rate_limited, "counter");
-        counter(&mut out, "ballast_notifications_pending", "Notifications waiting for delivery.", &|s| s.pending, "gauge");
+        counter(
+            &mut out,
+            "ballast_notification_attempts_failed_total",
+            "Send attempts that failed (each retry counts).",
+            &|s| s.attempts_failed,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "ballast_notifications_rate_limited_total",
+            "Times a target's rate limit held a notification back.",
+            &|s| s.rate_limited,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "ballast_notifications_pending",
+            "Notifications waiting for delivery.",
+            &|s| s.pending,
+            "gauge",
+        );
         let _ = writeln!(out, "# HELP ballast_notifications_dropped_total Notifications given up because too many were pending.\n# TYPE ballast_notifications_dropped_total counter\nballast_notifications_dropped_total {}", self.delivery.dropped());
         let _ = writeln!(out, "# HELP ballast_notifications_unsaved Notifications not yet written to the store.\n# TYPE ballast_notifications_unsaved gauge\nballast_notifications_unsaved {}", self.delivery.unsaved());
         out
@@ -279,7 +319,9 @@ impl Drop for Notifications {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn rounds(

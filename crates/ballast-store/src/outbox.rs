@@ -339,7 +339,6 @@ impl Store {
     }
 }
 
-
 fn decode(row: NotificationRow) -> Result<Notification, StoreError> {
     let id = row.id;
     let u = |field: &str, v: i64| from_db(TABLE, id, field, v);

@@ -25,8 +25,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Mutex};
 
 use crate::alerting::Alerting;
-use crate::notifying;
 use crate::history::History;
+use crate::notifying;
 use crate::{changes, instances, retention};
 
 /// The admin API's view of the running gateway.
@@ -222,9 +222,11 @@ impl Control for App {
             };
             let mut lines = notifying::log(n, &self.history, query.since_unix_ms, read).await;
             lines.retain(|l| {
-                query.receiver.as_deref().is_none_or(|r| {
-                    l.receiver == r || l.receiver.split('/').next() == Some(r)
-                }) && query.state.is_none_or(|s| l.state == s)
+                query
+                    .receiver
+                    .as_deref()
+                    .is_none_or(|r| l.receiver == r || l.receiver.split('/').next() == Some(r))
+                    && query.state.is_none_or(|s| l.state == s)
             });
             lines.truncate(query.limit as usize);
             Ok(lines)
@@ -332,8 +334,7 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         let (app, gateway, history) = (app.clone(), gateway.clone(), history.clone());
         tokio::spawn(async move {
             let plan = gateway.config().monitoring.clone();
-            match Alerting::start(&plan, &gateway, history.clone(), app.alert_changed.clone())
-                .await
+            match Alerting::start(&plan, &gateway, history.clone(), app.alert_changed.clone()).await
             {
                 Ok(a) => {
                     let _ = app.alerting.set(a);
@@ -345,7 +346,9 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
             }
             let source = {
                 let app = app.clone();
-                Arc::new(move |_now: u64| app.alerting.get().map(Alerting::alerts).unwrap_or_default())
+                Arc::new(move |_now: u64| {
+                    app.alerting.get().map(Alerting::alerts).unwrap_or_default()
+                })
             };
             let notify = gateway.config().notify.clone();
             match notifying::start(&notify, source, history, app.alert_changed.clone()).await {

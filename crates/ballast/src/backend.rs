@@ -16,6 +16,7 @@
 //! - `/echo`: streams the request body back
 //! - `/consume`: reads the whole request body, then answers with its length
 //! - `/_ctl/count`: requests served so far
+//! - `POST /_ctl/notify`: a webhook receiver for the demo: prints the notification's title
 //! - an `Upgrade` request: `101`, then echoes bytes on the upgraded connection
 //! - anything else: `hello from NAME`
 
@@ -173,6 +174,20 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
             })
             .collect();
         text(StatusCode::OK, serde_json::Value::Object(map).to_string())
+    } else if path == "/_ctl/notify" {
+        // The demo's webhook receiver: prints each notification's title, as a chat would.
+        match req.into_body().collect().await {
+            Ok(b) => {
+                let body = b.to_bytes();
+                let title = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("title")?.as_str().map(str::to_string))
+                    .unwrap_or_else(|| format!("{} bytes, not a Ballast webhook", body.len()));
+                eprintln!("[{} received a notification] {title}", st.name);
+                text(StatusCode::OK, "ok\n")
+            }
+            Err(_) => text(StatusCode::BAD_REQUEST, "body aborted\n"),
+        }
     } else if path == "/consume" {
         // Reads the whole body before answering (as most application servers do).
         match req.into_body().collect().await {

@@ -77,6 +77,9 @@ pub fn run() -> anyhow::Result<()> {
          \x20   curl -X POST http://127.0.0.1:9900/api/v1/heartbeat/nightly-report\n\
          \x20                                                  # without a ping for 90 s, report-late fires\n\
          \x20   ballast silence add 'alertname=\"report-late\"' --duration 1h --comment demo\n\
+         \n  Notifications (a webhook on charlie prints each one here, grouped per rule):\n\
+         \x20   ballast notify log                             # what was sent, to whom, attempts, result\n\
+         \x20   ballast notify test demo-chat                  # a test message, now\n\
          \n  Everything is kept in the operations store, {dir}/ballast.db:\n\
          \x20   ballast config history --config {cfg}\n\
          \x20   (edit {cfg}, e.g. remove bravo)\n\

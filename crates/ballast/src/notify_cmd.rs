@@ -128,7 +128,10 @@ fn test(receiver: &str, by: Option<String>, target: Target) -> anyhow::Result<()
         );
     }
     if failed > 0 {
-        bail!("{failed} of {} channels of {receiver} failed", results.len());
+        bail!(
+            "{failed} of {} channels of {receiver} failed",
+            results.len()
+        );
     }
     Ok(())
 }

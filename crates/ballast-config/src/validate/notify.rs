@@ -62,7 +62,10 @@ pub(super) fn plan(c: &mut Checker, input: Input) -> NotifyPlan {
             | ballast_notify::RouteError::NoEscalationTarget { route }
             | ballast_notify::RouteError::ShadowsLater { route, .. } => *route,
         };
-        c.fail(format!("notify[{}]", route.saturating_sub(1)), e.to_string());
+        c.fail(
+            format!("notify[{}]", route.saturating_sub(1)),
+            e.to_string(),
+        );
     }
     NotifyPlan {
         receivers,

@@ -80,7 +80,10 @@ fn a_storm_is_one_message_per_target_naming_every_alert() {
         assert_eq!(m.alerts.len(), 500);
         assert_eq!(m.route, 1);
     }
-    assert!(d.round(&storm, 3000).is_empty(), "nothing new, nothing sent");
+    assert!(
+        d.round(&storm, 3000).is_empty(),
+        "nothing new, nothing sent"
+    );
 }
 
 #[test]
@@ -99,8 +102,12 @@ fn muted_alerts_are_left_out_and_resolutions_go_once() {
     // Never notified: no resolution.
     let mut d = setup("[[notify]]\nreceivers = [\"boss\"]\ngroup_wait = \"10s\"");
     assert!(d.round(&[view(1, crit(), 0)], 0).is_empty());
-    assert!(d.round(&[view(1, AlertState::Resolved, 10)], 5000).is_empty());
-    assert!(d.round(&[view(1, AlertState::Resolved, 10)], 20_000).is_empty());
+    assert!(d
+        .round(&[view(1, AlertState::Resolved, 10)], 5000)
+        .is_empty());
+    assert!(d
+        .round(&[view(1, AlertState::Resolved, 10)], 20_000)
+        .is_empty());
 }
 
 #[test]
@@ -182,9 +189,16 @@ fn routes_match_on_severity_and_resolutions_follow_the_route() {
     };
     let rows = d.round(&[view(1, crit(), 0), view(2, warn, 0)], 1000);
     let to: Vec<&str> = rows.iter().map(|r| r.receiver.as_str()).collect();
-    assert_eq!(to, ["chat/webhook", "chat/slack"], "the warning goes to the default route");
+    assert_eq!(
+        to,
+        ["chat/webhook", "chat/slack"],
+        "the warning goes to the default route"
+    );
     // The critical one resolves: its resolution goes where it was announced.
-    let rows = d.round(&[view(1, AlertState::Resolved, 2000), view(2, warn, 0)], 70_000);
+    let rows = d.round(
+        &[view(1, AlertState::Resolved, 2000), view(2, warn, 0)],
+        70_000,
+    );
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].receiver, "boss/webhook");
     assert_eq!(decode(&rows[0]).status, crate::MessageStatus::Resolved);

@@ -26,8 +26,7 @@ pub struct Received {
 
 impl Received {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -239,8 +238,7 @@ fn serve(stream: TcpStream, shared: &Shared) {
         }
         head.push_str("\r\n");
         let s = reader.get_mut();
-        if s.write_all(head.as_bytes()).is_err() || s.write_all(answer.body.as_bytes()).is_err()
-        {
+        if s.write_all(head.as_bytes()).is_err() || s.write_all(answer.body.as_bytes()).is_err() {
             return;
         }
         if close {

@@ -95,10 +95,10 @@ fn muted_alerts_are_left_out_and_resolutions_go_once() {
     assert_eq!(rows.len(), 1);
     assert_eq!(decode(&rows[0]).alerts.len(), 1);
     let resolved = view(1, AlertState::Resolved, 5000);
-    let rows = d.round(&[resolved.clone()], 61_000);
+    let rows = d.round(std::slice::from_ref(&resolved), 61_000);
     assert_eq!(rows.len(), 1);
     assert_eq!(decode(&rows[0]).status, crate::MessageStatus::Resolved);
-    assert!(d.round(&[resolved.clone()], 122_000).is_empty());
+    assert!(d.round(std::slice::from_ref(&resolved), 122_000).is_empty());
     // Never notified: no resolution.
     let mut d = setup("[[notify]]\nreceivers = [\"boss\"]\ngroup_wait = \"10s\"");
     assert!(d.round(&[view(1, crit(), 0)], 0).is_empty());
@@ -116,13 +116,13 @@ fn an_unacknowledged_critical_escalates_once_per_episode() {
         "[[notify]]\nreceivers = [\"chat\"]\ngroup_wait = \"0s\"\nescalate = { after = \"30s\", to = [\"boss\"] }",
     );
     let a = view(1, crit(), 1000);
-    assert_eq!(d.round(&[a.clone()], 1000).len(), 2, "the first message");
-    assert!(d.round(&[a.clone()], 30_999).is_empty());
-    let rows = d.round(&[a.clone()], 31_000);
+    assert_eq!(d.round(std::slice::from_ref(&a), 1000).len(), 2, "the first message");
+    assert!(d.round(std::slice::from_ref(&a), 30_999).is_empty());
+    let rows = d.round(std::slice::from_ref(&a), 31_000);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].receiver, "boss/webhook");
     assert_eq!(decode(&rows[0]).escalated_after_ms, Some(30_000));
-    assert!(d.round(&[a.clone()], 32_000).is_empty(), "once");
+    assert!(d.round(std::slice::from_ref(&a), 32_000).is_empty(), "once");
     // Acknowledged: no escalation for the next episode either.
     let mut again = view(1, crit(), 100_000);
     again.acknowledged = true;
@@ -141,7 +141,7 @@ fn an_unacknowledged_critical_escalates_once_per_episode() {
         },
         0,
     );
-    d.round(&[w.clone()], 0);
+    d.round(std::slice::from_ref(&w), 0);
     assert!(d.round(&[w], 100_000).is_empty());
 }
 
@@ -149,7 +149,7 @@ fn an_unacknowledged_critical_escalates_once_per_episode() {
 fn a_restart_that_heard_the_alert_does_not_announce_it_again() {
     let mut before = setup("[[notify]]\nreceivers = [\"boss\"]\ngroup_wait = \"0s\"");
     let a = view(1, crit(), 0);
-    let rows = before.round(&[a.clone()], 0);
+    let rows = before.round(std::slice::from_ref(&a), 0);
     let stored: Vec<ballast_core::Notification> = rows
         .into_iter()
         .enumerate()
@@ -167,8 +167,8 @@ fn a_restart_that_heard_the_alert_does_not_announce_it_again() {
     let heard = heard(&stored);
     assert_eq!(heard.len(), 1);
     let mut after = setup("[[notify]]\nreceivers = [\"boss\"]\ngroup_wait = \"0s\"");
-    after.restore(&[a.alert.clone()], &heard);
-    assert!(after.round(&[a.clone()], 5000).is_empty());
+    after.restore(std::slice::from_ref(&a.alert), &heard);
+    assert!(after.round(std::slice::from_ref(&a), 5000).is_empty());
     let rows = after.round(&[view(1, AlertState::Resolved, 6000)], 70_000);
     assert_eq!(rows.len(), 1, "its resolution is still announced");
     // Without what was heard, it is announced again.

@@ -258,6 +258,11 @@ const TABLES: &[&[&str]] = &[
     &["upstream", "limit", "shed"],
     &["upstream", "pool"],
     &["upstream", "servers"],
+    &["alerting"],
+    &["receiver"],
+    &["receiver", "rate"],
+    &["notify"],
+    &["notify", "escalate"],
 ];
 
 /// The keys serde allows in one table, read from the "unknown field" message it gives for a

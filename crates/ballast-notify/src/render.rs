@@ -121,6 +121,32 @@ pub fn severity_word(locale: Locale, severity: Severity) -> &'static str {
 /// The title: `[FIRING:3] critical upstream-down app` / `[RESOLVED] upstream-down app`
 /// (Korean `[발생:3] 심각 …` / `[해결] …`).
 pub fn title(message: &Message) -> String {
+    let plain = plain_title(message);
+    match (message.escalated_after_ms, message.locale) {
+        (None, _) => plain,
+        (Some(ms), Locale::En) => format!(
+            "[ESCALATED: not acknowledged after {}] {plain}",
+            duration_words(ms)
+        ),
+        (Some(ms), Locale::Ko) => {
+            format!("[에스컬레이션: {} 동안 미확인] {plain}", duration_words(ms))
+        }
+    }
+}
+
+/// `90s`, `10m`, `1h30m`: a duration as written in the config.
+fn duration_words(ms: u64) -> String {
+    let s = ms / 1000;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, sec) => format!("{m}m{sec}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) => format!("{h}h{m}m"),
+    }
+}
+
+fn plain_title(message: &Message) -> String {
     let group = group_name(message);
     let firing = message.firing().count();
     match (message.status, message.locale) {
@@ -548,6 +574,19 @@ mod tests {
             .more
             .unwrap()
             .starts_with("외 480건: rule-a ×280 (server="));
+    }
+
+    #[test]
+    fn an_escalation_says_so() {
+        let mut m = message(vec![alert("upstream-down", 1, CRIT)], Locale::En);
+        m.escalated_after_ms = Some(600_000);
+        assert_eq!(
+            title(&m),
+            "[ESCALATED: not acknowledged after 10m] [FIRING:1] critical upstream-down app"
+        );
+        m.locale = Locale::Ko;
+        m.escalated_after_ms = Some(90_000);
+        assert!(title(&m).starts_with("[에스컬레이션: 1m30s 동안 미확인] [발생:1]"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! {"version": "1", "status": "firing|resolved", "group_key": "…", "group_labels": {"…": "…"},
 //!  "severity": "critical|warning|null", "title": "…", "text": "…",
 //!  "dashboard_url": "…|null", "at": "2026-11-30T19:20:05Z",
+//!  "escalated_after_ms": null | 600000,
 //!  "alerts": [{"id": "…", "rule": "…", "labels": {}, "annotations": {},
 //!              "state": "firing|resolved", "severity": "critical|warning|null",
 //!              "value": 0.0, "threshold": 1.0, "since": "2026-11-30T19:20:05Z",
@@ -65,6 +66,8 @@ pub struct WebhookPayload<'a> {
     pub text: String,
     pub dashboard_url: Option<&'a str>,
     pub at: String,
+    /// Set when the message escalates an alert nobody acknowledged for this long.
+    pub escalated_after_ms: Option<u64>,
     pub alerts: Vec<WebhookAlert<'a>>,
 }
 
@@ -97,6 +100,7 @@ pub fn payload(message: &Message) -> WebhookPayload<'_> {
         text: rendered.plain_text(),
         dashboard_url: message.dashboard_url.as_deref(),
         at: render::rfc3339(message.at_unix_ms),
+        escalated_after_ms: message.escalated_after_ms,
         alerts: message
             .alerts
             .iter()

@@ -18,11 +18,9 @@
 //!                        now + wait < expires ? RetryAt(now + wait) : GiveUp
 //! ```
 //!
-//! Rate limit: a token bucket per receiver, `rate = { messages = 1, per = "1s", burst = 5 }` by
+//! Rate limit: a token bucket per target (one channel of a receiver; `delivery.rs` keeps them), `rate = { messages = 1, per = "1s", burst = 5 }` by
 //! default: up to `burst` messages at once, then `messages` per `per`. Tokens are counted in
 //! thousandths so the arithmetic stays in integers.
-
-use std::collections::BTreeMap;
 
 use ballast_core::Duration;
 use serde::{Deserialize, Serialize};
@@ -193,46 +191,6 @@ impl TokenBucket {
     }
 }
 
-/// A token bucket per receiver, each with its own rate or the default one.
-#[derive(Debug, Clone)]
-pub struct RateLimiter {
-    default: RateSpec,
-    specs: BTreeMap<String, RateSpec>,
-    buckets: BTreeMap<String, TokenBucket>,
-}
-
-impl RateLimiter {
-    /// Validates the default rate and every receiver's own.
-    pub fn new(default: RateSpec, specs: BTreeMap<String, RateSpec>) -> Result<Self, RateError> {
-        TokenBucket::new(&default, 0)?;
-        for spec in specs.values() {
-            TokenBucket::new(spec, 0)?;
-        }
-        Ok(RateLimiter {
-            default,
-            specs,
-            buckets: BTreeMap::new(),
-        })
-    }
-
-    /// Takes a token of `receiver`'s bucket (full the first time it is seen): `Ok` to send
-    /// now, `Err(at)` to wait until `at`.
-    pub fn try_take(&mut self, receiver: &str, now_unix_ms: u64) -> Result<(), u64> {
-        if !self.buckets.contains_key(receiver) {
-            let spec = self.specs.get(receiver).unwrap_or(&self.default);
-            // Validated in `new`; a refusal here cannot happen, and would mean no limit.
-            let Ok(bucket) = TokenBucket::new(spec, now_unix_ms) else {
-                return Ok(());
-            };
-            self.buckets.insert(receiver.to_string(), bucket);
-        }
-        match self.buckets.get_mut(receiver) {
-            Some(b) => b.try_take(now_unix_ms),
-            None => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,34 +312,5 @@ mod tests {
         assert_eq!(bad(0, 1000, 1), RateError::NoMessages);
         assert_eq!(bad(1, 0, 1), RateError::ZeroPer);
         assert_eq!(bad(1, 1000, 0), RateError::NoBurst);
-    }
-
-    #[test]
-    fn limiter_keeps_one_bucket_per_receiver() {
-        let own = RateSpec {
-            messages: 10,
-            per: Duration::from_secs(1),
-            burst: 1,
-        };
-        let mut l = RateLimiter::new(
-            RateSpec::default(),
-            BTreeMap::from([("mail".to_string(), own)]),
-        )
-        .unwrap();
-        for _ in 0..5 {
-            assert_eq!(l.try_take("slack", 0), Ok(()));
-        }
-        assert_eq!(l.try_take("slack", 0), Err(1000));
-        // Another receiver is not slowed by Slack's bucket.
-        assert_eq!(l.try_take("hook", 0), Ok(()));
-        // Its own rate: burst 1, a token every 100 ms.
-        assert_eq!(l.try_take("mail", 0), Ok(()));
-        assert_eq!(l.try_take("mail", 0), Err(100));
-        assert_eq!(l.try_take("mail", 100), Ok(()));
-        let bad = RateSpec {
-            burst: 0,
-            ..RateSpec::default()
-        };
-        assert!(RateLimiter::new(bad, BTreeMap::new()).is_err());
     }
 }

@@ -26,7 +26,7 @@ pub mod service;
 pub mod slack;
 pub mod webhook;
 
-pub use backoff::{Backoff, RateError, RateLimiter, RateSpec, Retry, TokenBucket};
+pub use backoff::{Backoff, RateError, RateSpec, Retry, TokenBucket};
 pub use delivery::{Delivery, StoreAccess, TargetStats};
 pub use message::{Locale, Message, MessageAlert, MessageStatus};
 pub use notifier::{BoxFuture, Delivered, Notifier, SendError};

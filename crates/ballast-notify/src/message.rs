@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ballast_core::{AlertState, Labels, Severity};
 use serde::{Deserialize, Serialize};
 
-/// The language of the built-in texts (`[notify] locale`).
+/// The language of the built-in texts (`[alerting] locale`, or a receiver's `locale`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Locale {

@@ -11,6 +11,10 @@
 //! match = { service = "shop" } # label equality, all must hold; at least one
 //! ```
 //!
+//! A window without `match` mutes no alert: it is a named stretch of time for notification
+//! routes (`mute_when = ["night"]`, `active_when = ["office-hours"]`). An empty `match = {}`
+//! is refused, because it reads as "mute everything".
+//!
 //! A window starts on each listed day at `start` local time and lasts `duration` of real time,
 //! so one that starts Sunday 23:00 for 2h covers Monday 00:30. Across a daylight-saving change
 //! the start is resolved as most schedulers do: a start inside the spring-forward gap (02:30 on
@@ -61,9 +65,10 @@ pub struct MaintenanceSpec {
     pub duration: Duration,
     /// An IANA zone name (`Asia/Seoul`, `UTC`).
     pub timezone: String,
-    /// Label equality matchers; an alert is muted when all hold.
-    #[serde(rename = "match")]
-    pub matchers: BTreeMap<String, String>,
+    /// Label equality matchers; an alert is muted when all hold. Left out: the window mutes
+    /// no alert by itself and only serves notification routes (`mute_when`, `active_when`).
+    #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
+    pub matchers: Option<BTreeMap<String, String>>,
 }
 
 /// Why a maintenance window was refused; each names the window.
@@ -91,7 +96,7 @@ pub enum MaintenanceError {
         timezone: String,
         reason: String,
     },
-    #[error("maintenance {name:?}: match is empty, so it would mute every alert; name what it covers, e.g. match = {{ service = \"shop\" }}")]
+    #[error("maintenance {name:?}: match is empty, so it would mute every alert; name what it covers, e.g. match = {{ service = \"shop\" }}, or leave match out for a window that only notification routes use")]
     NoMatch { name: String },
     #[error("maintenance {name:?}: {source}")]
     Matcher { name: String, source: MatcherError },
@@ -107,7 +112,8 @@ pub struct MaintenanceWindow {
     minute: i8,
     duration_ms: i64,
     tz: TimeZone,
-    matchers: Vec<CompiledMatcher>,
+    /// `None`: a window for routes only, muting no alert.
+    matchers: Option<Vec<CompiledMatcher>>,
 }
 
 impl MaintenanceWindow {
@@ -135,20 +141,24 @@ impl MaintenanceWindow {
                 timezone: spec.timezone.clone(),
                 reason: e.to_string(),
             })?;
-        if spec.matchers.is_empty() {
-            return Err(MaintenanceError::NoMatch { name });
-        }
-        let matchers = spec
-            .matchers
-            .iter()
-            .map(|(label, value)| {
-                CompiledMatcher::new(&Matcher {
-                    name: label.clone(),
-                    op: MatchOp::Equal,
-                    value: value.clone(),
-                })
+        let matchers = match &spec.matchers {
+            None => None,
+            Some(m) if m.is_empty() => return Err(MaintenanceError::NoMatch { name }),
+            Some(m) => Some(m),
+        };
+        let matchers = matchers
+            .map(|m| {
+                m.iter()
+                    .map(|(label, value)| {
+                        CompiledMatcher::new(&Matcher {
+                            name: label.clone(),
+                            op: MatchOp::Equal,
+                            value: value.clone(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
             })
-            .collect::<Result<Vec<_>, _>>()
+            .transpose()
             .map_err(|source| MaintenanceError::Matcher {
                 name: name.clone(),
                 source,
@@ -200,7 +210,10 @@ impl MaintenanceWindow {
 
     /// Whether the window is active at `now` and matches the labels.
     pub fn mutes(&self, labels: &Labels, now_unix_ms: u64) -> bool {
-        matches_all(&self.matchers, labels) && self.active_at(now_unix_ms)
+        self.matchers
+            .as_ref()
+            .is_some_and(|m| matches_all(m, labels))
+            && self.active_at(now_unix_ms)
     }
 }
 
@@ -336,13 +349,23 @@ mod tests {
             start: start.into(),
             duration: duration.parse().unwrap(),
             timezone: tz.into(),
-            matchers: [("service".to_string(), "shop".to_string())].into(),
+            matchers: Some([("service".to_string(), "shop".to_string())].into()),
         }
     }
 
     fn window(days: &[&str], start: &str, duration: &str, tz: &str) -> MaintenanceWindow {
         let days = Days::Many(days.iter().map(|d| d.to_string()).collect());
         MaintenanceWindow::new(&spec(days, start, duration, tz)).unwrap()
+    }
+
+    #[test]
+    fn a_window_without_match_mutes_no_alert() {
+        let mut spec = spec(Days::One("mon-sun".into()), "00:00", "7d", "UTC");
+        spec.matchers = None;
+        let w = MaintenanceWindow::new(&spec).unwrap();
+        assert!(w.active_at(1_000_000));
+        let labels = Labels::new().with("service", "shop");
+        assert!(!w.mutes(&labels, 1_000_000));
     }
 
     #[test]
@@ -464,7 +487,7 @@ mod tests {
             MaintenanceError::BadDuration { .. }
         ));
         assert!(matches!(
-            one(&|s| s.matchers.clear()),
+            one(&|s| s.matchers = Some(Default::default())),
             MaintenanceError::NoMatch { .. }
         ));
         assert!(matches!(
@@ -472,7 +495,9 @@ mod tests {
             MaintenanceError::EmptyName
         ));
         let e = one(&|s| {
-            s.matchers.insert("bad-name".into(), "x".into());
+            s.matchers
+                .get_or_insert_with(Default::default)
+                .insert("bad-name".into(), "x".into());
         });
         assert!(matches!(e, MaintenanceError::Matcher { .. }));
         assert!(e.to_string().contains("\"w\""), "{e}");
@@ -515,7 +540,7 @@ mod tests {
     fn the_set_mutes_matching_alerts_in_active_windows() {
         let mut other = spec(Days::One("mon-sun".into()), "00:00", "1h", "UTC");
         other.name = "nightly-api".into();
-        other.matchers = [("service".to_string(), "api".to_string())].into();
+        other.matchers = Some([("service".to_string(), "api".to_string())].into());
         let mut weekly = spec(Days::One("sat".into()), "02:00", "2h", "UTC");
         weekly.name = "weekly-shop".into();
         let set = MaintenanceSet::new(&[weekly.clone(), other]).unwrap();

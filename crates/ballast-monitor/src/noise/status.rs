@@ -115,7 +115,7 @@ mod tests {
             start: "00:00".into(),
             duration: "7d".parse().unwrap(),
             timezone: "UTC".into(),
-            matchers: [("service".to_string(), "api".to_string())].into(),
+            matchers: Some([("service".to_string(), "api".to_string())].into()),
         };
         NoiseControl {
             silences: SilenceSet::new([silence]),

@@ -116,7 +116,11 @@ fn an_unacknowledged_critical_escalates_once_per_episode() {
         "[[notify]]\nreceivers = [\"chat\"]\ngroup_wait = \"0s\"\nescalate = { after = \"30s\", to = [\"boss\"] }",
     );
     let a = view(1, crit(), 1000);
-    assert_eq!(d.round(std::slice::from_ref(&a), 1000).len(), 2, "the first message");
+    assert_eq!(
+        d.round(std::slice::from_ref(&a), 1000).len(),
+        2,
+        "the first message"
+    );
     assert!(d.round(std::slice::from_ref(&a), 30_999).is_empty());
     let rows = d.round(std::slice::from_ref(&a), 31_000);
     assert_eq!(rows.len(), 1);

@@ -142,5 +142,4 @@ mod tests {
         let s = subject(&m);
         assert!(!s.contains('\n') && !s.contains('\r'), "{s}");
     }
-
 }

@@ -299,7 +299,7 @@ receivers = ["mail"]
         start: start.to_string(),
         duration: duration.parse().unwrap(),
         timezone: "UTC".to_string(),
-        matchers: BTreeMap::from([("x".to_string(), "y".to_string())]),
+        matchers: Some(BTreeMap::from([("x".to_string(), "y".to_string())])),
     };
     let windows =
         MaintenanceSet::new(&[spec("night", "22:00", "8h"), spec("hours", "09:00", "9h")]).unwrap();

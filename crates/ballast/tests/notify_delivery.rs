@@ -377,6 +377,17 @@ const SIGNING: &str = "signing-secret-83ab41c0";
 const SMTP_PASS: &str = "smtp-pass-d2e7f90b4a";
 const INLINE_URL_TOKEN: &str = "inline-url-token-77c1aa";
 const INLINE_PASS: &str = "inline-smtp-pass-6b09e3";
+const DOWN_TOKEN: &str = "down-url-token-0c4d2b";
+const SLACK_TOKEN: &str = "slack-env-token-9e3f15";
+const SECRETS: [&str; 7] = [
+    URL_TOKEN,
+    SIGNING,
+    SMTP_PASS,
+    DOWN_TOKEN,
+    SLACK_TOKEN,
+    INLINE_URL_TOKEN,
+    INLINE_PASS,
+];
 
 fn hmac_hex(key: &str, body: &str) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
@@ -388,7 +399,8 @@ fn hmac_hex(key: &str, body: &str) -> String {
 }
 
 /// A config with secrets from a file and the environment (receiver `secret`) and, for the
-/// config-versions check, inline ones (receiver `inline`).
+/// config-versions check, inline ones (receiver `inline`); receiver `down` (a webhook URL from
+/// a file, a Slack URL from the environment) points at a closed port, so its errors are logged.
 fn secrets_gateway(hook: &Receiver, dead_relay: u16) -> Gateway {
     let dir = scratch("notify-secrets-files");
     let url_file = dir.join("hook.url");
@@ -397,7 +409,17 @@ fn secrets_gateway(hook: &Receiver, dead_relay: u16) -> Gateway {
         format!("{}\n", hook.url(&format!("/hook/{URL_TOKEN}"))),
     )
     .unwrap();
+    let down_file = dir.join("down.url");
+    std::fs::write(
+        &down_file,
+        format!("http://127.0.0.1:{dead_relay}/down/{DOWN_TOKEN}\n"),
+    )
+    .unwrap();
     // Only this test binary's tests read these names; the child inherits them.
+    std::env::set_var(
+        "BALLAST_NT_SLACK_URL",
+        format!("http://127.0.0.1:{dead_relay}/services/T9/B9/{SLACK_TOKEN}"),
+    );
     std::env::set_var("BALLAST_NT_SIGNING", SIGNING);
     std::env::set_var("BALLAST_NT_SMTP_PASS", SMTP_PASS);
     gateway(
@@ -414,12 +436,18 @@ name = "inline"
 webhook = {{ url = "{inline_url}" }}
 email = {{ to = ["ops@example.test"], from = "ballast@example.test", relays = ["127.0.0.1:{dead_relay}"], tls = "none", username = "ballast", password = "{INLINE_PASS}", timeout = "2s" }}
 
+[[receiver]]
+name = "down"
+webhook = {{ url_file = "{down_file}" }}
+slack = {{ url_env = "BALLAST_NT_SLACK_URL" }}
+
 [[notify]]
 match = {{ service = "shop" }}
-receivers = ["secret"]
+receivers = ["secret", "down"]
 group_wait = "0s"
 "#,
             url_file = url_file.display(),
+            down_file = down_file.display(),
             inline_url = hook.url(&format!("/inline/{INLINE_URL_TOKEN}")),
         ),
     )
@@ -464,6 +492,8 @@ fn secrets_scenario() -> Vec<(&'static str, String)> {
     let dead_relay = free_port();
     let gw = secrets_gateway(&hook, dead_relay);
 
+    // The first post is refused with a 500, so the webhook's error text is logged too.
+    hook.script(vec![Answer::status(500)]);
     fire(&gw, "secret-check");
     let got = hook.wait_for(1, WAIT);
     assert_eq!(
@@ -483,6 +513,15 @@ fn secrets_scenario() -> Vec<(&'static str, String)> {
             .first()
             .is_some_and(|r| r["attempts"].as_u64().unwrap_or(0) >= 1 && r["result"].is_string())
     });
+    for target in ["secret/webhook", "down/webhook", "down/slack"] {
+        wait_until(&format!("{target} to fail once"), WAIT, || {
+            rows_of(&gw, target, "secret-check")
+                .first()
+                .is_some_and(|r| {
+                    r["attempts"].as_u64().unwrap_or(0) >= 1 && r["result"].is_string()
+                })
+        });
+    }
     let email_row = only_row(&gw, "secret/email", "secret-check");
     println!("email error in the log: {}", email_row["result"]);
     assert!(
@@ -512,6 +551,16 @@ fn secrets_scenario() -> Vec<(&'static str, String)> {
     let (icode, iout, ierr) = cli(&["notify", "test", "inline", "--admin", &admin]);
     println!("notify test inline → {icode:?}\n{iout}\n{ierr}");
     assert!(iout.contains("inline/webhook"), "{iout}{ierr}");
+    let (dcode, dout, derr) = cli(&["notify", "test", "down", "--admin", &admin]);
+    println!("notify test down → {dcode:?}\n{dout}\n{derr}");
+    assert_eq!(dcode, Some(1), "{dout}{derr}");
+    assert!(
+        dout.contains("down/slack") && dout.contains("down/webhook"),
+        "{dout}{derr}"
+    );
+    let (acode, api) = gw.admin_post("/api/v1/receivers/down/test");
+    println!("POST /api/v1/receivers/down/test → {acode}: {api}");
+    assert!(api.contains("\"target\":\"down/slack\""), "{acode}: {api}");
 
     let mut texts = exposed_texts(&gw);
     texts.push(("ballast notify test secret".into(), format!("{out}\n{err}")));
@@ -519,9 +568,11 @@ fn secrets_scenario() -> Vec<(&'static str, String)> {
         "ballast notify test inline".into(),
         format!("{iout}\n{ierr}"),
     ));
+    texts.push(("ballast notify test down".into(), format!("{dout}\n{derr}")));
+    texts.push(("POST /api/v1/receivers/down/test".into(), api));
     let mut leaks = Vec::new();
     for (what, text) in &texts {
-        for secret in [URL_TOKEN, SIGNING, SMTP_PASS, INLINE_URL_TOKEN, INLINE_PASS] {
+        for secret in SECRETS {
             if text.contains(secret) {
                 leaks.push((secret, what.clone()));
             }
@@ -541,7 +592,7 @@ fn secrets_from_files_and_env_appear_nowhere() {
     let file_or_env: Vec<_> = leaks
         .iter()
         .filter(|(secret, what)| {
-            [URL_TOKEN, SIGNING, SMTP_PASS].contains(secret)
+            ![INLINE_URL_TOKEN, INLINE_PASS].contains(secret)
                 || !what.starts_with("GET /api/v1/config/versions/")
         })
         .collect();

@@ -5,7 +5,7 @@
 //! - a receiver down for 10 s while alerts fire gets every message once it is back, each once,
 //!   and the log shows retries for those sent during the outage;
 //! - a restart with 3 notifications pending delivers those 3 after the restart, once each, and
-//!   announces nothing again that was delivered before it;
+//!   announces nothing again that was delivered before it (and resolutions after it, once);
 //! - a Slack receiver answering 429 with `Retry-After: 2` is tried again no sooner than 2 s later;
 //! - secrets read from files and the environment (webhook URL and signing secret, SMTP password)
 //!   appear nowhere: stderr, the notification log, metrics, config versions, `ballast notify test`.
@@ -65,17 +65,27 @@ group_interval = "1s"
 
 /// Fires one critical alert named `name` through the Alertmanager webhook.
 fn fire(gw: &Gateway, name: &str) {
+    send(gw, name, "firing");
+}
+
+/// Sends alert `name` as `status` (`firing`, or `resolved` with an end) through the
+/// Alertmanager webhook.
+fn send(gw: &Gateway, name: &str, status: &str) {
+    let mut alert = serde_json::json!({
+        "status": status,
+        "labels": {"alertname": name, "severity": "critical", "service": "shop"},
+        "annotations": {"summary": format!("{name} is broken")},
+        "startsAt": "2026-11-30T20:00:00Z",
+    });
+    if status == "resolved" {
+        alert["endsAt"] = "2026-11-30T20:30:00Z".into();
+    }
     let body = serde_json::json!({
         "version": "4",
-        "status": "firing",
+        "status": status,
         "receiver": "ballast",
         "groupKey": format!("{{}}:{{alertname=\"{name}\"}}"),
-        "alerts": [{
-            "status": "firing",
-            "labels": {"alertname": name, "severity": "critical", "service": "shop"},
-            "annotations": {"summary": format!("{name} is broken")},
-            "startsAt": "2026-11-30T20:00:00Z",
-        }],
+        "alerts": [alert],
     })
     .to_string();
     let (code, text) = post_json(gw, "/api/v1/alertmanager", &body);
@@ -85,10 +95,15 @@ fn fire(gw: &Gateway, name: &str) {
 /// The alertnames of the firing webhook messages received so far, in arrival order (one entry
 /// per alert of each message).
 fn fired_names(hook: &Receiver) -> Vec<String> {
+    names_of(hook, "firing")
+}
+
+/// The alertnames of the webhook messages with `status` received so far.
+fn names_of(hook: &Receiver, status: &str) -> Vec<String> {
     hook.received()
         .iter()
         .map(Received::json)
-        .filter(|m| m["status"] == "firing")
+        .filter(|m| m["status"] == status)
         .flat_map(|m| {
             m["alerts"]
                 .as_array()
@@ -321,6 +336,21 @@ fn a_restart_delivers_the_three_pending_once_and_announces_nothing_again() {
         let r = only_row(&gw, "ops/webhook", name);
         assert!(r["attempts"].as_u64().unwrap() > 1, "{r}");
     }
+    // Resolutions after the restart are announced, once each, for alerts announced before it
+    // and for those delivered after it.
+    for name in ["old-a", "new-a"] {
+        send(&gw, name, "resolved");
+    }
+    wait_until("the resolutions", WAIT, || {
+        names_of(&hook, "resolved").len() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let resolved = names_of(&hook, "resolved");
+    assert_eq!(resolved.len(), 2, "{resolved:?}");
+    for name in ["old-a", "new-a"] {
+        assert_eq!(count(&resolved, name), 1, "{name} in {resolved:?}");
+    }
+    assert_eq!(fired_names(&hook).len(), 5, "no firing message again");
     println!("test took {} ms", t0.elapsed().as_millis());
 }
 

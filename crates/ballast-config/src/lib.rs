@@ -11,6 +11,7 @@ pub mod locate;
 pub mod model;
 pub mod raw;
 pub mod raw_monitor;
+pub mod redact;
 pub mod source;
 pub mod validate;
 pub mod write_back;
@@ -19,6 +20,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, Problem};
 pub use model::*;
+pub use redact::redact_secrets;
 pub use source::{Loaded, Source};
 pub use write_back::{WriteBackError, WrittenBack};
 

@@ -7,7 +7,8 @@
 //! answers. So:
 //! - a restart reloads the PENDING rows and sends them (nothing lost);
 //! - a receiver outage only delays: retries back off with full jitter, honour `Retry-After`,
-//!   and stop at the notification's maximum age;
+//!   and stop at the notification's maximum age; the first success after an outage releases
+//!   the target's other waiting notifications at once;
 //! - "once": an entry the store already holds as final (a replay after a restart) is adopted
 //!   as final and not sent; a delivered entry is never sent again; an entry whose store write
 //!   failed after delivery stays marked delivered in memory and is written later.
@@ -24,7 +25,8 @@
 //! ```
 //!
 //! Each target sends one notification at a time, in queue order, within its rate (a token
-//! bucket per target); targets do not wait for each other. A send is bounded by
+//! bucket per target); targets do not wait for each other. A `Retry-After` (Slack's `429`)
+//! pauses the whole target until then. A send is bounded by
 //! [`SEND_TIMEOUT`] and counts as a retryable failure when it runs out.
 
 use std::collections::BTreeMap;
@@ -96,6 +98,8 @@ struct State {
     dropped: u64,
     /// After a failed store write, no write is tried before this moment.
     store_retry_at: u64,
+    /// Targets that asked to wait (`Retry-After`): nothing is sent to them before then.
+    paused: BTreeMap<String, u64>,
 }
 
 /// The delivery loop's handle: queue notifications, read the log and the counters.
@@ -413,6 +417,12 @@ impl Delivery {
             if busy.contains(&target_name) {
                 continue;
             }
+            if let Some(&until) = st.paused.get(&target_name) {
+                if until > now {
+                    soonest(until);
+                    continue;
+                }
+            }
             if e.n.new.not_before_unix_ms > now {
                 soonest(e.n.new.not_before_unix_ms);
                 continue;
@@ -482,8 +492,31 @@ impl Delivery {
                 e.n.answer = Some(answer);
                 stats.delivered += 1;
                 stats.pending = stats.pending.saturating_sub(1);
+                // The target answers again: what waits out a back-off for it goes now, in
+                // queue order, rather than at its jittered retry time.
+                let target = e.n.new.receiver.clone();
+                for other in st.entries.values_mut() {
+                    if other.n.new.receiver == target
+                        && other.n.state == NotificationState::Pending
+                        && other.n.attempts > 0
+                        && other.n.new.not_before_unix_ms > now
+                    {
+                        other.n.new.not_before_unix_ms = now;
+                        other.dirty = true;
+                    }
+                }
             }
             Outcome::Retry { at_unix_ms, error } => {
+                if matches!(
+                    result,
+                    Err(SendError::Retry {
+                        retry_after: Some(_),
+                        ..
+                    })
+                ) {
+                    // The receiver said when: the whole target waits, not just this one.
+                    st.paused.insert(e.n.new.receiver.clone(), at_unix_ms);
+                }
                 tracing::info!(target = %e.n.new.receiver, attempt, error = %error, retry_in_ms = at_unix_ms.saturating_sub(now), "notification not delivered; will retry");
                 e.n.new.not_before_unix_ms = at_unix_ms;
                 e.n.last_error = Some(error);

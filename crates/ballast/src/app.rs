@@ -79,6 +79,12 @@ impl App {
     }
 }
 
+/// A config version as the API shows it: inline secrets redacted.
+fn shown(mut v: ConfigVersion) -> ConfigVersion {
+    v.text = ballast_config::redact_secrets(&v.text);
+    v
+}
+
 impl Control for App {
     fn status(&self) -> Snapshot {
         self.gateway.status()
@@ -117,8 +123,9 @@ impl Control for App {
         Box::pin(self.history.versions(limit))
     }
 
+    /// Shown with inline secrets redacted; the store keeps the text as it ran (rollback).
     fn config_version(&self, id: u64) -> BoxFuture<'_, Result<ConfigVersion, HistoryError>> {
-        Box::pin(self.history.version(id))
+        Box::pin(async move { self.history.version(id).await.map(shown) })
     }
 
     fn config_pair(
@@ -126,7 +133,10 @@ impl Control for App {
         from: Option<u64>,
         to: Option<u64>,
     ) -> BoxFuture<'_, Result<(ConfigVersion, ConfigVersion), HistoryError>> {
-        Box::pin(self.history.pair(from, to))
+        Box::pin(async move {
+            let (a, b) = self.history.pair(from, to).await?;
+            Ok((shown(a), shown(b)))
+        })
     }
 
     fn rollback(

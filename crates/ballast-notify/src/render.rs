@@ -138,6 +138,9 @@ pub fn title(message: &Message) -> String {
                 t.push(' ');
                 t.push_str(&group);
             }
+            if let Some(note) = escalation_note(message) {
+                t.push_str(&note);
+            }
             t
         }
         (MessageStatus::Resolved, locale) => {
@@ -152,6 +155,16 @@ pub fn title(message: &Message) -> String {
             }
         }
     }
+}
+
+/// " — escalated: not acknowledged after 10m" (Korean " — 에스컬레이션: 10m 동안 미확인") for
+/// an escalation, so its receivers can tell it from the route's own messages; `None` else.
+pub fn escalation_note(message: &Message) -> Option<String> {
+    let after = ballast_core::Duration::from_millis(message.escalated_after_ms?);
+    Some(match message.locale {
+        Locale::En => format!(" — escalated: not acknowledged after {after}"),
+        Locale::Ko => format!(" — 에스컬레이션: {after} 동안 미확인"),
+    })
 }
 
 /// The group's name: the values of its grouping labels, `alertname` first; without grouping
@@ -545,6 +558,21 @@ mod tests {
             .more
             .unwrap()
             .starts_with("외 480건: rule-a ×280 (server="));
+    }
+
+    #[test]
+    fn an_escalation_says_so_in_its_title() {
+        let mut m = message(vec![alert("upstream-down", 1, CRIT)], Locale::En);
+        m.escalated_after_ms = Some(600_000);
+        assert_eq!(
+            title(&m),
+            "[FIRING:1] critical upstream-down app — escalated: not acknowledged after 10m"
+        );
+        m.locale = Locale::Ko;
+        assert_eq!(
+            title(&m),
+            "[발생:1] 심각 upstream-down app — 에스컬레이션: 10m 동안 미확인"
+        );
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub fn subject(message: &Message) -> String {
         out.push(' ');
         out.push_str(&labels);
     }
+    if let Some(note) = crate::render::escalation_note(message) {
+        out.push_str(&note);
+    }
     one_line(&out)
 }
 
@@ -202,6 +205,22 @@ mod tests {
             ],
         );
         assert_eq!(subject(&m), "[FIRING:2] critical app-5xx service=shop");
+    }
+
+    #[test]
+    fn an_escalation_says_so_in_the_subject() {
+        let critical = AlertState::Firing {
+            severity: Severity::Critical,
+        };
+        let mut m = message(
+            MessageStatus::Firing,
+            vec![alert("app-5xx", critical, None)],
+        );
+        m.escalated_after_ms = Some(3_000);
+        assert_eq!(
+            subject(&m),
+            "[FIRING:1] critical app-5xx service=shop — escalated: not acknowledged after 3s"
+        );
     }
 
     #[test]

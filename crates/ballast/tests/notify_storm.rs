@@ -159,7 +159,11 @@ receivers = ["ops"]
         assert!(blocks[1..].iter().all(|b| b["type"] == "section"));
         assert!(blocks.len() > 21, "{} blocks", blocks.len());
         let more = text_of(&blocks[21]["text"]["text"]);
-        let n = if header.contains("ServerDown") { 280 } else { 180 };
+        let n = if header.contains("ServerDown") {
+            280
+        } else {
+            180
+        };
         assert!(more.starts_with(&format!("and {n} more: ")), "{more}");
         assert_eq!(m["attachments"][0]["color"], "#d32f2f");
         assert!(text_of(&m["text"]).starts_with(header), "{}", m["text"]);

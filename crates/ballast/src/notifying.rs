@@ -79,7 +79,7 @@ fn merge(
         by_key.insert(l.dedup_key.clone(), l);
     }
     let mut out: Vec<NotificationLog> = by_key.into_values().collect();
-    out.sort_by(|a, b| b.created_unix_ms.cmp(&a.created_unix_ms));
+    out.sort_by_key(|l| std::cmp::Reverse(l.created_unix_ms));
     out.truncate(limit as usize);
     out
 }

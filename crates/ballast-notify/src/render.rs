@@ -121,32 +121,6 @@ pub fn severity_word(locale: Locale, severity: Severity) -> &'static str {
 /// The title: `[FIRING:3] critical upstream-down app` / `[RESOLVED] upstream-down app`
 /// (Korean `[발생:3] 심각 …` / `[해결] …`).
 pub fn title(message: &Message) -> String {
-    let plain = plain_title(message);
-    match (message.escalated_after_ms, message.locale) {
-        (None, _) => plain,
-        (Some(ms), Locale::En) => format!(
-            "[ESCALATED: not acknowledged after {}] {plain}",
-            duration_words(ms)
-        ),
-        (Some(ms), Locale::Ko) => {
-            format!("[에스컬레이션: {} 동안 미확인] {plain}", duration_words(ms))
-        }
-    }
-}
-
-/// `90s`, `10m`, `1h30m`: a duration as written in the config.
-fn duration_words(ms: u64) -> String {
-    let s = ms / 1000;
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, m, 0) => format!("{m}m"),
-        (0, m, sec) => format!("{m}m{sec}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, _) => format!("{h}h{m}m"),
-    }
-}
-
-fn plain_title(message: &Message) -> String {
     let group = group_name(message);
     let firing = message.firing().count();
     match (message.status, message.locale) {
@@ -164,6 +138,9 @@ fn plain_title(message: &Message) -> String {
                 t.push(' ');
                 t.push_str(&group);
             }
+            if let Some(note) = escalation_note(message) {
+                t.push_str(&note);
+            }
             t
         }
         (MessageStatus::Resolved, locale) => {
@@ -178,6 +155,16 @@ fn plain_title(message: &Message) -> String {
             }
         }
     }
+}
+
+/// " — escalated: not acknowledged after 10m" (Korean " — 에스컬레이션: 10m 동안 미확인") for
+/// an escalation, so its receivers can tell it from the route's own messages; `None` else.
+pub fn escalation_note(message: &Message) -> Option<String> {
+    let after = ballast_core::Duration::from_millis(message.escalated_after_ms?);
+    Some(match message.locale {
+        Locale::En => format!(" — escalated: not acknowledged after {after}"),
+        Locale::Ko => format!(" — 에스컬레이션: {after} 동안 미확인"),
+    })
 }
 
 /// The group's name: the values of its grouping labels, `alertname` first; without grouping
@@ -577,16 +564,18 @@ mod tests {
     }
 
     #[test]
-    fn an_escalation_says_so() {
+    fn an_escalation_says_so_in_its_title() {
         let mut m = message(vec![alert("upstream-down", 1, CRIT)], Locale::En);
         m.escalated_after_ms = Some(600_000);
         assert_eq!(
             title(&m),
-            "[ESCALATED: not acknowledged after 10m] [FIRING:1] critical upstream-down app"
+            "[FIRING:1] critical upstream-down app — escalated: not acknowledged after 10m"
         );
         m.locale = Locale::Ko;
-        m.escalated_after_ms = Some(90_000);
-        assert!(title(&m).starts_with("[에스컬레이션: 1m30s 동안 미확인] [발생:1]"));
+        assert_eq!(
+            title(&m),
+            "[발생:1] 심각 upstream-down app — 에스컬레이션: 10m 동안 미확인"
+        );
     }
 
     #[test]

@@ -11,12 +11,15 @@
 //! {"version": "1", "status": "firing|resolved", "group_key": "…", "group_labels": {"…": "…"},
 //!  "severity": "critical|warning|null", "title": "…", "text": "…",
 //!  "dashboard_url": "…|null", "at": "2026-11-30T19:20:05Z",
-//!  "escalated_after_ms": null | 600000,
 //!  "alerts": [{"id": "…", "rule": "…", "labels": {}, "annotations": {},
 //!              "state": "firing|resolved", "severity": "critical|warning|null",
 //!              "value": 0.0, "threshold": 1.0, "since": "2026-11-30T19:20:05Z",
-//!              "since_unix_ms": 1796066405000, "url": "…|null"}]}
+//!              "since_unix_ms": 1796066405000, "url": "…|null"}],
+//!  "escalated_after_ms": 600000}
 //! ```
+//!
+//! `escalated_after_ms` is present only on an escalation (a route's `escalate`): the alert was
+//! critical and not acknowledged this long after it started.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,9 +69,10 @@ pub struct WebhookPayload<'a> {
     pub text: String,
     pub dashboard_url: Option<&'a str>,
     pub at: String,
-    /// Set when the message escalates an alert nobody acknowledged for this long.
-    pub escalated_after_ms: Option<u64>,
     pub alerts: Vec<WebhookAlert<'a>>,
+    /// Only on an escalation: how long the alert went unacknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated_after_ms: Option<u64>,
 }
 
 /// One alert of a webhook post.
@@ -100,7 +104,6 @@ pub fn payload(message: &Message) -> WebhookPayload<'_> {
         text: rendered.plain_text(),
         dashboard_url: message.dashboard_url.as_deref(),
         at: render::rfc3339(message.at_unix_ms),
-        escalated_after_ms: message.escalated_after_ms,
         alerts: message
             .alerts
             .iter()
@@ -121,6 +124,7 @@ pub fn payload(message: &Message) -> WebhookPayload<'_> {
                     .map(|d| render::alert_url(d, &a.id)),
             })
             .collect(),
+        escalated_after_ms: message.escalated_after_ms,
     }
 }
 
@@ -221,6 +225,31 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn escalated_after_ms_only_on_an_escalation() {
+        let mut m = Message {
+            group_key: "g".into(),
+            group_labels: ballast_core::Labels::new().with("alertname", "x"),
+            status: MessageStatus::Firing,
+            severity: Some(ballast_core::Severity::Critical),
+            alerts: Vec::new(),
+            dashboard_url: None,
+            locale: crate::message::Locale::En,
+            at_unix_ms: 0,
+            route: 1,
+            escalated_after_ms: None,
+        };
+        let plain = serde_json::to_value(payload(&m)).unwrap();
+        assert!(plain.get("escalated_after_ms").is_none(), "{plain}");
+        m.escalated_after_ms = Some(3_000);
+        let escalated = serde_json::to_value(payload(&m)).unwrap();
+        assert_eq!(escalated["escalated_after_ms"], 3_000);
+        assert!(escalated["title"]
+            .as_str()
+            .unwrap()
+            .ends_with(" — escalated: not acknowledged after 3s"));
     }
 
     #[test]

@@ -72,7 +72,6 @@ async fn exact_schema_and_signature() {
             "text": text,
             "dashboard_url": "https://ballast.example",
             "at": "2026-11-30T19:20:05Z",
-            "escalated_after_ms": null,
             "alerts": [
                 {
                     "id": id1,

@@ -94,6 +94,22 @@ mod tests {
     }
 
     #[test]
+    fn an_escalation_says_so_in_the_subject() {
+        let critical = AlertState::Firing {
+            severity: Severity::Critical,
+        };
+        let mut m = message(
+            MessageStatus::Firing,
+            vec![alert("app-5xx", critical, None)],
+        );
+        m.escalated_after_ms = Some(3_000);
+        assert_eq!(
+            subject(&m),
+            "[FIRING:1] critical app-5xx shop — escalated: not acknowledged after 3s"
+        );
+    }
+
+    #[test]
     fn resolved_subject_and_body() {
         let m = message(
             MessageStatus::Resolved,

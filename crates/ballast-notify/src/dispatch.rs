@@ -194,9 +194,15 @@ impl Dispatcher {
                         if self.escalated.contains(&k) {
                             continue;
                         }
+                        // Named by its rule only: the body says where.
+                        let labels = a
+                            .labels
+                            .get("alertname")
+                            .map(|n| ballast_core::Labels::new().with("alertname", n))
+                            .unwrap_or_default();
                         let flush = Flush {
                             group_key: format!("escalation {}", a.id),
-                            labels: a.labels.clone(),
+                            labels,
                             alerts: vec![a.clone()],
                             reason: ballast_monitor::noise::FlushReason::Changed,
                         };

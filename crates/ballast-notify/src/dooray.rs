@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::http::{classify, json_content_type, Endpoint, HttpClient};
 use crate::message::{Message, MessageStatus};
@@ -86,11 +86,22 @@ pub fn payload(
             MessageStatus::Resolved => GREEN,
             MessageStatus::Firing => GRAY,
         };
-        attachments.push(json!({
-            "title": render::more_heading(message.locale, rendered.rest),
-            "text": more,
-            "color": color,
-        }));
+        // Split to the attachment limit, so every alert of a storm is still named.
+        for (i, piece) in render::chunks(more, MAX_ATTACHMENT_TEXT)
+            .into_iter()
+            .enumerate()
+        {
+            let mut att = Map::new();
+            if i == 0 {
+                att.insert(
+                    "title".into(),
+                    Value::String(render::more_heading(message.locale, rendered.rest)),
+                );
+            }
+            att.insert("text".into(), Value::String(piece));
+            att.insert("color".into(), Value::String(color.into()));
+            attachments.push(Value::Object(att));
+        }
     }
     let mut body = Map::new();
     body.insert("botName".into(), Value::String(bot_name.to_string()));

@@ -338,6 +338,31 @@ fn short_where(message: &Message, alert: &MessageAlert) -> String {
     }
 }
 
+/// Cuts `text` (a storm's summary) into pieces of at most `max` characters, at `", "` where possible.
+pub fn chunks(text: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut len = 0;
+    for (i, piece) in text.split(", ").enumerate() {
+        let piece = if i == 0 {
+            piece.to_string()
+        } else {
+            format!(", {piece}")
+        };
+        let n = piece.chars().count();
+        if len + n > max && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+            len = 0;
+        }
+        current.push_str(&truncate_chars(&piece, max));
+        len += n.min(max);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
 /// "3 firing · 1 resolved" (Korean "발생 3 · 해결 1"): the counts of the whole message.
 pub fn counts_line(message: &Message) -> String {
     let firing = message.firing().count();

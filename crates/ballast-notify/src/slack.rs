@@ -63,31 +63,6 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Cuts `text` into pieces of at most `max` characters, at `", "` where possible.
-fn chunks(text: &str, max: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut len = 0;
-    for (i, piece) in text.split(", ").enumerate() {
-        let piece = if i == 0 {
-            piece.to_string()
-        } else {
-            format!(", {piece}")
-        };
-        let n = piece.chars().count();
-        if len + n > max && !current.is_empty() {
-            out.push(std::mem::take(&mut current));
-            len = 0;
-        }
-        current.push_str(&truncate_chars(&piece, max));
-        len += n.min(max);
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
 /// The JSON Slack receives for `message`.
 pub fn payload(message: &Message, max_alerts: usize) -> Value {
     let rendered = render::render(message, max_alerts.min(MAX_BLOCKS - 10));
@@ -103,7 +78,7 @@ pub fn payload(message: &Message, max_alerts: usize) -> Value {
         }));
     }
     if let Some(more) = &rendered.more {
-        let pieces = chunks(&escape(more), MAX_SECTION);
+        let pieces = render::chunks(&escape(more), MAX_SECTION);
         let room = MAX_BLOCKS - blocks.len();
         let n = pieces.len();
         for (i, piece) in pieces.into_iter().enumerate() {
@@ -207,10 +182,10 @@ mod tests {
             .map(|i| format!("rule-{i} ×1"))
             .collect::<Vec<_>>()
             .join(", ");
-        let parts = chunks(&text, 300);
+        let parts = render::chunks(&text, 300);
         assert!(parts.iter().all(|p| p.chars().count() <= 300));
         assert_eq!(parts.concat(), text);
-        assert_eq!(chunks("a, b", 3000), vec!["a, b".to_string()]);
+        assert_eq!(render::chunks("a, b", 3000), vec!["a, b".to_string()]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use ballast_core::AlertState;
-use ballast_notify::dooray::{DoorayConfig, DoorayNotifier};
+use ballast_notify::dooray::{DoorayConfig, DoorayNotifier, MAX_ATTACHMENT_TEXT};
 use ballast_notify::{Locale, Notifier, SendError};
 use common::*;
 use serde_json::json;
@@ -95,19 +95,28 @@ async fn default_bot_name_no_icon_no_dashboard() {
 }
 
 #[tokio::test]
-async fn a_storm_is_summed_up_and_names_every_rule() {
+async fn a_storm_is_summed_up_and_names_every_alert() {
     let mut server = Server::start(vec![Reply::new(200, "")]).await;
     let n = notifier(&format!("url = {:?}", server.url(TOKEN)));
-    n.send(&storm()).await.unwrap();
+    let storm = storm();
+    n.send(&storm).await.unwrap();
     let v = server.next().await.json();
     let atts = v["attachments"].as_array().unwrap();
-    assert_eq!(atts.len(), 21);
+    // 20 written out, then the rest in as many attachments as the text limit takes.
+    assert!(atts.len() > 21, "{} attachments", atts.len());
     assert_eq!(atts[20]["title"], "and 480 more");
-    assert_eq!(atts[20]["color"], "gray");
+    for a in &atts[20..] {
+        assert_eq!(a["color"], "gray");
+        assert!(a["text"].as_str().unwrap().chars().count() <= MAX_ATTACHMENT_TEXT);
+    }
     let all = serde_json::to_string(&v).unwrap();
     assert!(all.len() < 64 * 1024, "{} bytes", all.len());
     for r in 0..25 {
         assert!(all.contains(&format!("rule-{r:02}")));
+    }
+    for a in &storm.alerts {
+        let server = a.labels.get("server").unwrap();
+        assert!(all.contains(server), "{server} is not named");
     }
 }
 

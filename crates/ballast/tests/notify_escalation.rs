@@ -108,7 +108,7 @@ escalate = {{ after = "3s", to = ["second"] }}
     let title = s["blocks"][0]["text"]["text"].as_str().unwrap();
     assert_eq!(
         title,
-        "[FIRING:1] critical ServerDown ignored-1 critical — escalated: not acknowledged after 3s",
+        "[FIRING:1] critical ServerDown — escalated: not acknowledged after 3s",
         "{s}"
     );
     assert_eq!(s["attachments"][0]["color"], "#d32f2f");

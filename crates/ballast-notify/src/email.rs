@@ -390,7 +390,7 @@ impl EmailNotifier {
                     Duration::new(self.timeout)
                 ),
             };
-            tracing::warn!(receiver = KIND, failure = %failure, "email relay failed");
+            tracing::warn!(kind = KIND, failure = %failure, "email relay failed; trying the next, if any");
             failures.push(failure);
         }
         let reason = format!(

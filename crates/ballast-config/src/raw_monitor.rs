@@ -117,4 +117,6 @@ pub struct Alerting {
     pub locale: Option<ballast_notify::Locale>,
     /// The dashboard's address, for links in notifications.
     pub dashboard_url: Option<String>,
+    /// The notifications' own title and alert heading (`ballast_notify::template`).
+    pub template: Option<ballast_notify::Template>,
 }

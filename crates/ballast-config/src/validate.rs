@@ -152,10 +152,10 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
     };
     let runtime = servers::runtime(&mut c, raw.runtime);
     let store = store::store(&mut c, raw.store);
-    let (locale, dashboard_url) = raw
+    let (locale, dashboard_url, template) = raw
         .alerting
         .as_ref()
-        .map(|a| (a.locale, a.dashboard_url.clone()))
+        .map(|a| (a.locale, a.dashboard_url.clone(), a.template.clone()))
         .unwrap_or_default();
     let monitoring = monitor::plan(&mut c, raw.alerting, raw.monitor, raw.rule, raw.maintenance);
     let notify = notify::plan(
@@ -166,6 +166,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
             locale: locale.unwrap_or_default(),
             dashboard_url,
             windows: monitoring.maintenance.clone(),
+            template: template.unwrap_or_default(),
         },
     );
 

@@ -143,13 +143,14 @@ impl Dispatcher {
             for flush in grouper.due(now_unix_ms) {
                 for receiver in route.receivers() {
                     for target in self.receivers.targets_of(receiver) {
-                        let message = message(
+                        let mut message = message(
                             &flush,
                             route.index(),
                             target.locale,
                             &self.settings,
                             now_unix_ms,
                         );
+                        message.template = target.template.clone();
                         let key = dedup_key(&target.name, &message);
                         if let Ok(n) = new_notification(
                             &target.name,
@@ -214,6 +215,7 @@ impl Dispatcher {
                             now_unix_ms,
                         );
                         message.escalated_after_ms = Some(after);
+                        message.template = target.template.clone();
                         let key = escalation_dedup_key(&target.name, &a.id, a.since_unix_ms);
                         if let Ok(n) = new_notification(
                             &target.name,
@@ -300,6 +302,7 @@ fn message(
         at_unix_ms: now_unix_ms,
         route,
         escalated_after_ms: None,
+        template: None,
     }
 }
 

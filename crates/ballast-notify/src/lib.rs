@@ -24,6 +24,7 @@ pub mod route;
 pub mod secret;
 pub mod service;
 pub mod slack;
+pub mod template;
 pub mod webhook;
 
 pub use backoff::{Backoff, RateError, RateSpec, Retry, TokenBucket};
@@ -36,3 +37,4 @@ pub use receiver::{ReceiverError, ReceiverSpec, Receivers, Target};
 pub use route::{EscalateSpec, Route, RouteError, RouteSpec, Routes};
 pub use secret::{ConfigError, Secret, SecretError};
 pub use service::{AlertSource, Notifications, TestError, TestResult};
+pub use template::{Template, TemplateError};

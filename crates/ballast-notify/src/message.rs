@@ -71,6 +71,10 @@ pub struct Message {
     /// Set on an escalation: the alert was not acknowledged this long after it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalated_after_ms: Option<u64>,
+    /// The receiver's own title and alert heading, when it has them (kept with the message,
+    /// so a notification sent after a restart reads as it would have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::template::Template>,
 }
 
 impl Message {

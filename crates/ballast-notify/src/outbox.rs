@@ -147,6 +147,7 @@ mod tests {
             at_unix_ms: 2000,
             route: 1,
             escalated_after_ms: None,
+            template: None,
         }
     }
 

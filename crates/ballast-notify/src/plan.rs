@@ -18,6 +18,8 @@ pub struct NotifyPlan {
     pub dashboard_url: Option<String>,
     /// The maintenance windows `mute_when` and `active_when` name.
     pub windows: Vec<MaintenanceSpec>,
+    /// `[alerting] template`: texts every receiver uses unless it has its own.
+    pub template: crate::template::Template,
 }
 
 /// Why a notification plan was refused.
@@ -42,7 +44,7 @@ impl NotifyPlan {
     pub fn build(
         &self,
     ) -> Result<(Receivers, Routes, ballast_monitor::noise::MaintenanceSet), PlanError> {
-        let receivers = Receivers::build(&self.receivers, self.locale)?;
+        let receivers = Receivers::build(&self.receivers, self.locale, &self.template)?;
         let names = receivers.names().map(str::to_string).collect();
         let windows = ballast_monitor::noise::MaintenanceSet::new(&self.windows)?;
         let window_names = windows

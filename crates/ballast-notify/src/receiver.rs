@@ -37,6 +37,7 @@ use crate::message::Locale;
 use crate::notifier::Notifier;
 use crate::outbox::DEFAULT_MAX_AGE_MS;
 use crate::slack::{SlackConfig, SlackNotifier};
+use crate::template::Template;
 use crate::webhook::{WebhookConfig, WebhookNotifier};
 
 /// One `[[receiver]]` table, as written.
@@ -58,6 +59,9 @@ pub struct ReceiverSpec {
     pub rate: Option<RateSpec>,
     #[serde(default)]
     pub max_age: Option<Duration>,
+    /// Its own title and alert heading (`crate::template`), over `[alerting] template`.
+    #[serde(default)]
+    pub template: Option<Template>,
 }
 
 impl ReceiverSpec {
@@ -114,6 +118,11 @@ pub enum ReceiverError {
     Rate { name: String, source: RateError },
     #[error("receiver {name:?}: max_age must be more than 0")]
     ZeroMaxAge { name: String },
+    #[error("receiver {name:?}: {source}")]
+    Template {
+        name: String,
+        source: crate::template::TemplateError,
+    },
 }
 
 /// One channel of a receiver: where delivery sends, with its own outbox rows and rate.
@@ -126,6 +135,8 @@ pub struct Target {
     pub locale: Locale,
     pub rate: RateSpec,
     pub max_age_ms: u64,
+    /// The texts it overrides, if any.
+    pub template: Option<Template>,
 }
 
 impl fmt::Debug for Target {
@@ -150,9 +161,13 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Receivers {
-    /// Builds every receiver's notifiers, reading their secrets. `default_locale` is
-    /// `[alerting] locale`.
-    pub fn build(specs: &[ReceiverSpec], default_locale: Locale) -> Result<Self, ReceiverError> {
+    /// Builds every receiver's notifiers, reading their secrets. `default_locale` and
+    /// `default_template` are `[alerting] locale` and `template`.
+    pub fn build(
+        specs: &[ReceiverSpec],
+        default_locale: Locale,
+        default_template: &Template,
+    ) -> Result<Self, ReceiverError> {
         let mut by_receiver = BTreeMap::new();
         for (index, spec) in specs.iter().enumerate() {
             let name = spec.name.trim().to_string();
@@ -175,6 +190,15 @@ impl Receivers {
                 Some(d) => u64::try_from(d.get().as_millis()).unwrap_or(u64::MAX),
                 None => DEFAULT_MAX_AGE_MS,
             };
+            let template =
+                default_template.overridden_by(&spec.template.clone().unwrap_or_default());
+            template
+                .validate()
+                .map_err(|source| ReceiverError::Template {
+                    name: name.clone(),
+                    source,
+                })?;
+            let template = (!template.is_empty()).then_some(template);
             let channel = |source| ReceiverError::Channel {
                 name: name.clone(),
                 source,
@@ -209,6 +233,7 @@ impl Receivers {
                     locale: spec.locale.unwrap_or(default_locale),
                     rate,
                     max_age_ms,
+                    template: template.clone(),
                 })
                 .collect();
             by_receiver.insert(name, targets);
@@ -265,6 +290,7 @@ mod tests {
                 "#,
             ),
             Locale::En,
+            &Template::default(),
         )
         .unwrap();
         let names: Vec<&str> = r.targets().map(|t| t.name.as_str()).collect();
@@ -301,9 +327,13 @@ mod tests {
             ),
         ];
         for (body, want) in cases {
-            let e = Receivers::build(&specs(&format!("[[receiver]]\n{body}")), Locale::En)
-                .unwrap_err()
-                .to_string();
+            let e = Receivers::build(
+                &specs(&format!("[[receiver]]\n{body}")),
+                Locale::En,
+                &Template::default(),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(e.contains(want), "{e:?} lacks {want:?}");
             assert!(!e.contains("secret-token"), "{e:?} shows the secret");
         }

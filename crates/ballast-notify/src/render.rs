@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use ballast_core::{AlertState, Severity};
 
 use crate::message::{Locale, Message, MessageAlert, MessageStatus};
+use crate::template;
 
 /// How many alerts are written out in full by default.
 pub const DEFAULT_LISTED: usize = 20;
@@ -121,6 +122,39 @@ pub fn severity_word(locale: Locale, severity: Severity) -> &'static str {
 /// The title: `[FIRING:3] critical upstream-down app` / `[RESOLVED] upstream-down app`
 /// (Korean `[발생:3] 심각 …` / `[해결] …`).
 pub fn title(message: &Message) -> String {
+    match message.template.as_ref().and_then(|t| t.title.as_deref()) {
+        Some(t) => template::expand(t, |name| title_value(message, name)),
+        None => builtin_title(message),
+    }
+}
+
+/// A title placeholder's value (see `crate::template`).
+fn title_value(message: &Message, name: &str) -> Option<String> {
+    if let Some(label) = name.strip_prefix("label.") {
+        return message.group_labels.get(label).map(str::to_string);
+    }
+    let locale = message.locale;
+    match name {
+        "status" => Some(
+            match (message.status, locale) {
+                (MessageStatus::Firing, Locale::En) => "FIRING",
+                (MessageStatus::Firing, Locale::Ko) => "발생",
+                (MessageStatus::Resolved, Locale::En) => "RESOLVED",
+                (MessageStatus::Resolved, Locale::Ko) => "해결",
+            }
+            .to_string(),
+        ),
+        "count" => Some(message.firing().count().to_string()),
+        "severity" => message
+            .severity
+            .map(|s| severity_word(locale, s).to_string()),
+        "group" => Some(group_name(message)),
+        "escalation" => escalation_note(message).map(|n| n.trim_start_matches(" — ").to_string()),
+        _ => None,
+    }
+}
+
+fn builtin_title(message: &Message) -> String {
     let group = group_name(message);
     let firing = message.firing().count();
     match (message.status, message.locale) {
@@ -231,10 +265,10 @@ pub fn alert_text(message: &Message, alert: &MessageAlert) -> AlertText {
         (other, _) => other.name().to_string(),
     };
     let place = where_text(alert);
-    let heading = if place.is_empty() {
-        format!("{state} {}", alert.rule)
-    } else {
-        format!("{state} {} ({place})", alert.rule)
+    let heading = match message.template.as_ref().and_then(|t| t.alert.as_deref()) {
+        Some(t) => template::expand(t, |name| alert_value(message, alert, &state, name)),
+        None if place.is_empty() => format!("{state} {}", alert.rule),
+        None => format!("{state} {} ({place})", alert.rule),
     };
     let mut lines = Vec::new();
     let since = utc_time(alert.since_unix_ms);
@@ -292,6 +326,29 @@ pub fn alert_text(message: &Message, alert: &MessageAlert) -> AlertText {
         alert_url: alert_link,
         firing,
         severity: alert.severity(),
+    }
+}
+
+/// An alert placeholder's value (see `crate::template`); `state` is its word already made.
+fn alert_value(message: &Message, alert: &MessageAlert, state: &str, name: &str) -> Option<String> {
+    if let Some(label) = name.strip_prefix("label.") {
+        return alert.labels.get(label).map(str::to_string);
+    }
+    if let Some(key) = name.strip_prefix("annotation.") {
+        return alert.annotations.get(key).cloned();
+    }
+    match name {
+        "state" => Some(state.to_string()),
+        "severity" => alert
+            .severity()
+            .map(|s| severity_word(message.locale, s).to_string()),
+        "rule" => Some(alert.rule.clone()),
+        "where" => Some(where_text(alert)),
+        "value" => alert.value.map(number),
+        "threshold" => alert.threshold.map(number),
+        "since" => Some(utc_time(alert.since_unix_ms)),
+        "summary" | "runbook" => alert.annotations.get(name).cloned(),
+        _ => None,
     }
 }
 
@@ -504,6 +561,7 @@ mod tests {
             at_unix_ms: 1_796_066_405_000,
             route: 1,
             escalated_after_ms: None,
+            template: None,
         }
     }
 
@@ -600,6 +658,22 @@ mod tests {
         assert_eq!(
             title(&m),
             "[발생:1] 심각 upstream-down app — 에스컬레이션: 10m 동안 미확인"
+        );
+    }
+
+    #[test]
+    fn templates_replace_the_title_and_headings_only() {
+        let mut m = message(vec![alert("upstream-down", 7, CRIT)], Locale::Ko);
+        m.template = Some(crate::template::Template {
+            title: Some("{{status}}: {{label.upstream}} {{label.nope}} ({{count}})".into()),
+            alert: Some("{{severity}} {{label.server}} {{value}}/{{threshold}}".into()),
+        });
+        let r = render(&m, DEFAULT_LISTED);
+        assert_eq!(r.title, "발생: app (1)");
+        assert_eq!(r.alerts[0].heading, "심각 10.0.0.7:8080 0/1");
+        assert!(
+            r.alerts[0].body.contains("런북: https://wiki/rb"),
+            "the body stays"
         );
     }
 

@@ -383,5 +383,6 @@ fn test_message(plan: &NotifyPlan, locale: crate::Locale, by: &str, now: u64) ->
         at_unix_ms: now,
         route: 0,
         escalated_after_ms: None,
+        template: None,
     }
 }

@@ -240,6 +240,7 @@ mod tests {
             at_unix_ms: 0,
             route: 1,
             escalated_after_ms: None,
+            template: None,
         };
         let plain = serde_json::to_value(payload(&m)).unwrap();
         assert!(plain.get("escalated_after_ms").is_none(), "{plain}");

@@ -302,6 +302,7 @@ fn message() -> Message {
         at_unix_ms: 1_796_052_622_000,
         route: 1,
         escalated_after_ms: None,
+        template: None,
     }
 }
 

@@ -44,6 +44,7 @@ async fn an_untrusted_certificate_fails_the_handshake_without_showing_the_url() 
         at_unix_ms: 0,
         route: 1,
         escalated_after_ms: None,
+        template: None,
     };
     let e = n.send(&m).await.unwrap_err();
     assert!(e.is_retryable());

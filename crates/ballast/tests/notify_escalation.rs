@@ -107,8 +107,7 @@ escalate = {{ after = "3s", to = ["second"] }}
     let s = slack_got[0].json();
     let title = s["blocks"][0]["text"]["text"].as_str().unwrap();
     assert_eq!(
-        title,
-        "[FIRING:1] critical ServerDown — escalated: not acknowledged after 3s",
+        title, "[FIRING:1] critical ServerDown — escalated: not acknowledged after 3s",
         "{s}"
     );
     assert_eq!(s["attachments"][0]["color"], "#d32f2f");

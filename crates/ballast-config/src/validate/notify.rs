@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use ballast_monitor::noise::MaintenanceSpec;
-use ballast_notify::{Locale, NotifyPlan, ReceiverSpec, Receivers, RouteSpec, Routes};
+use ballast_notify::{Locale, NotifyPlan, ReceiverSpec, Receivers, RouteSpec, Routes, Template};
 
 use super::Checker;
 
@@ -19,6 +19,7 @@ pub(super) struct Input {
     pub locale: Locale,
     pub dashboard_url: Option<String>,
     pub windows: Vec<MaintenanceSpec>,
+    pub template: Template,
 }
 
 pub(super) fn plan(c: &mut Checker, input: Input) -> NotifyPlan {
@@ -38,7 +39,8 @@ pub(super) fn plan(c: &mut Checker, input: Input) -> NotifyPlan {
             continue;
         }
         // Built one by one so that each problem points at its own table.
-        if let Err(e) = Receivers::build(std::slice::from_ref(spec), input.locale) {
+        if let Err(e) = Receivers::build(std::slice::from_ref(spec), input.locale, &input.template)
+        {
             c.fail(at("name"), e.to_string());
         }
     }
@@ -49,6 +51,9 @@ pub(super) fn plan(c: &mut Checker, input: Input) -> NotifyPlan {
                 format!("`{url}` is not an http:// or https:// address"),
             );
         }
+    }
+    if let Err(e) = input.template.validate() {
+        c.fail("alerting.template", e.to_string());
     }
     let window_names: BTreeSet<String> = input.windows.iter().map(|w| w.name.clone()).collect();
     if let Err(e) = Routes::new(&input.routes, &names, &window_names) {
@@ -73,5 +78,6 @@ pub(super) fn plan(c: &mut Checker, input: Input) -> NotifyPlan {
         locale: input.locale,
         dashboard_url: input.dashboard_url,
         windows: input.windows,
+        template: input.template,
     }
 }

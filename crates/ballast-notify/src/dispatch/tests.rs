@@ -19,7 +19,7 @@ fn setup(routes_toml: &str) -> Dispatcher {
          [[receiver]]\nname = \"boss\"\nwebhook = {{ url = \"http://127.0.0.1:9/b\" }}\n{routes_toml}"
     );
     let f: F = toml::from_str(&text).unwrap();
-    let receivers = Receivers::build(&f.receiver, crate::Locale::En).unwrap();
+    let receivers = Receivers::build(&f.receiver, crate::Locale::En, &Default::default()).unwrap();
     let names = receivers.names().map(str::to_string).collect();
     let routes = Routes::new(&f.notify, &names, &Default::default()).unwrap();
     Dispatcher::new(

@@ -74,6 +74,7 @@ mod tests {
             at_unix_ms: 951_827_700_000,
             route: 1,
             escalated_after_ms: None,
+            template: None,
         }
     }
 

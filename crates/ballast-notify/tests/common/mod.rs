@@ -205,6 +205,7 @@ pub fn message(alerts: Vec<MessageAlert>, locale: Locale) -> Message {
         at_unix_ms: AT,
         route: 1,
         escalated_after_ms: None,
+        template: None,
     }
 }
 

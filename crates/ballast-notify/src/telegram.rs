@@ -427,10 +427,11 @@ impl TelegramNotifier {
         })
     }
 
-    /// `text` with the token (and its secret half after `:`) replaced by `[redacted]`.
+    /// `text` with the token (and its secret half after `:`) replaced by `[redacted]`. Only
+    /// the token: the rest of the path (`/sendMessage`) is no secret.
     fn redact(&self, text: &str) -> String {
         let token = self.token.expose();
-        let mut out = self.endpoint.redact(text).replace(token, "[redacted]");
+        let mut out = text.replace(token, "[redacted]");
         if let Some((_, key)) = token.split_once(':') {
             if key.len() >= 6 {
                 out = out.replace(key, "[redacted]");

@@ -137,7 +137,9 @@ group_interval = "1s"
         texts.push((path, body));
     }
     assert!(
-        texts[0].1.contains("telegram receiver: answered 502"),
+        texts[0].1.contains(
+            "telegram receiver: answered 502 upstream failed for /bot[redacted]/sendMessage"
+        ),
         "the retried error is logged: {}",
         texts[0].1
     );

@@ -4,13 +4,13 @@
 //! write back what ran. Showing it (`GET /api/v1/config/versions/{id}`, the diff, `ballast
 //! config show|diff`) must not hand out a Slack webhook's token, an SMTP password or the admin
 //! token. So what is shown goes through [`redact_secrets`]: in `[[receiver]]` channels every
-//! `url`, `signing_secret` and `password`; `[admin] token`; and the password of `[store] url`
-//! become `[redacted]`. Secrets read from `*_file` and `*_env` are never in the text at all,
-//! which is why the docs recommend them.
+//! `url`, `signing_secret`, `password`, `bot_token` (Telegram) and `routing_key` (PagerDuty);
+//! `[admin] token`; and the password of `[store] url` become `[redacted]`. Secrets read from
+//! `*_file` and `*_env` are never in the text at all, which is why the docs recommend them.
 //!
 //! A text that does not parse (a refused config is recorded too) is redacted line by line:
-//! every `url`, `password`, `signing_secret` and `token` assignment, over-redacting rather
-//! than guessing.
+//! every `url`, `password`, `signing_secret`, `token`, `bot_token` and `routing_key`
+//! assignment, over-redacting rather than guessing.
 
 use toml_edit::{DocumentMut, Item, Value};
 
@@ -18,7 +18,13 @@ use toml_edit::{DocumentMut, Item, Value};
 pub const REDACTED: &str = "[redacted]";
 
 /// Keys of a receiver's channel tables that hold secrets.
-const CHANNEL_SECRETS: [&str; 3] = ["url", "signing_secret", "password"];
+const CHANNEL_SECRETS: [&str; 5] = [
+    "url",
+    "signing_secret",
+    "password",
+    "bot_token",
+    "routing_key",
+];
 
 /// `text` with its inline secrets replaced by [`REDACTED`].
 pub fn redact_secrets(text: &str) -> String {
@@ -94,7 +100,14 @@ fn redact_line(line: &str) -> String {
     let mut out = String::new();
     let mut rest = line;
     'scan: while !rest.is_empty() {
-        for key in ["url", "password", "signing_secret", "token"] {
+        for key in [
+            "url",
+            "password",
+            "signing_secret",
+            "token",
+            "bot_token",
+            "routing_key",
+        ] {
             if let Some(pos) = find_key(rest, key) {
                 let after = &rest[pos + key.len()..];
                 let trimmed = after.trim_start();
@@ -166,6 +179,11 @@ name = "hook"
 url = "https://h.example/in/hook-tok"
 signing_secret = "sign-key"
 url_file = "/etc/ballast/other.url"
+
+[[receiver]]
+name = "pager"
+telegram = { bot_token = "123:tg-tok", chat_id = "-100", bot_token_file = "tg.f" }
+pagerduty = { routing_key = "pd-key", source = "gw" }
 "#;
         let shown = redact_secrets(text);
         for secret in [
@@ -175,6 +193,8 @@ url_file = "/etc/ballast/other.url"
             "mail-pass",
             "hook-tok",
             "sign-key",
+            "tg-tok",
+            "pd-key",
         ] {
             assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
         }
@@ -185,6 +205,9 @@ url_file = "/etc/ballast/other.url"
             "username = \"u\"",
             "url_file = \"/etc/ballast/other.url\"",
             "listen = \"127.0.0.1:9900\"",
+            "chat_id = \"-100\"",
+            "bot_token_file = \"tg.f\"",
+            "source = \"gw\"",
         ] {
             assert!(shown.contains(kept), "{kept} lost:\n{shown}");
         }
@@ -200,5 +223,12 @@ url_file = "/etc/ballast/other.url"
         assert!(!shown.contains("tok") && !shown.contains("'pw'"), "{shown}");
         assert!(shown.contains("url_file = \"f\""), "{shown}");
         assert!(shown.contains("my_url_count = 3"), "{shown}");
+        let shown = redact_secrets(
+            "[[receiver]\ntelegram = { bot_token = \"1:tg\" }\nrouting_key = 'rk'\n",
+        );
+        assert!(
+            !shown.contains("1:tg") && !shown.contains("'rk'"),
+            "{shown}"
+        );
     }
 }

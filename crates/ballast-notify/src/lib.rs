@@ -1,6 +1,6 @@
 //! Notifications: telling the right person, once, in seconds.
 //!
-//! Every receiver kind (webhook, Slack, Dooray, email...) is one module behind the one
+//! Every receiver kind (webhook, Slack, Dooray, email, Telegram, PagerDuty) is one module behind the one
 //! [`Notifier`] trait, and renders the same [`Message`]: a group of alerts (a storm is one
 //! message, never one post per alert) with what, where, the value against its threshold,
 //! since when, and links. Routing (which receivers, how alerts are grouped and when they are
@@ -17,6 +17,7 @@ pub mod http;
 pub mod message;
 pub mod notifier;
 pub mod outbox;
+pub mod pagerduty;
 pub mod plan;
 pub mod receiver;
 pub mod render;
@@ -24,6 +25,7 @@ pub mod route;
 pub mod secret;
 pub mod service;
 pub mod slack;
+pub mod telegram;
 pub mod template;
 pub mod webhook;
 

@@ -1,5 +1,5 @@
 //! `[[receiver]]`: a named destination made of one or more channels (webhook, Slack, Dooray,
-//! email), and the registry that builds one [`Notifier`] per channel.
+//! email, Telegram, PagerDuty), and the registry that builds one [`Notifier`] per channel.
 //!
 //! ```toml
 //! [[receiver]]
@@ -36,7 +36,9 @@ use crate::email::{EmailConfig, EmailNotifier};
 use crate::message::Locale;
 use crate::notifier::Notifier;
 use crate::outbox::DEFAULT_MAX_AGE_MS;
+use crate::pagerduty::{PagerDutyConfig, PagerDutyNotifier};
 use crate::slack::{SlackConfig, SlackNotifier};
+use crate::telegram::{TelegramConfig, TelegramNotifier};
 use crate::template::Template;
 use crate::webhook::{WebhookConfig, WebhookNotifier};
 
@@ -53,6 +55,10 @@ pub struct ReceiverSpec {
     pub dooray: Option<DoorayConfig>,
     #[serde(default)]
     pub email: Option<EmailConfig>,
+    #[serde(default)]
+    pub telegram: Option<TelegramConfig>,
+    #[serde(default)]
+    pub pagerduty: Option<PagerDutyConfig>,
     #[serde(default)]
     pub locale: Option<Locale>,
     #[serde(default)]
@@ -88,6 +94,12 @@ impl ReceiverSpec {
         if let Some(c) = &mut self.email {
             fix(&mut c.password_file);
         }
+        if let Some(c) = &mut self.telegram {
+            fix(&mut c.bot_token_file);
+        }
+        if let Some(c) = &mut self.pagerduty {
+            fix(&mut c.routing_key_file);
+        }
     }
 }
 
@@ -101,7 +113,8 @@ pub enum ReceiverError {
     #[error("receiver {name:?} is defined twice; names must be unique")]
     Duplicate { name: String },
     #[error(
-        "receiver {name:?} has no channel; give at least one of webhook, slack, dooray, email"
+        "receiver {name:?} has no channel; give at least one of webhook, slack, dooray, email, \
+         telegram, pagerduty"
     )]
     NoChannel { name: String },
     #[error("receiver {name:?}: {source}")]
@@ -221,6 +234,14 @@ impl Receivers {
                     },
                 )?));
             }
+            if let Some(c) = &spec.telegram {
+                notifiers.push(Arc::new(TelegramNotifier::new(c.clone()).map_err(channel)?));
+            }
+            if let Some(c) = &spec.pagerduty {
+                notifiers.push(Arc::new(
+                    PagerDutyNotifier::new(c.clone()).map_err(channel)?,
+                ));
+            }
             if notifiers.is_empty() {
                 return Err(ReceiverError::NoChannel { name });
             }
@@ -337,6 +358,35 @@ mod tests {
             assert!(e.contains(want), "{e:?} lacks {want:?}");
             assert!(!e.contains("secret-token"), "{e:?} shows the secret");
         }
+    }
+
+    #[test]
+    fn telegram_and_pagerduty_are_channels_with_their_secret_files() {
+        let mut s = specs(
+            r#"
+            [[receiver]]
+            name = "pager"
+            telegram = { bot_token = "123:abc", chat_id = "-1001", api_url = "http://127.0.0.1:9" }
+            pagerduty = { routing_key_file = "pd.key" }
+            "#,
+        );
+        s[0].resolve_paths(Path::new("/etc/ballast"));
+        assert_eq!(
+            s[0].pagerduty.as_ref().unwrap().routing_key_file.as_deref(),
+            Some(Path::new("/etc/ballast/pd.key"))
+        );
+        s[0].pagerduty = Some(toml::from_str("routing_key = \"k\"").unwrap());
+        let r = Receivers::build(&s, Locale::En, &Template::default()).unwrap();
+        let names: Vec<&str> = r.targets().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["pager/telegram", "pager/pagerduty"]);
+        let e = Receivers::build(
+            &specs("[[receiver]]\nname = \"a\""),
+            Locale::En,
+            &Template::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("email, telegram, pagerduty"), "{e}");
     }
 
     #[test]

@@ -358,6 +358,30 @@ fn more_line(message: &Message, rest: &[&MessageAlert]) -> Option<String> {
     if rest.is_empty() {
         return None;
     }
+    let rules = by_rule(message, rest)
+        .iter()
+        .map(|(r, wheres)| format!("{r} ×{} ({})", wheres.len(), wheres.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(format!(
+        "{}: {rules}",
+        more_heading(message.locale, rest.len())
+    ))
+}
+
+/// The alerts after the first `listed` (in the order [`render`] writes them out), per rule,
+/// the most frequent rule first, each named as the storm's summary names it: for a receiver
+/// that must cut the summary shorter than [`Rendered::more`] (Telegram).
+pub fn rest_by_rule(message: &Message, listed: usize) -> Vec<(String, Vec<String>)> {
+    let ordered = ordered_alerts(message);
+    let rest = &ordered[listed.min(ordered.len())..];
+    by_rule(message, rest)
+        .into_iter()
+        .map(|(r, w)| (r.to_string(), w))
+        .collect()
+}
+
+fn by_rule<'a>(message: &Message, rest: &[&'a MessageAlert]) -> Vec<(&'a str, Vec<String>)> {
     let mut by_rule: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for a in rest {
         by_rule
@@ -367,15 +391,7 @@ fn more_line(message: &Message, rest: &[&MessageAlert]) -> Option<String> {
     }
     let mut rules: Vec<(&str, Vec<String>)> = by_rule.into_iter().collect();
     rules.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(b.0)));
-    let rules = rules
-        .iter()
-        .map(|(r, wheres)| format!("{r} ×{} ({})", wheres.len(), wheres.join(", ")))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Some(format!(
-        "{}: {rules}",
-        more_heading(message.locale, rest.len())
-    ))
+    rules
 }
 
 /// Where an alert is, in a storm's summary: its labels that are neither hidden nor shared by

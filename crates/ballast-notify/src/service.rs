@@ -86,10 +86,12 @@ fn dispatcher(plan: &NotifyPlan) -> Result<Dispatcher, PlanError> {
     ))
 }
 
-fn firing(alerts: &[AlertView]) -> Vec<ballast_core::AlertRecord> {
+/// The alerts a new dispatcher learns from what was heard: the firing ones, and the resolved
+/// ones (whose resolution may not have been sent yet).
+fn restorable(alerts: &[AlertView]) -> Vec<ballast_core::AlertRecord> {
     alerts
         .iter()
-        .filter(|v| v.alert.state.severity().is_some())
+        .filter(|v| v.alert.state.severity().is_some() || v.alert.state == AlertState::Resolved)
         .map(|v| v.alert.clone())
         .collect()
 }
@@ -130,7 +132,7 @@ impl Notifications {
             .iter()
             .filter(|r| r.state == NotificationState::Pending)
             .count();
-        dispatcher.restore(&firing(&alerts(now_ms())), &heard(&rows));
+        dispatcher.restore(&restorable(&alerts(now_ms())), &heard(&rows));
         delivery.load(rows);
         if pending > 0 {
             tracing::info!(pending, "notifications: undelivered notifications reloaded");
@@ -176,7 +178,7 @@ impl Notifications {
         }
         let mut next = dispatcher(plan)?;
         next.restore(
-            &firing(&(self.alerts)(now_ms())),
+            &restorable(&(self.alerts)(now_ms())),
             &heard(&self.delivery.recent_rows()),
         );
         self.delivery.set_receivers(next.receivers().clone());

@@ -219,6 +219,39 @@ fn a_reload_inserting_a_route_first_tells_the_new_receiver_and_not_the_old_again
 }
 
 #[test]
+fn a_resolution_not_sent_yet_is_sent_once_by_the_next_dispatcher() {
+    let spec = "[[notify]]\nmatch = { severity = \"critical\" }\nreceivers = [\"boss\"]\n\
+                [[notify]]\nreceivers = [\"chat\"]\ngroup_wait = \"0s\"";
+    let mut before = setup(spec);
+    let a = view(1, crit(), 0);
+    let mut rows = delivered(before.round(std::slice::from_ref(&a), 0));
+    let heard_firing = heard(&rows);
+    let resolved = view(1, AlertState::Resolved, 2000);
+    // Resolved before its group interval was over; then a reload (or a restart).
+    assert!(before
+        .round(std::slice::from_ref(&resolved), 2000)
+        .is_empty());
+    let mut after = setup(spec);
+    after.restore(std::slice::from_ref(&resolved.alert), &heard_firing);
+    assert!(after
+        .round(std::slice::from_ref(&resolved), 3000)
+        .is_empty());
+    let sent = after.round(std::slice::from_ref(&resolved), 61_000);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].receiver, "boss/webhook", "the route it fired on");
+    assert_eq!(decode(&sent[0]).status, crate::MessageStatus::Resolved);
+    assert!(
+        after
+            .round(std::slice::from_ref(&resolved), 200_000)
+            .is_empty(),
+        "once"
+    );
+    // Once its resolution was queued, nothing is owed: a further dispatcher restores nothing.
+    rows.extend(delivered(sent));
+    assert!(heard(&rows).is_empty());
+}
+
+#[test]
 fn routes_match_on_severity_and_resolutions_follow_the_route() {
     let mut d = setup(
         "[[notify]]\nmatch = { severity = \"critical\" }\nreceivers = [\"boss\"]\n[[notify]]\nreceivers = [\"chat\"]\ngroup_wait = \"0s\"",

@@ -90,6 +90,11 @@ impl Dispatcher {
         &self.receivers
     }
 
+    /// Sends to these receivers from now on (the same names, their secrets read again).
+    pub fn set_receivers(&mut self, receivers: Receivers) {
+        self.receivers = receivers;
+    }
+
     /// After a restart or a reload, before the first round: alerts (as restored) that the
     /// outbox says a receiver of a route heard as firing (`sent` holds `(receiver, alert id)
     /// →` the latest moment and the severity) are put back as notified in that route's

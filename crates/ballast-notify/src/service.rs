@@ -168,12 +168,18 @@ impl Notifications {
         self.wake.notify_one();
     }
 
-    /// Applies a reloaded config's plan. An unchanged plan changes nothing; a changed one
-    /// gets new routes and groupers, which learn from the outbox in memory what people have
-    /// heard, so a reload announces nothing twice.
+    /// Applies a reloaded config's plan. An unchanged plan keeps its routes and groupers, but
+    /// its receivers are built again: a secret read from a file (a rotated webhook URL or
+    /// password behind the same `url_file`) is the same text in the plan, and a reload is how
+    /// an operator says "read it again". A changed plan gets new routes and groupers, which
+    /// learn from the outbox in memory what people have heard, so a reload announces nothing
+    /// twice.
     pub fn reconfigure(&self, plan: &NotifyPlan) -> Result<(), PlanError> {
         let mut inner = lock(&self.inner);
         if inner.plan == *plan {
+            let receivers = crate::Receivers::build(&plan.receivers, plan.locale)?;
+            inner.dispatcher.set_receivers(receivers.clone());
+            self.delivery.set_receivers(receivers);
             return Ok(());
         }
         let mut next = dispatcher(plan)?;

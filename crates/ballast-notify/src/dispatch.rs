@@ -90,20 +90,56 @@ impl Dispatcher {
         &self.receivers
     }
 
-    /// After a restart, before the first round: `firing` alerts (as restored) that the
-    /// outbox says were sent as firing by route `route` at `at` (`sent` holds
-    /// `(route, alert id) → at`) are put back as notified, so they are not announced again,
-    /// and their resolution is announced once.
-    pub fn restore(&mut self, firing: &[AlertRecord], sent: &BTreeMap<(usize, String), u64>) {
-        for a in firing {
+    /// Sends to these receivers from now on (the same names, their secrets read again).
+    pub fn set_receivers(&mut self, receivers: Receivers) {
+        self.receivers = receivers;
+    }
+
+    /// After a restart or a reload, before the first round: alerts (as restored) that the
+    /// outbox says a receiver of a route heard as firing (`sent` holds `(receiver, alert id)
+    /// →` the latest moment and the severity) are put back as notified in that route's
+    /// grouper, so they are not announced again, and their resolution is announced once.
+    /// That includes alerts resolved since, whose resolution had not been sent yet (it waits
+    /// for the group interval): they are put back as firing at the severity heard, and the
+    /// next round resolves them.
+    ///
+    /// Routes are matched by their receivers, not by their position: a reload that inserts
+    /// a route before another (a route without `match` must be last) moves the others, and
+    /// what `ops` heard through route 1 must keep route 2-to-`ops` quiet, not the new
+    /// route 1-to-`team`. A route is restored when any of its receivers heard the alert, the
+    /// latest moment counting; so a receiver added to a route that already announced an
+    /// alert hears of it with the group's next news, not at once.
+    pub fn restore(
+        &mut self,
+        alerts: &[AlertRecord],
+        sent: &BTreeMap<(String, String), (u64, Severity)>,
+    ) {
+        for a in alerts {
             if let Some(s) = a.state.severity() {
                 self.severities.insert(a.id.clone(), s);
             }
         }
         for (i, route) in self.routes.routes().iter().enumerate() {
-            for a in firing {
-                if let Some(at) = sent.get(&(route.index(), a.id.clone())) {
-                    self.groupers[i].restore(std::slice::from_ref(a), *at);
+            for a in alerts {
+                let latest = route
+                    .receivers()
+                    .iter()
+                    .filter_map(|r| sent.get(&(r.clone(), a.id.clone())))
+                    .max_by_key(|(at, _)| *at);
+                let Some(&(at, severity)) = latest else {
+                    continue;
+                };
+                match a.state {
+                    AlertState::Firing { .. } => {
+                        self.groupers[i].restore(std::slice::from_ref(a), at);
+                    }
+                    AlertState::Resolved => {
+                        self.severities.entry(a.id.clone()).or_insert(severity);
+                        let mut was = a.clone();
+                        was.state = AlertState::Firing { severity };
+                        self.groupers[i].restore(std::slice::from_ref(&was), at);
+                    }
+                    AlertState::Inactive | AlertState::Pending => {}
                 }
             }
         }
@@ -306,12 +342,15 @@ fn message(
     }
 }
 
-/// What people already heard, from outbox rows (payloads included): `(route, alert id) →`
-/// the latest moment a message announcing it as firing was queued. Rows that failed or
-/// expired do not count: nobody heard them.
-pub fn heard(rows: &[ballast_core::Notification]) -> BTreeMap<(usize, String), u64> {
+/// What people already heard, from outbox rows (payloads included): `(receiver, alert id) →`
+/// the latest moment a route's message announcing it as firing was queued to one of the
+/// receiver's channels (a row's target is `receiver/kind`), and the severity it fired at. An
+/// alert whose latest message announced its resolution is not in it. Rows that failed or
+/// expired do not count: nobody heard them; nor do escalations and test messages, which no
+/// grouper sent.
+pub fn heard(rows: &[ballast_core::Notification]) -> BTreeMap<(String, String), (u64, Severity)> {
     use ballast_core::NotificationState as S;
-    let mut latest: BTreeMap<(usize, String), (u64, bool)> = BTreeMap::new();
+    let mut latest: BTreeMap<(String, String), (u64, Option<Severity>)> = BTreeMap::new();
     for row in rows {
         if matches!(row.state, S::Failed | S::Expired) {
             continue;
@@ -322,21 +361,29 @@ pub fn heard(rows: &[ballast_core::Notification]) -> BTreeMap<(usize, String), u
         if m.escalated_after_ms.is_some() || m.route == 0 {
             continue;
         }
+        let receiver = row
+            .new
+            .receiver
+            .split('/')
+            .next()
+            .unwrap_or(&row.new.receiver);
         for a in &m.alerts {
-            let firing = matches!(a.state, AlertState::Firing { .. });
+            let severity = match a.state {
+                AlertState::Firing { severity } => Some(severity),
+                _ => None,
+            };
             let at = row.new.created_unix_ms;
             let e = latest
-                .entry((m.route, a.id.clone()))
-                .or_insert((at, firing));
+                .entry((receiver.to_string(), a.id.clone()))
+                .or_insert((at, severity));
             if at >= e.0 {
-                *e = (at, firing);
+                *e = (at, severity);
             }
         }
     }
     latest
         .into_iter()
-        .filter(|(_, (_, firing))| *firing)
-        .map(|(k, (at, _))| (k, at))
+        .filter_map(|(k, (at, severity))| severity.map(|s| (k, (at, s))))
         .collect()
 }
 

@@ -86,10 +86,12 @@ fn dispatcher(plan: &NotifyPlan) -> Result<Dispatcher, PlanError> {
     ))
 }
 
-fn firing(alerts: &[AlertView]) -> Vec<ballast_core::AlertRecord> {
+/// The alerts a new dispatcher learns from what was heard: the firing ones, and the resolved
+/// ones (whose resolution may not have been sent yet).
+fn restorable(alerts: &[AlertView]) -> Vec<ballast_core::AlertRecord> {
     alerts
         .iter()
-        .filter(|v| v.alert.state.severity().is_some())
+        .filter(|v| v.alert.state.severity().is_some() || v.alert.state == AlertState::Resolved)
         .map(|v| v.alert.clone())
         .collect()
 }
@@ -130,7 +132,7 @@ impl Notifications {
             .iter()
             .filter(|r| r.state == NotificationState::Pending)
             .count();
-        dispatcher.restore(&firing(&alerts(now_ms())), &heard(&rows));
+        dispatcher.restore(&restorable(&alerts(now_ms())), &heard(&rows));
         delivery.load(rows);
         if pending > 0 {
             tracing::info!(pending, "notifications: undelivered notifications reloaded");
@@ -166,17 +168,23 @@ impl Notifications {
         self.wake.notify_one();
     }
 
-    /// Applies a reloaded config's plan. An unchanged plan changes nothing; a changed one
-    /// gets new routes and groupers, which learn from the outbox in memory what people have
-    /// heard, so a reload announces nothing twice.
+    /// Applies a reloaded config's plan. An unchanged plan keeps its routes and groupers, but
+    /// its receivers are built again: a secret read from a file (a rotated webhook URL or
+    /// password behind the same `url_file`) is the same text in the plan, and a reload is how
+    /// an operator says "read it again". A changed plan gets new routes and groupers, which
+    /// learn from the outbox in memory what people have heard, so a reload announces nothing
+    /// twice.
     pub fn reconfigure(&self, plan: &NotifyPlan) -> Result<(), PlanError> {
         let mut inner = lock(&self.inner);
         if inner.plan == *plan {
+            let receivers = crate::Receivers::build(&plan.receivers, plan.locale)?;
+            inner.dispatcher.set_receivers(receivers.clone());
+            self.delivery.set_receivers(receivers);
             return Ok(());
         }
         let mut next = dispatcher(plan)?;
         next.restore(
-            &firing(&(self.alerts)(now_ms())),
+            &restorable(&(self.alerts)(now_ms())),
             &heard(&self.delivery.recent_rows()),
         );
         self.delivery.set_receivers(next.receivers().clone());

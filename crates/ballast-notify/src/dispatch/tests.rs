@@ -180,6 +180,77 @@ fn a_restart_that_heard_the_alert_does_not_announce_it_again() {
     assert_eq!(fresh.round(&[a], 5000).len(), 1);
 }
 
+/// The outbox rows of `rows`, as delivered.
+fn delivered(rows: Vec<NewNotification>) -> Vec<ballast_core::Notification> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, new)| ballast_core::Notification {
+            id: i as u64 + 1,
+            new,
+            state: ballast_core::NotificationState::Delivered,
+            attempts: 1,
+            last_attempt_unix_ms: Some(0),
+            last_error: None,
+            delivered_unix_ms: Some(0),
+            answer: Some("200".into()),
+        })
+        .collect()
+}
+
+#[test]
+fn a_reload_inserting_a_route_first_tells_the_new_receiver_and_not_the_old_again() {
+    let mut before = setup("[[notify]]\nreceivers = [\"boss\"]\ngroup_wait = \"0s\"");
+    let a = view(1, crit(), 0);
+    let heard = heard(&delivered(before.round(std::slice::from_ref(&a), 0)));
+    // The new route goes first, so boss's route moves from 1 to 2.
+    let mut after = setup(
+        "[[notify]]\nmatch = { server = \"s1\" }\nreceivers = [\"chat\"]\ncontinue = true\ngroup_wait = \"0s\"\n\
+         [[notify]]\nreceivers = [\"boss\"]\ngroup_wait = \"0s\"",
+    );
+    after.restore(std::slice::from_ref(&a.alert), &heard);
+    let rows = after.round(std::slice::from_ref(&a), 5000);
+    let to: Vec<&str> = rows.iter().map(|r| r.receiver.as_str()).collect();
+    assert_eq!(to, ["chat/webhook", "chat/slack"], "boss heard it already");
+    assert!(after.round(std::slice::from_ref(&a), 6000).is_empty());
+    // Its resolution goes to both, once.
+    let rows = after.round(&[view(1, AlertState::Resolved, 7000)], 70_000);
+    let to: Vec<&str> = rows.iter().map(|r| r.receiver.as_str()).collect();
+    assert_eq!(to, ["chat/webhook", "chat/slack", "boss/webhook"]);
+}
+
+#[test]
+fn a_resolution_not_sent_yet_is_sent_once_by_the_next_dispatcher() {
+    let spec = "[[notify]]\nmatch = { severity = \"critical\" }\nreceivers = [\"boss\"]\n\
+                [[notify]]\nreceivers = [\"chat\"]\ngroup_wait = \"0s\"";
+    let mut before = setup(spec);
+    let a = view(1, crit(), 0);
+    let mut rows = delivered(before.round(std::slice::from_ref(&a), 0));
+    let heard_firing = heard(&rows);
+    let resolved = view(1, AlertState::Resolved, 2000);
+    // Resolved before its group interval was over; then a reload (or a restart).
+    assert!(before
+        .round(std::slice::from_ref(&resolved), 2000)
+        .is_empty());
+    let mut after = setup(spec);
+    after.restore(std::slice::from_ref(&resolved.alert), &heard_firing);
+    assert!(after
+        .round(std::slice::from_ref(&resolved), 3000)
+        .is_empty());
+    let sent = after.round(std::slice::from_ref(&resolved), 61_000);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].receiver, "boss/webhook", "the route it fired on");
+    assert_eq!(decode(&sent[0]).status, crate::MessageStatus::Resolved);
+    assert!(
+        after
+            .round(std::slice::from_ref(&resolved), 200_000)
+            .is_empty(),
+        "once"
+    );
+    // Once its resolution was queued, nothing is owed: a further dispatcher restores nothing.
+    rows.extend(delivered(sent));
+    assert!(heard(&rows).is_empty());
+}
+
 #[test]
 fn routes_match_on_severity_and_resolutions_follow_the_route() {
     let mut d = setup(

@@ -177,7 +177,7 @@ impl Notifications {
     pub fn reconfigure(&self, plan: &NotifyPlan) -> Result<(), PlanError> {
         let mut inner = lock(&self.inner);
         if inner.plan == *plan {
-            let receivers = crate::Receivers::build(&plan.receivers, plan.locale)?;
+            let receivers = crate::Receivers::build(&plan.receivers, plan.locale, &plan.template)?;
             inner.dispatcher.set_receivers(receivers.clone());
             self.delivery.set_receivers(receivers);
             return Ok(());

@@ -102,6 +102,24 @@ struct State {
     paused: BTreeMap<String, u64>,
 }
 
+impl State {
+    /// Adds an entry not yet in the store, with a local id (written on the next sync).
+    fn add_local(&mut self, mut n: Notification) {
+        n.id = self.next_local_id;
+        self.next_local_id += 1;
+        self.order.push(n.new.dedup_key.clone());
+        self.entries.insert(
+            n.new.dedup_key.clone(),
+            Entry {
+                n,
+                stored: false,
+                dirty: true,
+                in_flight: false,
+            },
+        );
+    }
+}
+
 /// The delivery loop's handle: queue notifications, read the log and the counters.
 #[derive(Clone)]
 pub struct Delivery {
@@ -179,30 +197,19 @@ impl Delivery {
             if st.entries.contains_key(&new.dedup_key) {
                 continue;
             }
-            let id = st.next_local_id;
-            st.next_local_id += 1;
             let stats = st.stats.entry(new.receiver.clone()).or_default();
             stats.queued += 1;
             stats.pending += 1;
-            st.order.push(new.dedup_key.clone());
-            st.entries.insert(
-                new.dedup_key.clone(),
-                Entry {
-                    n: Notification {
-                        id,
-                        new,
-                        state: NotificationState::Pending,
-                        attempts: 0,
-                        last_attempt_unix_ms: None,
-                        last_error: None,
-                        delivered_unix_ms: None,
-                        answer: None,
-                    },
-                    stored: false,
-                    dirty: true,
-                    in_flight: false,
-                },
-            );
+            st.add_local(Notification {
+                id: 0,
+                new,
+                state: NotificationState::Pending,
+                attempts: 0,
+                last_attempt_unix_ms: None,
+                last_error: None,
+                delivered_unix_ms: None,
+                answer: None,
+            });
         }
         drop_excess(&mut st);
         drop(st);
@@ -269,32 +276,21 @@ impl Delivery {
         ) else {
             return;
         };
-        let mut st = lock(&self.state);
-        let id = st.next_local_id;
-        st.next_local_id += 1;
         let (state, answer, last_error) = match result {
             Ok(d) => (NotificationState::Delivered, Some(d.answer.clone()), None),
             Err(e) => (NotificationState::Failed, None, Some(e.to_string())),
         };
-        st.order.push(new.dedup_key.clone());
-        st.entries.insert(
-            new.dedup_key.clone(),
-            Entry {
-                n: Notification {
-                    id,
-                    new,
-                    state,
-                    attempts: 1,
-                    last_attempt_unix_ms: Some(now),
-                    last_error,
-                    delivered_unix_ms: answer.as_ref().map(|_| now),
-                    answer,
-                },
-                stored: false,
-                dirty: true,
-                in_flight: false,
-            },
-        );
+        let mut st = lock(&self.state);
+        st.add_local(Notification {
+            id: 0,
+            new,
+            state,
+            attempts: 1,
+            last_attempt_unix_ms: Some(now),
+            last_error,
+            delivered_unix_ms: answer.as_ref().map(|_| now),
+            answer,
+        });
         drop(st);
         self.wake.notify_one();
     }

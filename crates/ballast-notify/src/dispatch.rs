@@ -188,16 +188,7 @@ impl Dispatcher {
                         );
                         message.template = target.template.clone();
                         let key = dedup_key(&target.name, &message);
-                        if let Ok(n) = new_notification(
-                            &target.name,
-                            &message,
-                            key,
-                            now_unix_ms,
-                            now_unix_ms,
-                            target.max_age_ms,
-                        ) {
-                            out.push(n);
-                        }
+                        out.extend(row(target, &message, key, now_unix_ms));
                     }
                 }
             }
@@ -253,14 +244,7 @@ impl Dispatcher {
                         message.escalated_after_ms = Some(after);
                         message.template = target.template.clone();
                         let key = escalation_dedup_key(&target.name, &a.id, a.since_unix_ms);
-                        if let Ok(n) = new_notification(
-                            &target.name,
-                            &message,
-                            key,
-                            now_unix_ms,
-                            now_unix_ms,
-                            target.max_age_ms,
-                        ) {
+                        if let Some(n) = row(target, &message, key, now_unix_ms) {
                             out.push(n);
                             self.escalated.insert(k);
                         }
@@ -291,6 +275,25 @@ fn routing_labels(a: &AlertRecord, last: Option<Severity>) -> ballast_core::Labe
         Some(s) => a.labels.clone().with("severity", s.name()),
         None => a.labels.clone(),
     }
+}
+
+/// The outbox row of `message` to `target`, due now; `None` if it cannot be encoded (it is
+/// plain data: that does not happen).
+fn row(
+    target: &crate::receiver::Target,
+    message: &Message,
+    key: String,
+    now_unix_ms: u64,
+) -> Option<NewNotification> {
+    new_notification(
+        &target.name,
+        message,
+        key,
+        now_unix_ms,
+        now_unix_ms,
+        target.max_age_ms,
+    )
+    .ok()
 }
 
 /// The message of one flush.

@@ -10,11 +10,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::http::{classify, json_content_type, Endpoint, HttpClient};
+use crate::http::{classify, json_body, json_content_type, Endpoint, HttpClient};
 use crate::message::{Message, MessageStatus};
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
 use crate::render::{self, truncate_chars, AlertText, DEFAULT_LISTED};
@@ -172,14 +171,12 @@ impl DoorayNotifier {
             self.bot_icon_image.as_deref(),
             self.max_alerts,
         );
-        let body = serde_json::to_vec(&body).map_err(|e| {
-            SendError::permanent(format!("{KIND} receiver: cannot encode the message: {e}"))
-        })?;
+        let body = json_body(KIND, &body)?;
         classify(
             KIND,
             &self.endpoint,
             self.client
-                .post(&self.endpoint, &[json_content_type()], Bytes::from(body))
+                .post(&self.endpoint, &[json_content_type()], body)
                 .await,
         )
     }

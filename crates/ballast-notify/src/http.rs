@@ -329,6 +329,13 @@ pub fn classify(
 }
 
 /// The `Content-Type: application/json` header.
+/// `value` as a JSON body; an encoding failure is permanent (retrying cannot fix it).
+pub fn json_body(kind: &str, value: &impl serde::Serialize) -> Result<Bytes, SendError> {
+    serde_json::to_vec(value).map(Bytes::from).map_err(|e| {
+        SendError::permanent(format!("{kind} receiver: cannot encode the message: {e}"))
+    })
+}
+
 pub fn json_content_type() -> (HeaderName, HeaderValue) {
     (
         http::header::CONTENT_TYPE,

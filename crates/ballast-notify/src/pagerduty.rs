@@ -24,12 +24,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use ballast_core::{sha256_hex, AlertState, Severity};
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::http::{
-    answer_word, json_content_type, retry_after, Endpoint, HttpClient, HttpError, HttpResponse,
+    answer_word, json_body, json_content_type, retry_after, Endpoint, HttpClient, HttpError,
+    HttpResponse,
 };
 use crate::message::{Message, MessageStatus};
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
@@ -263,13 +263,10 @@ impl PagerDutyNotifier {
     }
 
     async fn post(&self, message: &Message) -> Result<Delivered, SendError> {
-        let body =
-            serde_json::to_vec(&event(message, &self.routing_key, &self.source)).map_err(|e| {
-                SendError::permanent(format!("{KIND} receiver: cannot encode the message: {e}"))
-            })?;
+        let body = json_body(KIND, &event(message, &self.routing_key, &self.source))?;
         let result = self
             .client
-            .post(&self.endpoint, &[json_content_type()], Bytes::from(body))
+            .post(&self.endpoint, &[json_content_type()], body)
             .await;
         classify(result, |t| self.redact(t))
     }
@@ -335,7 +332,7 @@ mod tests {
             Ok(HttpResponse {
                 status,
                 headers: HeaderMap::new(),
-                body: Bytes::from_static(body.as_bytes()),
+                body: bytes::Bytes::from_static(body.as_bytes()),
                 truncated: false,
             })
         };

@@ -11,11 +11,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::{classify, json_content_type, Endpoint, HttpClient};
+use crate::http::{classify, json_body, json_content_type, Endpoint, HttpClient};
 use crate::message::{Message, MessageStatus};
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
 use crate::render::{self, truncate_chars, DEFAULT_LISTED};
@@ -149,14 +148,12 @@ impl SlackNotifier {
     }
 
     async fn post(&self, message: &Message) -> Result<Delivered, SendError> {
-        let body = serde_json::to_vec(&payload(message, self.max_alerts)).map_err(|e| {
-            SendError::permanent(format!("{KIND} receiver: cannot encode the message: {e}"))
-        })?;
+        let body = json_body(KIND, &payload(message, self.max_alerts))?;
         classify(
             KIND,
             &self.endpoint,
             self.client
-                .post(&self.endpoint, &[json_content_type()], Bytes::from(body))
+                .post(&self.endpoint, &[json_content_type()], body)
                 .await,
         )
     }

@@ -24,13 +24,12 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::http::{
-    answer_word, json_content_type, retry_after, Endpoint, HttpClient, HttpError, HttpResponse,
-    MAX_RETRY_AFTER,
+    answer_word, json_body, json_content_type, retry_after, Endpoint, HttpClient, HttpError,
+    HttpResponse, MAX_RETRY_AFTER,
 };
 use crate::message::Message;
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
@@ -442,12 +441,10 @@ impl TelegramNotifier {
 
     async fn post(&self, message: &Message) -> Result<Delivered, SendError> {
         let body = payload(message, &self.chat_id, self.parse_mode, self.max_alerts);
-        let body = serde_json::to_vec(&body).map_err(|e| {
-            SendError::permanent(format!("{KIND} receiver: cannot encode the message: {e}"))
-        })?;
+        let body = json_body(KIND, &body)?;
         let result = self
             .client
-            .post(&self.endpoint, &[json_content_type()], Bytes::from(body))
+            .post(&self.endpoint, &[json_content_type()], body)
             .await;
         classify(result, |t| self.redact(t))
     }
@@ -496,7 +493,7 @@ mod tests {
             Ok(HttpResponse {
                 status,
                 headers: HeaderMap::new(),
-                body: Bytes::from_static(body.as_bytes()),
+                body: bytes::Bytes::from_static(body.as_bytes()),
                 truncated: false,
             })
         };

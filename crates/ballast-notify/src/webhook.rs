@@ -25,11 +25,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{classify, json_content_type, Endpoint, HttpClient};
+use crate::http::{classify, json_body, json_content_type, Endpoint, HttpClient};
 use crate::message::{Message, MessageStatus};
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
 use crate::render::{self, DEFAULT_LISTED};
@@ -183,9 +182,7 @@ impl WebhookNotifier {
     }
 
     async fn post(&self, message: &Message) -> Result<Delivered, SendError> {
-        let body = serde_json::to_vec(&payload(message)).map_err(|e| {
-            SendError::permanent(format!("{KIND} receiver: cannot encode the message: {e}"))
-        })?;
+        let body = json_body(KIND, &payload(message))?;
         let mut headers = vec![json_content_type()];
         if let Some(secret) = &self.signing_secret {
             let sig = signature(secret.expose().as_bytes(), &body);
@@ -197,9 +194,7 @@ impl WebhookNotifier {
         classify(
             KIND,
             &self.endpoint,
-            self.client
-                .post(&self.endpoint, &headers, Bytes::from(body))
-                .await,
+            self.client.post(&self.endpoint, &headers, body).await,
         )
     }
 }

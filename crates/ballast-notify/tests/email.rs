@@ -15,6 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod smtp_python;
+use smtp_python::python;
+
 use ballast_core::{AlertState, Labels, Severity};
 use ballast_notify::email::{EmailConfig, EmailNotifier, TlsMode};
 use ballast_notify::{Locale, Message, MessageAlert, MessageStatus, Notifier, SendError};
@@ -219,36 +222,6 @@ fn silent_relay() -> (TcpListener, String) {
         listener.local_addr().expect("address").port()
     );
     (listener, addr)
-}
-
-/// A Python that can import aiosmtpd, or `None` (and the test passes, saying so) unless
-/// `BALLAST_REQUIRE_SMTP` is set.
-fn python() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("BALLAST_PYTHON") {
-        candidates.push(p.into());
-    }
-    candidates.push("python3".into());
-    candidates.push("/usr/bin/python3".into());
-    let found = candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("BALLAST_REQUIRE_SMTP").is_none(),
-            "BALLAST_REQUIRE_SMTP is set but no python3 can import aiosmtpd; install the Debian package python3-aiosmtpd"
-        );
-        eprintln!(
-            "SKIPPED: no python3 can import aiosmtpd; install the Debian package python3-aiosmtpd, or set BALLAST_REQUIRE_SMTP=1 to make its absence fail"
-        );
-    }
-    found
 }
 
 fn config(relays: &[&str], timeout: &str) -> EmailConfig {

@@ -132,35 +132,10 @@ pub fn log_of(gw: &Gateway, target: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A Python that can import aiosmtpd, or `None` (the test then passes, saying so) unless
-/// `BALLAST_REQUIRE_SMTP` is set, in which case its absence fails the test.
-pub fn python() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("BALLAST_PYTHON") {
-        candidates.push(p.into());
-    }
-    candidates.push("/usr/bin/python3".into());
-    candidates.push("python3".into());
-    let found = candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("BALLAST_REQUIRE_SMTP").is_none(),
-            "BALLAST_REQUIRE_SMTP is set but no python3 can import aiosmtpd; install the Debian package python3-aiosmtpd"
-        );
-        eprintln!(
-            "SKIPPED: no python3 can import aiosmtpd; install the Debian package python3-aiosmtpd, or set BALLAST_REQUIRE_SMTP=1 to make its absence fail"
-        );
-    }
-    found
-}
+#[path = "../../../ballast-notify/tests/smtp_python/mod.rs"]
+mod smtp_python;
+#[allow(unused_imports)] // not every test binary that includes this module runs SMTP
+pub use smtp_python::python;
 
 /// A relay that stores what it takes as files, or refuses every recipient with `554`
 /// (`reject` mode), logging each RCPT it saw.

@@ -33,6 +33,7 @@ use thiserror::Error;
 
 use crate::message::Message;
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
+use crate::secret::{load_optional, Secret};
 
 pub use relay::Relay;
 
@@ -132,37 +133,18 @@ pub enum ConfigError {
          `tls = \"starttls\"` or `\"implicit\"`"
     )]
     PlainNotLoopback { relay: String },
-    #[error(
-        "email: give the password once: only one of `password`, `password_file`, `password_env`"
-    )]
-    PasswordTwice,
     #[error("email: a password needs a `username`")]
     PasswordWithoutUsername,
     #[error("email: `username` needs a password (`password`, `password_file` or `password_env`)")]
     UsernameWithoutPassword,
-    #[error("email: cannot read `password_file` {path}: {source}")]
-    PasswordFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("email: the environment variable `{var}` of `password_env` is not set (or not UTF-8)")]
-    PasswordEnv { var: String },
-    #[error("email: the password is empty")]
-    EmptyPassword,
+    /// Reading the password (two sources given, an unreadable file, an unset variable, an
+    /// empty value), as every receiver kind's secrets are read.
+    #[error("email: {0}")]
+    Password(crate::secret::ConfigError),
     #[error("email: `timeout` must be more than zero")]
     ZeroTimeout,
     #[error("email: TLS setup for `{relay}` failed: {reason}")]
     Tls { relay: String, reason: String },
-}
-
-/// A password that never prints.
-#[derive(Clone)]
-struct Secret(String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// One relay with its ready transport.
@@ -213,37 +195,25 @@ fn mailbox(field: &'static str, value: &str) -> Result<Mailbox, ConfigError> {
 }
 
 fn resolve_password(config: &EmailConfig) -> Result<Option<Secret>, ConfigError> {
-    let given = [
-        config.password.is_some(),
-        config.password_file.is_some(),
-        config.password_env.is_some(),
-    ]
-    .iter()
-    .filter(|&&g| g)
-    .count();
-    if given > 1 {
-        return Err(ConfigError::PasswordTwice);
+    let inline = config.password.as_ref().map(|p| Secret::new(p.clone()));
+    let password = load_optional(
+        KIND,
+        "password",
+        inline.as_ref(),
+        config.password_file.as_deref(),
+        config.password_env.as_deref(),
+    )
+    .map_err(ConfigError::Password)?;
+    if password.as_ref().is_some_and(|p| p.expose().is_empty()) {
+        return Err(ConfigError::Password(crate::secret::ConfigError::Invalid {
+            kind: KIND,
+            reason: "the password is empty".to_string(),
+        }));
     }
-    let password = if let Some(p) = &config.password {
-        Some(p.clone())
-    } else if let Some(path) = &config.password_file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PasswordFile {
-            path: path.clone(),
-            source,
-        })?;
-        Some(text.trim_end_matches(['\r', '\n']).to_string())
-    } else if let Some(var) = &config.password_env {
-        let value =
-            std::env::var(var).map_err(|_| ConfigError::PasswordEnv { var: var.clone() })?;
-        Some(value)
-    } else {
-        None
-    };
     match (&password, &config.username) {
-        (Some(p), _) if p.is_empty() => Err(ConfigError::EmptyPassword),
         (Some(_), None) => Err(ConfigError::PasswordWithoutUsername),
         (None, Some(_)) => Err(ConfigError::UsernameWithoutPassword),
-        _ => Ok(password.map(Secret)),
+        _ => Ok(password),
     }
 }
 
@@ -302,7 +272,8 @@ impl EmailNotifier {
                     .tls(tls)
                     .timeout(Some(timeout));
             if let (Some(user), Some(pass)) = (&config.username, &password) {
-                builder = builder.credentials(Credentials::new(user.clone(), pass.0.clone()));
+                builder =
+                    builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
             }
             routes.push(Route {
                 relay,
@@ -358,7 +329,9 @@ impl EmailNotifier {
     /// Removes the password from text that came from a relay, in case a server echoed it.
     fn scrub(&self, text: String) -> String {
         match &self.password {
-            Some(p) if !p.0.is_empty() && text.contains(&p.0) => text.replace(&p.0, "<redacted>"),
+            Some(p) if !p.expose().is_empty() && text.contains(p.expose()) => {
+                text.replace(p.expose(), "<redacted>")
+            }
             _ => text,
         }
     }
@@ -544,7 +517,7 @@ mod tests {
         let mut c = config("relays = [\"a:25\"]\nusername = \"u\"").unwrap();
         c.password_file = Some(path);
         let n = EmailNotifier::new(c).unwrap();
-        assert_eq!(n.password.as_ref().unwrap().0, "s3cret-from-file");
+        assert_eq!(n.password.as_ref().unwrap().expose(), "s3cret-from-file");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -556,7 +529,7 @@ mod tests {
         let n = EmailNotifier::new(c).unwrap();
         let shown = format!("{n:?}");
         assert!(
-            !shown.contains("hunter2-xyz") && shown.contains("<redacted>"),
+            !shown.contains("hunter2-xyz") && shown.contains("[redacted]"),
             "{shown}"
         );
         assert_eq!(n.scrub("echo hunter2-xyz".into()), "echo <redacted>");

@@ -11,8 +11,8 @@
 //! counters do not). Every incident starts with two suggested, unowned action items, "add a
 //! test case" and "add a monitoring item": the retrospective assigns or removes them.
 
+pub use ballast_core::incident::{ActionItem, ActionKind, AlertRef, Note, OpenedBy};
 use ballast_core::AlertRecord;
-use ballast_core::Labels;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -42,71 +42,6 @@ pub enum IncidentError {
     UnknownActionItem(u32),
     #[error("the incident is closed; alerts no longer join it")]
     Closed,
-}
-
-/// How the incident was opened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "by", rename_all = "snake_case")]
-pub enum OpenedBy {
-    /// By an alert matching `[incident] open_on`.
-    Alert { alert_id: String },
-    /// By a person.
-    Hand { author: String },
-}
-
-/// An alert that belongs to the incident.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AlertRef {
-    pub id: String,
-    pub rule: String,
-    pub labels: Labels,
-    /// When it joined (or opened) the incident.
-    pub joined_unix_ms: u64,
-}
-
-impl AlertRef {
-    pub fn of(alert: &AlertRecord, joined_unix_ms: u64) -> Self {
-        AlertRef {
-            id: alert.id.clone(),
-            rule: alert.rule.clone(),
-            labels: alert.labels.clone(),
-            joined_unix_ms,
-        }
-    }
-}
-
-/// Something a person wrote, stamped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Note {
-    pub at_unix_ms: u64,
-    pub author: String,
-    pub text: String,
-}
-
-/// What an action item is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActionKind {
-    /// A test case that reproduces the failure.
-    Test,
-    /// A monitoring item that would have caught it sooner.
-    Monitoring,
-    Other,
-}
-
-/// A thing to do after the incident, with its owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActionItem {
-    /// Its number on the incident, from 1.
-    pub id: u32,
-    pub title: String,
-    pub kind: ActionKind,
-    pub owner: Option<String>,
-    #[serde(default)]
-    pub done: bool,
-    /// Added by Ballast as a suggestion rather than by a person.
-    #[serde(default)]
-    pub suggested: bool,
 }
 
 /// What an incident is opened with (see [`crate::open`] for opening from alerts).
@@ -471,6 +406,7 @@ fn check_text(field: &'static str, text: String, max: usize) -> Result<String, I
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::severity::measured_scope;
     use crate::timeline::tests::alert;
     use ballast_core::{AlertState, Severity};
 
@@ -595,14 +531,14 @@ pub(crate) mod tests {
         let m = Matrix::default();
         let routes = [("checkout".to_string(), FunctionScope::Core)].into();
         i.set_scope(
-            Scope::measured(600, 1000, &routes, ["checkout".to_string()].into()),
+            measured_scope(600, 1000, &routes, ["checkout".to_string()].into()),
             &m,
             101_000,
         );
         assert_eq!(i.severity, Sev::Sev1, "most × whole (the only route)");
         i.set_severity(Sev::Sev2, "ana", 102_000);
         i.set_scope(
-            Scope::measured(0, 1000, &routes, ["checkout".to_string()].into()),
+            measured_scope(0, 1000, &routes, ["checkout".to_string()].into()),
             &m,
             103_000,
         );

@@ -32,7 +32,7 @@ pub use lifecycle::{Lifecycle, Status, StepStamp, TransitionError};
 pub use open::{Correlator, Decision, IgnoreReason};
 pub use postmortem::{render_postmortem, Impact};
 pub use severity::{
-    function_scope, user_scope_from_counts, FunctionScope, Matrix, MatrixError, MatrixSpec, Scope,
-    Sev, UserScope, UserScopeSource,
+    function_scope, measured_scope, user_scope_from_counts, FunctionScope, Matrix, MatrixError,
+    MatrixSpec, Scope, Sev, UserScope, UserScopeSource,
 };
 pub use timeline::{what_changed, EntryKind, RemediationRun, Timeline, TimelineEntry};

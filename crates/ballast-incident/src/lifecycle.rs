@@ -29,88 +29,9 @@
 //!   start: users are fine again. A relapse (`recover → triage`) can only happen before that
 //!   stamp, so the recovery counted is always the fix that held.
 
-use std::fmt;
-
+pub use ballast_core::incident::{Status, StepStamp};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-/// A step of the lifecycle, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Something is wrong and an incident exists.
-    Detect,
-    /// The incident's receivers are being told.
-    Propagate,
-    /// Someone is on it, working out what is wrong and how bad.
-    Triage,
-    /// Working to bring users back (roll back, drain, restart...).
-    Recover,
-    /// Users are fine; finding the root cause.
-    Analyse,
-    /// Telling the people who should know what happened.
-    Share,
-    /// The retrospective: timeline reviewed, action items assigned.
-    Retrospective,
-    /// Done.
-    Closed,
-}
-
-impl Status {
-    pub const ALL: [Status; 8] = [
-        Status::Detect,
-        Status::Propagate,
-        Status::Triage,
-        Status::Recover,
-        Status::Analyse,
-        Status::Share,
-        Status::Retrospective,
-        Status::Closed,
-    ];
-
-    /// The name used in the API, the CLI and the store.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Detect => "detect",
-            Status::Propagate => "propagate",
-            Status::Triage => "triage",
-            Status::Recover => "recover",
-            Status::Analyse => "analyse",
-            Status::Share => "share",
-            Status::Retrospective => "retrospective",
-            Status::Closed => "closed",
-        }
-    }
-
-    /// Parses [`Status::name`]'s text.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.name() == s)
-    }
-
-    /// Whether users are (still) being hurt as far as the lifecycle knows.
-    pub fn is_open(self) -> bool {
-        self != Status::Closed
-    }
-
-    /// Whether moving from `self` to `to` is allowed (see the module docs).
-    pub fn can_move_to(self, to: Status) -> bool {
-        self != Status::Closed && (to > self || (self == Status::Recover && to == Status::Triage))
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One step entered: which, when and by whom.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepStamp {
-    pub status: Status,
-    pub at_unix_ms: u64,
-    pub author: String,
-}
 
 /// Why a move was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -126,9 +47,42 @@ pub enum TransitionError {
 }
 
 /// The steps an incident went through, in order; never empty (it starts at `detect`).
+///
+/// In JSON it is the list of stamps. A list read back is replayed through [`Lifecycle::move_to`],
+/// so a damaged or edited row that the rules could not have produced is refused, not trusted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<StepStamp>", into = "Vec<StepStamp>")]
 pub struct Lifecycle {
     steps: Vec<StepStamp>,
+}
+
+impl TryFrom<Vec<StepStamp>> for Lifecycle {
+    type Error = String;
+
+    fn try_from(steps: Vec<StepStamp>) -> Result<Self, String> {
+        let mut steps = steps.into_iter();
+        let first = steps
+            .next()
+            .ok_or("an incident's lifecycle has no steps; it starts at detect")?;
+        if first.status != Status::Detect {
+            return Err(format!(
+                "an incident's lifecycle starts at detect, not {}",
+                first.status
+            ));
+        }
+        let mut l = Lifecycle::detected(first.at_unix_ms, first.author);
+        for s in steps {
+            l.move_to(s.status, s.at_unix_ms, s.author)
+                .map_err(|e| format!("an incident's lifecycle is not valid: {e}"))?;
+        }
+        Ok(l)
+    }
+}
+
+impl From<Lifecycle> for Vec<StepStamp> {
+    fn from(l: Lifecycle) -> Self {
+        l.steps
+    }
 }
 
 impl Lifecycle {
@@ -224,8 +178,8 @@ impl Lifecycle {
     }
 
     fn last(&self) -> &StepStamp {
-        // Never empty when built by `detected` and only pushed to; a deserialized empty list
-        // (a damaged row) reads as a `detect` at 0 rather than a panic.
+        // Never empty: built by `detected` or a checked list, and only pushed to. The
+        // fallback keeps this free of panics all the same.
         static DETECT: StepStamp = StepStamp {
             status: Status::Detect,
             at_unix_ms: 0,
@@ -321,6 +275,23 @@ mod tests {
         assert_eq!(l.recovered_unix_ms(), Some(50));
         // Acknowledged at the first triage, not the second.
         assert_eq!(l.time_to_acknowledge_ms(), Some(10));
+    }
+
+    #[test]
+    fn read_back_lists_are_replayed() {
+        let mut l = Lifecycle::detected(1_000, "ballast");
+        l.move_to(Status::Triage, 2_000, "ana").unwrap();
+        let json = serde_json::to_string(&l).unwrap();
+        assert!(json.starts_with('['), "{json}");
+        assert_eq!(serde_json::from_str::<Lifecycle>(&json).unwrap(), l);
+        for bad in [
+            "[]",
+            r#"[{"status":"triage","at_unix_ms":1,"author":"a"}]"#,
+            r#"[{"status":"detect","at_unix_ms":5,"author":"a"},{"status":"closed","at_unix_ms":6,"author":"a"},{"status":"share","at_unix_ms":7,"author":"a"}]"#,
+            r#"[{"status":"detect","at_unix_ms":5,"author":"a"},{"status":"triage","at_unix_ms":4,"author":"a"}]"#,
+        ] {
+            assert!(serde_json::from_str::<Lifecycle>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -258,7 +258,7 @@ mod tests {
     use crate::incident::tests::opened;
     use crate::incident::ActionKind;
     use crate::lifecycle::Status;
-    use crate::severity::{FunctionScope, Matrix, Scope};
+    use crate::severity::{measured_scope, FunctionScope, Matrix};
     use crate::timeline::tests::{config, deploy, drain};
     use crate::timeline::{what_changed, RemediationRun, TimelineEntry};
 
@@ -273,7 +273,7 @@ mod tests {
         ]
         .into();
         i.set_scope(
-            Scope::measured(300, 1000, &routes, ["checkout".to_string()].into()),
+            measured_scope(300, 1000, &routes, ["checkout".to_string()].into()),
             &Matrix::default(),
             T0 + 61_000,
         );

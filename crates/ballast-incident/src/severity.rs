@@ -37,103 +37,9 @@
 //! users, or a core function failing for everyone. A config `matrix` overrides single cells;
 //! a matrix where widening a scope makes the severity milder is refused.
 
+pub use ballast_core::incident::{FunctionScope, Scope, Sev, UserScope, UserScopeSource};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-/// How many users are affected. Ordered from none to all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UserScope {
-    None,
-    Internal,
-    Some,
-    Most,
-    All,
-}
-
-impl UserScope {
-    pub const ALL: [UserScope; 5] = [
-        UserScope::None,
-        UserScope::Internal,
-        UserScope::Some,
-        UserScope::Most,
-        UserScope::All,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            UserScope::None => "none",
-            UserScope::Internal => "internal",
-            UserScope::Some => "some",
-            UserScope::Most => "most",
-            UserScope::All => "all",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// How much of the service is affected. Ordered from auxiliary to whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FunctionScope {
-    Auxiliary,
-    Core,
-    Whole,
-}
-
-impl FunctionScope {
-    pub const ALL: [FunctionScope; 3] = [
-        FunctionScope::Auxiliary,
-        FunctionScope::Core,
-        FunctionScope::Whole,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FunctionScope::Auxiliary => "auxiliary",
-            FunctionScope::Core => "core",
-            FunctionScope::Whole => "whole",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// An incident's severity. `Sev1` is the worst; the derived order puts it first, so the worse
-/// of two is `min`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Sev {
-    Sev1,
-    Sev2,
-    Sev3,
-    Sev4,
-}
-
-impl Sev {
-    pub fn name(self) -> &'static str {
-        match self {
-            Sev::Sev1 => "SEV1",
-            Sev::Sev2 => "SEV2",
-            Sev::Sev3 => "SEV3",
-            Sev::Sev4 => "SEV4",
-        }
-    }
-}
-
-impl fmt::Display for Sev {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Below this share of failing requests, users are not counted as affected (0.1 %).
 pub const SOME_SHARE: f64 = 0.001;
@@ -178,38 +84,15 @@ pub fn function_scope(
         .unwrap_or(FunctionScope::Auxiliary)
 }
 
-/// Where an incident's user scope came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum UserScopeSource {
-    /// Measured: `failed` of `total` requests on the affected routes.
-    Measured { failed: u64, total: u64 },
-    /// Set by a person.
-    Manual { by: String },
-    /// Not measured yet: an incident just opened, before the counters were read.
-    Unmeasured,
-}
-
-/// An incident's two scopes and where the user scope came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Scope {
-    pub user: UserScope,
-    #[serde(flatten)]
-    pub user_source: UserScopeSource,
-    pub function: FunctionScope,
-    /// The routes the scopes were computed from.
-    #[serde(default)]
-    pub routes: BTreeSet<String>,
-}
-
-impl Scope {
-    /// A scope measured from request counts on the affected routes.
-    pub fn measured(
-        failed: u64,
-        total: u64,
-        routes: &BTreeMap<String, FunctionScope>,
-        affected: BTreeSet<String>,
-    ) -> Self {
+/// A scope measured from `failed` of `total` requests on the `affected` routes, given each
+/// known route's function scope.
+pub fn measured_scope(
+    failed: u64,
+    total: u64,
+    routes: &BTreeMap<String, FunctionScope>,
+    affected: BTreeSet<String>,
+) -> Scope {
+    {
         Scope {
             user: user_scope_from_counts(failed, total),
             user_source: UserScopeSource::Measured { failed, total },
@@ -263,7 +146,7 @@ impl Matrix {
         let mut m = Matrix::default();
         for (user, row) in spec {
             for (function, sev) in row {
-                m.cells[user.index()][function.index()] = *sev;
+                m.cells[*user as usize][*function as usize] = *sev;
             }
         }
         m.check()?;
@@ -272,7 +155,7 @@ impl Matrix {
 
     /// The severity of one cell.
     pub fn severity(&self, user: UserScope, function: FunctionScope) -> Sev {
-        self.cells[user.index()][function.index()]
+        self.cells[user as usize][function as usize]
     }
 
     /// The severity of a scope.
@@ -298,8 +181,9 @@ impl Matrix {
         for u in UserScope::ALL {
             for f in FunctionScope::ALL {
                 let got = self.severity(u, f);
-                let left = (f.index() > 0).then(|| self.cells[u.index()][f.index() - 1]);
-                let up = (u.index() > 0).then(|| self.cells[u.index() - 1][f.index()]);
+                let (ui, fi) = (u as usize, f as usize);
+                let left = (fi > 0).then(|| self.cells[ui][fi - 1]);
+                let up = (ui > 0).then(|| self.cells[ui - 1][fi]);
                 // A narrower neighbour that is worse (smaller Sev) than this cell.
                 if let Some(worse) = [left, up].into_iter().flatten().find(|n| *n < got) {
                     return Err(MatrixError::NotMonotonic {
@@ -387,7 +271,7 @@ mod tests {
             ("faq".to_string(), FunctionScope::Auxiliary),
         ]
         .into();
-        let scope = Scope::measured(300, 1000, &routes, ["checkout".to_string()].into());
+        let scope = measured_scope(300, 1000, &routes, ["checkout".to_string()].into());
         assert_eq!(scope.user, UserScope::Some);
         assert_eq!(scope.function, FunctionScope::Core);
         assert_eq!(Matrix::default().grade(&scope), Sev::Sev2);

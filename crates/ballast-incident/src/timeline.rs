@@ -2,9 +2,11 @@
 //! Ballast already keeps, and "what changed" before the start.
 //!
 //! It exists because a timeline curated by hand after the fact is late, partial and flattering.
-//! Every source becomes a [`TimelineEntry`] through one constructor here: alerts firing and
+//! Every source becomes a [`TimelineEntry`] through one constructor (on the type, in
+//! `ballast-core`, so the store and `ballast-remedy` can build entries too): alerts firing and
 //! resolving, notifications sent, remediation runs, config versions, change markers, commands
-//! given at run time (drains among them), status changes and notes.
+//! given at run time (drains among them), status changes and notes. A timeline read back from
+//! the store is put in order and deduplicated again, whatever was stored.
 //!
 //! Order: by time, then by kind (in [`EntryKind`]'s order, so an alert firing sorts before the
 //! notification it caused when both share a millisecond), then by key. Dedup: every entry
@@ -18,204 +20,32 @@
 
 use std::collections::BTreeSet;
 
-use ballast_core::{AlertRecord, AlertState, ChangeEntry, Event, NotificationLog};
+pub use ballast_core::incident::{EntryKind, RemediationRun, TimelineEntry};
+use ballast_core::ChangeEntry;
 use serde::{Deserialize, Serialize};
-
-use crate::lifecycle::StepStamp;
 
 /// How far before an incident's start "what changed" looks: 2 h.
 pub const WHAT_CHANGED_MS: u64 = 2 * 3600 * 1000;
 
-/// What a timeline entry records. The order is the tie-break for entries in the same ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    /// A change marker (deploy, flag, data, infra, note).
-    Change,
-    /// A config version applied or refused.
-    Config,
-    /// A server drained or enabled.
-    Drain,
-    /// Another command given at run time (reload, purge).
-    Command,
-    AlertFired,
-    AlertResolved,
-    Notification,
-    Remediation,
-    Status,
-    Note,
-}
-
-impl EntryKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            EntryKind::Change => "change",
-            EntryKind::Config => "config",
-            EntryKind::Drain => "drain",
-            EntryKind::Command => "command",
-            EntryKind::AlertFired => "alert_fired",
-            EntryKind::AlertResolved => "alert_resolved",
-            EntryKind::Notification => "notification",
-            EntryKind::Remediation => "remediation",
-            EntryKind::Status => "status",
-            EntryKind::Note => "note",
-        }
-    }
-}
-
-/// One line of the timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimelineEntry {
-    pub at_unix_ms: u64,
-    pub kind: EntryKind,
-    /// One line for people.
-    pub summary: String,
-    /// Who did it, when a person or a named actor did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    /// Names the source record; two entries with the same key are one.
-    pub key: String,
-}
-
-/// A remediation run as the timeline needs it: `ballast-remedy` (or anything else acting on
-/// its own) turns its run record into this, so this crate does not depend on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemediationRun {
-    /// The run's id in its own store, for dedup.
-    pub id: String,
-    /// The action's kind (`restart`, `drain`, `exec`...).
-    pub kind: String,
-    /// One line: rule, target, result (and "dry run" when it was one).
-    pub summary: String,
-    pub at_unix_ms: u64,
-}
-
-impl TimelineEntry {
-    /// An alert's current state as an entry: fired or resolved at `since_unix_ms`. `None` for
-    /// states that are not news on a timeline (inactive, pending).
-    pub fn from_alert(alert: &AlertRecord) -> Option<Self> {
-        let (kind, verb) = match alert.state {
-            AlertState::Firing { .. } => (EntryKind::AlertFired, "fired"),
-            AlertState::Resolved => (EntryKind::AlertResolved, "resolved"),
-            AlertState::Inactive | AlertState::Pending => return None,
-        };
-        let severity = alert
-            .state
-            .severity()
-            .map(|s| format!(" ({})", s.name()))
-            .unwrap_or_default();
-        let labels = alert
-            .labels
-            .iter()
-            .filter(|(k, _)| *k != "alertname" && *k != "severity")
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let on = if labels.is_empty() {
-            String::new()
-        } else {
-            format!(" on {labels}")
-        };
-        Some(TimelineEntry {
-            at_unix_ms: alert.since_unix_ms,
-            kind,
-            summary: format!("alert {} {verb}{severity}{on}", alert.rule),
-            author: None,
-            key: format!("alert:{}:{verb}:{}", alert.id, alert.since_unix_ms),
-        })
-    }
-
-    /// A notification: queued, then delivered or given up, at its latest known moment.
-    pub fn from_notification(n: &NotificationLog) -> Self {
-        let at = n
-            .delivered_unix_ms
-            .or(n.last_attempt_unix_ms)
-            .unwrap_or(n.created_unix_ms);
-        let state = n.state.name();
-        let result = n
-            .result
-            .as_deref()
-            .and_then(|r| r.lines().next())
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default();
-        TimelineEntry {
-            at_unix_ms: at,
-            kind: EntryKind::Notification,
-            summary: format!(
-                "notification to {} {state} after {} attempt(s){result}",
-                n.receiver, n.attempts
-            ),
-            author: None,
-            key: format!("notification:{}:{state}", n.id),
-        }
-    }
-
-    /// A remediation run.
-    pub fn from_remediation(run: &RemediationRun) -> Self {
-        TimelineEntry {
-            at_unix_ms: run.at_unix_ms,
-            kind: EntryKind::Remediation,
-            summary: format!("remediation {}: {}", run.kind, run.summary),
-            author: Some("remediation".to_string()),
-            key: format!("remediation:{}", run.id),
-        }
-    }
-
-    /// A change: a marker, a config version or a command (drains are their own kind).
-    pub fn from_change(change: &ChangeEntry) -> Self {
-        let (kind, key) = match change {
-            ChangeEntry::Marker(c) => (EntryKind::Change, format!("change:{}", c.id)),
-            ChangeEntry::Config(c) => (EntryKind::Config, format!("config:{}", c.id)),
-            ChangeEntry::Command(e) => {
-                let kind = match e.stamped.event {
-                    Event::ServerDrained { .. } | Event::ServerEnabled { .. } => EntryKind::Drain,
-                    _ => EntryKind::Command,
-                };
-                (kind, format!("event:{}", e.id))
-            }
-        };
-        let who = change.who();
-        TimelineEntry {
-            at_unix_ms: change.at_unix_ms(),
-            kind,
-            summary: change.what(),
-            author: (!who.is_empty()).then(|| who.to_string()),
-            key,
-        }
-    }
-
-    /// A lifecycle step entered.
-    pub fn from_step(step: &StepStamp) -> Self {
-        TimelineEntry {
-            at_unix_ms: step.at_unix_ms,
-            kind: EntryKind::Status,
-            summary: format!("status: {}", step.status.name()),
-            author: Some(step.author.clone()),
-            key: format!("status:{}:{}", step.status.name(), step.at_unix_ms),
-        }
-    }
-
-    /// A note written by a person; `seq` is its number on the incident.
-    pub fn note(seq: usize, at_unix_ms: u64, author: &str, text: &str) -> Self {
-        TimelineEntry {
-            at_unix_ms,
-            kind: EntryKind::Note,
-            summary: text.lines().next().unwrap_or("").to_string(),
-            author: Some(author.to_string()),
-            key: format!("note:{seq}"),
-        }
-    }
-
-    fn order_key(&self) -> (u64, EntryKind, &str) {
-        (self.at_unix_ms, self.kind, &self.key)
-    }
-}
-
 /// The ordered, deduplicated entries of one incident.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(from = "Vec<TimelineEntry>", into = "Vec<TimelineEntry>")]
 pub struct Timeline {
     entries: Vec<TimelineEntry>,
+}
+
+impl From<Vec<TimelineEntry>> for Timeline {
+    fn from(entries: Vec<TimelineEntry>) -> Self {
+        let mut t = Timeline::new();
+        t.extend(entries);
+        t
+    }
+}
+
+impl From<Timeline> for Vec<TimelineEntry> {
+    fn from(t: Timeline) -> Self {
+        t.entries
+    }
 }
 
 impl Timeline {
@@ -281,8 +111,8 @@ pub fn what_changed(changes: &[ChangeEntry], started_unix_ms: u64) -> Vec<Change
 pub(crate) mod tests {
     use super::*;
     use ballast_core::{
-        AlertSource, Change, ChangeKind, ConfigOutcome, ConfigSummary, Labels, NewChange,
-        NotificationState, Origin, Severity, Stamped, StoredEvent,
+        AlertRecord, AlertSource, AlertState, Change, ChangeKind, ConfigOutcome, ConfigSummary,
+        Event, Labels, NewChange, Origin, Severity, Stamped, StoredEvent,
     };
 
     pub(crate) fn alert(rule: &str, service: &str, state: AlertState, since: u64) -> AlertRecord {
@@ -348,78 +178,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn alerts_become_fired_and_resolved_entries() {
-        let firing = alert(
-            "error-rate",
-            "shop",
-            AlertState::Firing {
-                severity: Severity::Critical,
-            },
-            1_000,
-        );
-        let e = TimelineEntry::from_alert(&firing).unwrap();
-        assert_eq!(e.kind, EntryKind::AlertFired);
-        assert_eq!(
-            e.summary,
-            "alert error-rate fired (critical) on service=shop"
-        );
-        let resolved = alert("error-rate", "shop", AlertState::Resolved, 5_000);
-        let r = TimelineEntry::from_alert(&resolved).unwrap();
-        assert_eq!(r.kind, EntryKind::AlertResolved);
-        assert_ne!(e.key, r.key);
-        assert!(TimelineEntry::from_alert(&alert("x", "s", AlertState::Pending, 1)).is_none());
-    }
-
-    #[test]
-    fn changes_map_to_their_kinds() {
-        assert_eq!(
-            TimelineEntry::from_change(&deploy(1, 10)).kind,
-            EntryKind::Change
-        );
-        assert_eq!(
-            TimelineEntry::from_change(&config(1, 10)).kind,
-            EntryKind::Config
-        );
-        let d = TimelineEntry::from_change(&drain(7, 10));
-        assert_eq!(d.kind, EntryKind::Drain);
-        assert_eq!(d.summary, "drained app 10.0.0.2:8080 (cli)");
-        assert_eq!(d.author.as_deref(), Some("gw1:9000"));
-        assert_eq!(d.key, "event:7");
-    }
-
-    #[test]
-    fn notification_and_remediation_entries() {
-        let n = NotificationLog {
-            id: 3,
-            receiver: "web-oncall".to_string(),
-            group_key: "g".to_string(),
-            dedup_key: "d".to_string(),
-            created_unix_ms: 100,
-            state: NotificationState::Delivered,
-            attempts: 2,
-            last_attempt_unix_ms: Some(150),
-            delivered_unix_ms: Some(160),
-            result: Some("ok".to_string()),
-        };
-        let e = TimelineEntry::from_notification(&n);
-        assert_eq!(e.at_unix_ms, 160);
-        assert!(
-            e.summary
-                .starts_with("notification to web-oncall delivered after 2"),
-            "{}",
-            e.summary
-        );
-        let r = TimelineEntry::from_remediation(&RemediationRun {
-            id: "9".to_string(),
-            kind: "restart".to_string(),
-            summary: "restart-app on app@8080: ok".to_string(),
-            at_unix_ms: 200,
-        });
-        assert_eq!(r.kind, EntryKind::Remediation);
-        assert_eq!(r.key, "remediation:9");
-    }
-
-    #[test]
     fn ordered_by_time_then_kind_and_deduplicated() {
         let mut t = Timeline::new();
         let fired = TimelineEntry::from_alert(&alert(
@@ -453,6 +211,13 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(t.entries()[2].summary, "looking");
+        // Read back out of order and with a repeat, it is put right.
+        let mut stored: Vec<TimelineEntry> = t.entries().to_vec();
+        stored.reverse();
+        stored.push(fired);
+        let json = serde_json::to_string(&stored).unwrap();
+        let back: Timeline = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
     }
 
     #[test]

@@ -456,6 +456,21 @@ pub struct ActionItem {
     pub suggested: bool,
 }
 
+/// One incident as a list shows it (`GET /api/v1/incidents`, `ballast incident list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    pub id: u64,
+    pub title: String,
+    pub severity: Sev,
+    pub status: Status,
+    /// When the impact started.
+    pub started_unix_ms: u64,
+    pub opened_unix_ms: u64,
+    pub closed_unix_ms: Option<u64>,
+    /// How many alerts belong to it.
+    pub alerts: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@
 //! counters do not). Every incident starts with two suggested, unowned action items, "add a
 //! test case" and "add a monitoring item": the retrospective assigns or removes them.
 
-pub use ballast_core::incident::{ActionItem, ActionKind, AlertRef, Note, OpenedBy};
+pub use ballast_core::incident::{
+    ActionItem, ActionKind, AlertRef, IncidentSummary, Note, OpenedBy,
+};
 use ballast_core::AlertRecord;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -58,6 +60,29 @@ pub struct Draft {
     /// Entries the timeline starts with (the opening alert's "fired").
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
+}
+
+impl Draft {
+    /// A draft for an incident opened by a person (`POST /api/v1/incidents`): no alerts yet,
+    /// the impact's start as they say (or the moment they open it).
+    pub fn by_hand(
+        title: impl Into<String>,
+        author: impl Into<String>,
+        started_unix_ms: u64,
+        receivers: Vec<String>,
+    ) -> Self {
+        Draft {
+            title: title.into(),
+            started_unix_ms,
+            opened_by: OpenedBy::Hand {
+                author: author.into(),
+            },
+            alerts: Vec::new(),
+            receivers,
+            scope: None,
+            timeline: Vec::new(),
+        }
+    }
 }
 
 /// One incident.
@@ -217,6 +242,39 @@ impl Incident {
                 self.severity = sev;
                 self.push(EntryKind::Status, at_unix_ms, None, "severity", text);
             }
+        }
+    }
+
+    /// A person sets the user scope (`internal`, say, which cannot be measured); the
+    /// function scope and routes stay, and the incident is regraded as by [`Self::set_scope`].
+    pub fn set_user_scope(
+        &mut self,
+        user: UserScope,
+        author: &str,
+        matrix: &Matrix,
+        at_unix_ms: u64,
+    ) {
+        let scope = Scope {
+            user,
+            user_source: UserScopeSource::Manual {
+                by: author.to_string(),
+            },
+            ..self.scope.clone()
+        };
+        self.set_scope(scope, matrix, at_unix_ms);
+    }
+
+    /// The incident as a list shows it.
+    pub fn summary(&self) -> IncidentSummary {
+        IncidentSummary {
+            id: self.id,
+            title: self.title.clone(),
+            severity: self.severity,
+            status: self.status(),
+            started_unix_ms: self.started_unix_ms,
+            opened_unix_ms: self.opened_unix_ms(),
+            closed_unix_ms: self.closed_unix_ms(),
+            alerts: self.alerts.len(),
         }
     }
 
@@ -558,6 +616,36 @@ pub(crate) mod tests {
                 "severity SEV1 → SEV2 (set by hand)"
             ]
         );
+    }
+
+    #[test]
+    fn opened_by_hand_with_a_user_scope_set_by_hand() {
+        let m = Matrix::default();
+        let mut i = Incident::open(
+            9,
+            Draft::by_hand("staff logins fail", "ana", 50_000, vec![]),
+            &m,
+            60_000,
+            "ana",
+        )
+        .unwrap();
+        assert_eq!(i.time_to_detect_ms(), 10_000);
+        assert!(i.alerts.is_empty());
+        i.scope.function = FunctionScope::Core;
+        i.set_user_scope(UserScope::Internal, "ana", &m, 61_000);
+        assert_eq!(i.severity, Sev::Sev3);
+        assert_eq!(
+            i.scope.user_source,
+            UserScopeSource::Manual {
+                by: "ana".to_string()
+            }
+        );
+        let s = i.summary();
+        assert_eq!(
+            (s.id, s.severity, s.status, s.alerts),
+            (9, Sev::Sev3, Status::Detect, 0)
+        );
+        assert_eq!(s.closed_unix_ms, None);
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub mod timeline;
 
 pub use config::{ConfigError, IncidentConfig, IncidentSpec, OpenOnSpec};
 pub use incident::{
-    ActionItem, ActionKind, AlertRef, Draft, Incident, IncidentError, Note, OpenedBy,
+    ActionItem, ActionKind, AlertRef, Draft, Incident, IncidentError, IncidentSummary, Note,
+    OpenedBy,
 };
 pub use lifecycle::{Lifecycle, Status, StepStamp, TransitionError};
 pub use open::{Correlator, Decision, IgnoreReason};

@@ -8,11 +8,12 @@
 //!
 //! ```text
 //!   DETECT ─▶ PROPAGATE ─▶ TRIAGE ─▶ RECOVER ─▶ ANALYSE ─▶ SHARE ─▶ RETROSPECTIVE ─▶ CLOSED
-//!      │          │           ▲         │          ▲          ▲            ▲             ▲
-//!      └──────────┴───────────┼─────────┼──────────┴──────────┴────────────┴─────────────┘
-//!                             │         │     forward skips are allowed (a false alarm
-//!                             └─────────┘     goes straight from TRIAGE to CLOSED)
-//!                          RECOVER ─▶ TRIAGE: the fix did not hold (the one move back)
+//!                            ▲          │
+//!                            └──────────┘  the fix did not hold (the one move back)
+//!
+//!   any step ─▶ any later step   skipped steps are not stamped (a false alarm goes
+//!                                straight from TRIAGE to CLOSED)
+//!   CLOSED ─▶ nothing            a closed incident is history
 //! ```
 //!
 //! Rules:

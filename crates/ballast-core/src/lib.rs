@@ -14,6 +14,7 @@ pub mod digest;
 pub mod duration;
 pub mod event;
 pub mod history;
+pub mod incident;
 pub mod notification;
 pub mod ratio;
 pub mod size;

@@ -15,4 +15,5 @@
 //! and applying the gateway-side actions. The binary wires those.
 
 pub mod action;
+pub mod guard;
 pub mod placeholder;

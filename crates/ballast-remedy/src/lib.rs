@@ -17,3 +17,4 @@
 pub mod action;
 pub mod guard;
 pub mod placeholder;
+pub mod rule;

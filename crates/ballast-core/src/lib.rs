@@ -16,6 +16,7 @@ pub mod event;
 pub mod history;
 pub mod notification;
 pub mod ratio;
+pub mod remediation;
 pub mod size;
 pub mod snapshot;
 pub mod utc;
@@ -39,6 +40,7 @@ pub use history::{
 };
 pub use notification::{NewNotification, Notification, NotificationLog, NotificationState};
 pub use ratio::{Ratio, RatioError};
+pub use remediation::{RemediationRun, RunResult, RunStep};
 pub use size::{Size, SizeError};
 pub use snapshot::Snapshot;
 pub use utc::UtcTime;

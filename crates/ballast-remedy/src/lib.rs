@@ -9,12 +9,14 @@
 //! - `guard.rs`: dry-run, cooldown, budgets per target and rule, a global rate, and escalation
 //!   to a person (pure, time passed in);
 //! - `action/`: the actions as values and the one exhaustive `apply` of the process-side kinds;
-//! - `run.rs`: the record of one run, ready to persist.
+//! - `run.rs`: one remediation from a firing alert to the `ballast_core::RemediationRun` record
+//!   (kept in `ballast-core` so the store, the API and incidents share it).
 //!
-//! Not here: reading alerts from a channel, persisting runs, notifying the escalation receiver
-//! and applying the gateway-side actions. The binary wires those.
+//! Not here: reading alerts from a channel, waiting for `verify`, persisting runs, notifying the
+//! escalation receiver and applying the gateway-side actions. The binary wires those.
 
 pub mod action;
 pub mod guard;
 pub mod placeholder;
 pub mod rule;
+pub mod run;

@@ -9,8 +9,10 @@
 //! hold one, so an alert can choose an argument but never the program. The command runs in its
 //! own process group with stdin closed; at its `timeout` the whole group is killed (a script's
 //! children too), so a hung command cannot hold a remediation forever. stdout and stderr are
-//! captured, each truncated to `output_limit`, and the pipes are drained to the end so that a
-//! chatty command never blocks on a full pipe.
+//! captured, each truncated to `output_limit`, and read to the end so that a chatty command
+//! never blocks on a full pipe. A command that exits in time is never killed, nor is anything
+//! it started: a restart script may leave a daemon behind holding the pipes, so output is read
+//! for at most 250 ms after the exit and the pipes are then let go.
 
 use std::process::Stdio;
 
@@ -124,39 +126,51 @@ pub async fn run(argv: &[String], limits: Limits) -> Result<ExecReport, ActionEr
             reason: e.to_string(),
         })?;
     let pid = child.id();
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let limit = limits.output_limit;
-    let finished = tokio::time::timeout(limits.timeout, async {
-        tokio::join!(
-            read_limited(stdout, limit),
-            read_limited(stderr, limit),
-            child.wait()
-        )
-    })
-    .await;
-    let report = |exit_code, timed_out, out: (Vec<u8>, bool), err: (Vec<u8>, bool)| ExecReport {
-        argv: argv.to_vec(),
-        exit_code,
-        timed_out,
-        stdout: String::from_utf8_lossy(&out.0).into_owned(),
-        stderr: String::from_utf8_lossy(&err.0).into_owned(),
-        truncated: out.1 || err.1,
-    };
-    match finished {
-        Ok((out, err, status)) => {
-            let status = status.map_err(|e| ActionError::Io {
-                what: format!("waiting for {program}"),
-                reason: e.to_string(),
-            })?;
-            Ok(report(status.code(), false, out, err))
-        }
-        Err(_) => {
-            kill_group(pid);
-            let _ = child.kill().await;
-            Ok(report(None, true, (Vec::new(), false), (Vec::new(), false)))
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let mut out = Capture::new(limits.output_limit);
+    let mut err = Capture::new(limits.output_limit);
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    let mut until = deadline;
+    let mut status = None;
+    let (mut buf_out, mut buf_err) = ([0u8; 8192], [0u8; 8192]);
+    while status.is_none() || stdout.is_some() || stderr.is_some() {
+        tokio::select! {
+            r = read_some(&mut stdout, &mut buf_out), if stdout.is_some() => match r {
+                Some(n) => out.push(&buf_out[..n]),
+                None => stdout = None,
+            },
+            r = read_some(&mut stderr, &mut buf_err), if stderr.is_some() => match r {
+                Some(n) => err.push(&buf_err[..n]),
+                None => stderr = None,
+            },
+            s = child.wait(), if status.is_none() => {
+                status = Some(s.map_err(|e| ActionError::Io {
+                    what: format!("waiting for {program}"),
+                    reason: e.to_string(),
+                })?);
+                // A child it left behind (a daemon) may hold the pipes: read a moment more.
+                until = deadline.min(tokio::time::Instant::now() + AFTER_EXIT);
+            },
+            () = tokio::time::sleep_until(until) => break,
         }
     }
+    let timed_out = status.is_none();
+    if timed_out {
+        kill_group(pid);
+        let _ = child.kill().await;
+    }
+    Ok(ExecReport {
+        argv: argv.to_vec(),
+        exit_code: status.and_then(|s| s.code()),
+        timed_out,
+        stdout: String::from_utf8_lossy(&out.kept).into_owned(),
+        stderr: String::from_utf8_lossy(&err.kept).into_owned(),
+        truncated: out.truncated || err.truncated,
+    })
 }
+
+/// How long output is still read after the command exited.
+const AFTER_EXIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Kills the process group led by `pid` (the command and the children it started).
 fn kill_group(pid: Option<u32>) {
@@ -168,27 +182,37 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-/// Reads a stream to its end, keeping the first `limit` bytes.
-async fn read_limited<R: AsyncRead + Unpin>(stream: Option<R>, limit: usize) -> (Vec<u8>, bool) {
-    let Some(mut stream) = stream else {
-        return (Vec::new(), false);
-    };
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut chunk = [0u8; 8192];
-    loop {
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = limit.saturating_sub(kept.len());
-                if n > room {
-                    truncated = true;
-                }
-                kept.extend_from_slice(&chunk[..n.min(room)]);
-            }
+/// Reads some bytes; `None` at the end of the stream (or on an error).
+async fn read_some<R: AsyncRead + Unpin>(stream: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+    match stream.as_mut()?.read(buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(n),
+    }
+}
+
+/// The first `limit` bytes of a stream, and whether more came.
+struct Capture {
+    kept: Vec<u8>,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Capture {
+    fn new(limit: usize) -> Self {
+        Capture {
+            kept: Vec::new(),
+            limit,
+            truncated: false,
         }
     }
-    (kept, truncated)
+
+    fn push(&mut self, bytes: &[u8]) {
+        let room = self.limit.saturating_sub(self.kept.len());
+        if bytes.len() > room {
+            self.truncated = true;
+        }
+        self.kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
 }
 
 #[cfg(test)]
@@ -286,6 +310,37 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(gone, "the child {child} outlived the timeout");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_daemon_left_behind_is_not_killed_nor_waited_for() {
+        let dir = std::env::temp_dir().join(format!("remedy-daemon-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("daemon.pid");
+        // The background `sleep` keeps stdout open after `sh` exits.
+        let script = format!("sleep 30 & echo $! > {}; echo started", pidfile.display());
+        let started = std::time::Instant::now();
+        let r = run(&argv(&["sh", "-c", &script]), limits(20_000, 1024))
+            .await
+            .unwrap();
+        assert!(r.ok(), "{r:?}");
+        assert_eq!(r.stdout, "started\n");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let daemon: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap_or_default();
+        assert!(
+            !stat.is_empty() && !stat.contains(") Z"),
+            "the daemon was killed: {stat}"
+        );
+        // SAFETY: kill(2); the test's own child.
+        unsafe {
+            libc::kill(daemon, libc::SIGKILL);
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -8,8 +8,9 @@
 //! ever delete what the operator pointed it at:
 //!
 //! - `root` is an absolute path, not `/`, and holds no placeholder (an alert never chooses
-//!   where deleting happens). It is canonicalized once; every directory visited is checked to
-//!   still canonicalize under it before anything in it is touched.
+//!   where deleting happens). It is canonicalized and opened once; everything below it is
+//!   reached through open directory handles (`dirfd.rs`), never by path, so swapping a
+//!   directory for a symlink while a clean runs leads nowhere.
 //! - Symbolic links are never followed: a symlinked directory is not entered, a symlinked file
 //!   is not deleted (nor is its target), whatever their names.
 //! - `glob` matches a file's name (not its path): `*` is any run of characters, `?` one
@@ -22,12 +23,14 @@
 //! The report names at most [`MAX_LISTED`] paths, and counts them all.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::SystemTime;
 
 use ballast_core::Duration;
 use serde::{Deserialize, Serialize};
 
+use super::dirfd::{Dir, Kind};
 use super::ActionError;
 
 /// The most paths a report names.
@@ -119,88 +122,95 @@ fn check_glob(glob: &str) -> Result<(), ActionError> {
 /// Cleans as `spec` says, as if it were `now`.
 pub fn clean(spec: &CleanSpec, dry_run: bool, now: SystemTime) -> Result<CleanReport, ActionError> {
     check_glob(&spec.glob)?;
-    let io = |what: String| {
-        move |e: std::io::Error| ActionError::Io {
-            what,
-            reason: e.to_string(),
-        }
+    let io = |e: std::io::Error| ActionError::Io {
+        what: format!("the root {}", spec.root),
+        reason: e.to_string(),
     };
-    let root = fs::canonicalize(&spec.root).map_err(io(format!("the root {}", spec.root)))?;
-    if !fs::symlink_metadata(&root)
-        .map_err(io(format!("the root {}", spec.root)))?
-        .is_dir()
-    {
-        return Err(ActionError::Invalid {
-            field: "clean.root",
-            reason: format!("{} is not a directory", spec.root),
-        });
-    }
-    let glob: Vec<char> = spec.glob.chars().collect();
-    let recursive = spec.recursive.unwrap_or(true);
-    let mut report = CleanReport {
-        root: root.display().to_string(),
+    // The configured root may itself be a link (the operator's choice); nothing under it is.
+    let root = fs::canonicalize(&spec.root).map_err(io)?;
+    let dir = Dir::open(&root).map_err(io)?;
+    let mut walk = Walk {
+        glob: spec.glob.chars().collect(),
+        older_than: spec.older_than,
+        recursive: spec.recursive.unwrap_or(true),
         dry_run,
-        ..CleanReport::default()
+        now,
+        report: CleanReport {
+            root: root.display().to_string(),
+            dry_run,
+            ..CleanReport::default()
+        },
     };
-    let mut stack: Vec<(PathBuf, usize)> = vec![(root.clone(), 0)];
-    while let Some((dir, depth)) = stack.pop() {
-        // The directory must still be under the root (it may have been swapped for a link).
-        match fs::canonicalize(&dir) {
-            Ok(real) if real.starts_with(&root) => {}
-            _ => continue,
-        }
-        let Ok(entries) = fs::read_dir(&dir) else {
-            report
-                .errors
-                .push(format!("{}: cannot be read", dir.display()));
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            // lstat: a symlink is seen as a link, never as what it points at.
-            let Ok(meta) = fs::symlink_metadata(&path) else {
-                continue;
-            };
-            let kind = meta.file_type();
-            if kind.is_symlink() {
-                report.symlinks_skipped += 1;
-                continue;
-            }
-            if kind.is_dir() {
-                if recursive && depth < MAX_DEPTH {
-                    stack.push((path, depth + 1));
-                }
-                continue;
-            }
-            if !kind.is_file() {
-                continue;
-            }
-            let name: Vec<char> = entry.file_name().to_string_lossy().chars().collect();
-            if !glob_match(&glob, &name) || !is_old(&meta, now, spec.older_than) {
-                continue;
-            }
-            if !dry_run {
-                if let Err(e) = fs::remove_file(&path) {
-                    report.errors.push(format!("{}: {e}", path.display()));
-                    continue;
-                }
-            }
-            report.count += 1;
-            report.bytes += meta.len();
-            if report.files.len() < MAX_LISTED {
-                report.files.push(path.display().to_string());
-            }
-        }
-    }
-    report.files.sort();
-    Ok(report)
+    walk.dir(&dir, &root, 0);
+    walk.report.files.sort();
+    Ok(walk.report)
 }
 
-fn is_old(meta: &fs::Metadata, now: SystemTime, older_than: Duration) -> bool {
-    meta.modified()
-        .ok()
-        .and_then(|m| now.duration_since(m).ok())
-        .is_some_and(|age| age >= older_than.get())
+struct Walk {
+    glob: Vec<char>,
+    older_than: Duration,
+    recursive: bool,
+    dry_run: bool,
+    now: SystemTime,
+    report: CleanReport,
+}
+
+impl Walk {
+    /// Cleans one open directory (`path` is for the report only: nothing is opened by path).
+    fn dir(&mut self, dir: &Dir, path: &Path, depth: usize) {
+        let names = match dir.names() {
+            Ok(n) => n,
+            Err(e) => {
+                self.report.errors.push(format!("{}: {e}", path.display()));
+                return;
+            }
+        };
+        for name in names {
+            let shown = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+            match dir.kind(&name) {
+                Ok(Kind::Symlink) => self.report.symlinks_skipped += 1,
+                Ok(Kind::Dir) if self.recursive && depth < MAX_DEPTH => {
+                    // O_NOFOLLOW: if it was swapped for a link since, this fails.
+                    match dir.open_at(&name) {
+                        Ok(sub) => self.dir(&sub, &shown, depth + 1),
+                        Err(e) => self.report.errors.push(format!("{}: {e}", shown.display())),
+                    }
+                }
+                Ok(Kind::File { len, modified }) => {
+                    let chars: Vec<char> = shown
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .chars()
+                        .collect();
+                    if !glob_match(&self.glob, &chars) || !self.is_old(modified) {
+                        continue;
+                    }
+                    if !self.dry_run {
+                        if let Err(e) = dir.unlink(&name) {
+                            self.report.errors.push(format!("{}: {e}", shown.display()));
+                            continue;
+                        }
+                    }
+                    self.report.count += 1;
+                    self.report.bytes += len;
+                    if self.report.files.len() < MAX_LISTED {
+                        self.report.files.push(shown.display().to_string());
+                    }
+                }
+                Ok(Kind::Dir | Kind::Other) => {}
+                // Gone since it was listed.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// At least `older_than` before now; a time in the future is never old.
+    fn is_old(&self, modified: SystemTime) -> bool {
+        self.now
+            .duration_since(modified)
+            .is_ok_and(|age| age >= self.older_than.get())
+    }
 }
 
 /// Whether `name` matches `glob` (`*` any run, `?` one character).
@@ -233,6 +243,7 @@ pub fn glob_match(glob: &[char], name: &[char]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::time::Duration as Std;
 
     fn g(glob: &str, name: &str) -> bool {

@@ -17,6 +17,7 @@
 //! a program, a clean root, a webhook URL); [`Action::render`] fills them or refuses the run.
 
 pub mod clean;
+mod dirfd;
 pub mod exec;
 pub mod gateway;
 pub mod restart;

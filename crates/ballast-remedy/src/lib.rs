@@ -10,9 +10,10 @@
 //!   to a person (pure, time passed in);
 //! - `action/`: the actions as values and the one exhaustive `apply` of the process-side kinds;
 //! - `run.rs`: one remediation from a firing alert to the `ballast_core::RemediationRun` record
-//!   (kept in `ballast-core` so the store, the API and incidents share it).
+//!   (kept in `ballast-core` so the store, the API and incidents share it);
+//! - `verify.rs`: a run that did not make its alert resolve in time counts as failed.
 //!
-//! Not here: reading alerts from a channel, waiting for `verify`, persisting runs, notifying the
+//! Not here: reading alerts from a channel, the timer for `verify`, persisting runs, notifying the
 //! escalation receiver and applying the gateway-side actions. The binary wires those.
 
 pub mod action;
@@ -20,3 +21,4 @@ pub mod guard;
 pub mod placeholder;
 pub mod rule;
 pub mod run;
+pub mod verify;

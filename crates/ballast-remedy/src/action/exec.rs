@@ -12,7 +12,8 @@
 //! captured, each truncated to `output_limit`, and read to the end so that a chatty command
 //! never blocks on a full pipe. A command that exits in time is never killed, nor is anything
 //! it started: a restart script may leave a daemon behind holding the pipes, so output is read
-//! for at most 250 ms after the exit and the pipes are then let go.
+//! for at most 250 ms after the exit and the pipes are then let go. The command gets a small
+//! environment ([`KEPT_ENV`]), not Ballast's.
 
 use std::process::Stdio;
 
@@ -39,6 +40,11 @@ pub struct ExecSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_limit: Option<Size>,
 }
+
+/// The only variables of Ballast's environment a command sees: the gateway's own (tokens,
+/// secret paths) are not its business, and whatever it prints ends up in the run's record.
+pub const KEPT_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"];
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,8 +119,17 @@ pub async fn run(argv: &[String], limits: Limits) -> Result<ExecReport, ActionEr
         field: "argv",
         reason: "the argv is empty".into(),
     })?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).env_clear();
+    for name in KEPT_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    if std::env::var_os("PATH").is_none() {
+        command.env("PATH", DEFAULT_PATH);
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -342,6 +357,16 @@ mod tests {
             libc::kill(daemon, libc::SIGKILL);
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_environment_is_not_inherited() {
+        // SAFETY: set before any command in this test reads it; no other test reads this name.
+        unsafe { std::env::set_var("BALLAST_REMEDY_TEST_SECRET", "s3cret") };
+        let r = run(&argv(&["env"]), limits(10_000, 65_536)).await.unwrap();
+        assert!(r.ok());
+        assert!(!r.stdout.contains("s3cret"), "{}", r.stdout);
+        assert!(r.stdout.contains("PATH="), "{}", r.stdout);
     }
 
     #[tokio::test]

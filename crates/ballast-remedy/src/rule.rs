@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::action::{Action, ActionError};
-use crate::guard::GuardSpec;
+use crate::guard::{GuardSpec, Rate};
 use crate::placeholder::{PlaceholderError, Template};
 
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(300);
@@ -127,6 +127,8 @@ pub enum RuleError {
     },
     #[error("remedy {rule:?}: {field} must be more than 0")]
     Zero { rule: String, field: &'static str },
+    #[error("[remediation] rate: count and per must be more than 0")]
+    ZeroRate,
     #[error("remedy {rule:?}: escalate_to names {receiver:?}, which is not a [[receiver]]")]
     UnknownReceiver { rule: String, receiver: String },
 }
@@ -335,6 +337,49 @@ impl Rules {
     /// The rules for a (firing) alert, in config order.
     pub fn matching<'a>(&'a self, alert: &'a AlertRecord) -> impl Iterator<Item = &'a Rule> {
         self.rules.iter().filter(move |r| r.matches(alert))
+    }
+}
+
+/// The `[remediation]` table: settings for every rule.
+///
+/// ```toml
+/// [remediation]
+/// rate = { count = 10, per = "1m" }   # at most this many runs of any rule (the default)
+/// ```
+///
+/// The global rate is the last guard: an alert storm over 500 servers must not become 500
+/// restarts in a second, whatever each rule's own budget says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemediationSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateSpec>,
+}
+
+/// `rate = { count, per }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub count: u32,
+    pub per: Duration,
+}
+
+pub const DEFAULT_GLOBAL_RATE: RateSpec = RateSpec {
+    count: 10,
+    per: Duration::from_secs(60),
+};
+
+impl RemediationSpec {
+    /// The validated global rate.
+    pub fn rate(&self) -> Result<Rate, RuleError> {
+        let r = self.rate.unwrap_or(DEFAULT_GLOBAL_RATE);
+        if r.count == 0 || r.per.is_zero() {
+            return Err(RuleError::ZeroRate);
+        }
+        Ok(Rate {
+            count: r.count,
+            per_ms: ms(r.per),
+        })
     }
 }
 

@@ -249,3 +249,22 @@ fn unknown_fields_and_bare_durations_are_refused() {
         toml::from_str::<File>(&RESTART.replace("severity = \"warning\"", "severity = \"page\""));
     assert!(r.is_err());
 }
+
+#[test]
+fn the_global_rate_has_a_default_and_refuses_zero() {
+    let none: RemediationSpec = toml::from_str("").unwrap();
+    assert_eq!(
+        none.rate().unwrap(),
+        Rate {
+            count: 10,
+            per_ms: 60_000
+        }
+    );
+    let set: RemediationSpec = toml::from_str("rate = { count = 2, per = \"1h\" }").unwrap();
+    assert_eq!(set.rate().unwrap().per_ms, 3_600_000);
+    let zero: RemediationSpec = toml::from_str("rate = { count = 0, per = \"1h\" }").unwrap();
+    assert_eq!(zero.rate(), Err(RuleError::ZeroRate));
+    assert!(
+        toml::from_str::<RemediationSpec>("rate = { count = 1, per = \"1h\", burst = 3 }").is_err()
+    );
+}

@@ -40,7 +40,7 @@ pub use history::{
 };
 pub use notification::{NewNotification, Notification, NotificationLog, NotificationState};
 pub use ratio::{Ratio, RatioError};
-pub use remediation::{RemediationRun, RunResult, RunStep};
+pub use remediation::{RemediationResult, RemediationRun, RemediationStep};
 pub use size::{Size, SizeError};
 pub use snapshot::Snapshot;
 pub use utc::UtcTime;

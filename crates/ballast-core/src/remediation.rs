@@ -14,7 +14,7 @@ pub const MAX_STEP_OUTPUT: usize = 4096;
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
-pub enum RunResult {
+pub enum RemediationResult {
     /// Every action succeeded (or, in dry-run, was described).
     Ok,
     /// An action failed; the ones after it were not run.
@@ -24,20 +24,20 @@ pub enum RunResult {
     Refused { kind: String, reason: String },
 }
 
-impl RunResult {
+impl RemediationResult {
     /// The name used in the API, the store and metrics labels.
     pub fn name(&self) -> &'static str {
         match self {
-            RunResult::Ok => "ok",
-            RunResult::Failed { .. } => "failed",
-            RunResult::Refused { .. } => "refused",
+            RemediationResult::Ok => "ok",
+            RemediationResult::Failed { .. } => "failed",
+            RemediationResult::Refused { .. } => "refused",
         }
     }
 }
 
 /// One action of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunStep {
+pub struct RemediationStep {
     /// The action's kind: `exec`, `restart`, `clean`, `drain`...
     pub action: String,
     pub ok: bool,
@@ -45,10 +45,10 @@ pub struct RunStep {
     pub output: String,
 }
 
-impl RunStep {
+impl RemediationStep {
     /// A step with its output cut to [`MAX_STEP_OUTPUT`] bytes.
     pub fn new(action: impl Into<String>, ok: bool, output: &str) -> Self {
-        RunStep {
+        RemediationStep {
             action: action.into(),
             ok,
             output: truncate(output, MAX_STEP_OUTPUT),
@@ -68,9 +68,9 @@ pub struct RemediationRun {
     pub started_unix_ms: u64,
     pub ended_unix_ms: u64,
     #[serde(flatten)]
-    pub result: RunResult,
+    pub result: RemediationResult,
     /// The actions taken, in order (empty when refused).
-    pub steps: Vec<RunStep>,
+    pub steps: Vec<RemediationStep>,
 }
 
 /// `text` cut to at most `max` bytes at a character boundary, with a marker when cut.
@@ -96,7 +96,9 @@ mod tests {
         let t = truncate(&"é".repeat(100), 50);
         assert!(t.len() <= 50 && t.ends_with("[truncated]"), "{t}");
         assert_eq!(
-            RunStep::new("exec", true, &"a".repeat(10_000)).output.len(),
+            RemediationStep::new("exec", true, &"a".repeat(10_000))
+                .output
+                .len(),
             MAX_STEP_OUTPUT
         );
     }
@@ -110,7 +112,7 @@ mod tests {
             dry_run: false,
             started_unix_ms: 1,
             ended_unix_ms: 2,
-            result: RunResult::Refused {
+            result: RemediationResult::Refused {
                 kind: "cooldown".into(),
                 reason: "cooling down until 3".into(),
             },

@@ -21,7 +21,7 @@
 
 use std::future::Future;
 
-use ballast_core::{AlertRecord, RemediationRun, RunResult, RunStep};
+use ballast_core::{AlertRecord, RemediationResult, RemediationRun, RemediationStep};
 
 use crate::action::{apply, Action, Outcome};
 use crate::guard::{Decision, Escalation, Guards, Rate, Refusal};
@@ -104,7 +104,7 @@ fn refused(
         dry_run,
         started_unix_ms: now,
         ended_unix_ms: now,
-        result: RunResult::Refused {
+        result: RemediationResult::Refused {
             kind: refusal_kind(r).to_string(),
             reason: r.to_string(),
         },
@@ -216,7 +216,7 @@ pub async fn execute<G: GatewaySide>(
     now: impl Fn() -> u64,
 ) -> RemediationRun {
     let mut steps = Vec::new();
-    let mut result = RunResult::Ok;
+    let mut result = RemediationResult::Ok;
     for action in &job.actions {
         let kind = action.kind();
         let (ok, output) = if action.is_gateway_side() {
@@ -234,9 +234,9 @@ pub async fn execute<G: GatewaySide>(
                 Err(e) => (false, e.to_string()),
             }
         };
-        steps.push(RunStep::new(kind, ok, &output));
+        steps.push(RemediationStep::new(kind, ok, &output));
         if !ok {
-            result = RunResult::Failed {
+            result = RemediationResult::Failed {
                 reason: format!("{kind} failed"),
             };
             break;

@@ -17,7 +17,7 @@
 //! A run that [`expired`](Verifier::expired) comes back marked failed, with why, ready to be
 //! persisted in place of the first record.
 
-use ballast_core::{RemediationRun, RunResult};
+use ballast_core::{RemediationResult, RemediationRun};
 
 #[derive(Debug, Clone)]
 struct Pending {
@@ -66,7 +66,7 @@ impl Verifier {
         self.pending.retain(|p| {
             if now > p.deadline {
                 let mut run = p.run.clone();
-                run.result = RunResult::Failed {
+                run.result = RemediationResult::Failed {
                     reason: format!(
                         "the alert did not resolve within {} ms of the run",
                         p.verify_ms
@@ -107,7 +107,7 @@ mod tests {
             dry_run: false,
             started_unix_ms: 0,
             ended_unix_ms: 10,
-            result: RunResult::Ok,
+            result: RemediationResult::Ok,
             steps: vec![],
         }
     }
@@ -121,7 +121,7 @@ mod tests {
         assert!(v.resolved("c", 100).is_empty());
         let ok = v.resolved("a", 30_010);
         assert_eq!(ok.len(), 1);
-        assert_eq!(ok[0].result, RunResult::Ok);
+        assert_eq!(ok[0].result, RemediationResult::Ok);
         assert_eq!(v.len(), 1);
         assert!(
             v.expired(30_010).is_empty(),
@@ -136,7 +136,7 @@ mod tests {
         let failed = v.expired(30_011);
         assert_eq!(failed.len(), 1);
         assert!(
-            matches!(&failed[0].result, RunResult::Failed { reason } if reason.contains("30000 ms")),
+            matches!(&failed[0].result, RemediationResult::Failed { reason } if reason.contains("30000 ms")),
             "{:?}",
             failed[0].result
         );

@@ -97,7 +97,7 @@ async fn a_run_executes_records_and_cools_down() {
     let j = job(t.remove(0));
     assert_eq!(j.target, "10.0.0.1:8000");
     let run = execute(&j, &NoGateway, || 2000).await;
-    assert_eq!(run.result, RunResult::Ok, "{run:?}");
+    assert_eq!(run.result, RemediationResult::Ok, "{run:?}");
     assert_eq!((run.started_unix_ms, run.ended_unix_ms), (1000, 2000));
     assert_eq!(run.steps.len(), 1);
     assert_eq!(run.steps[0].action, "restart");
@@ -109,7 +109,7 @@ async fn a_run_executes_records_and_cools_down() {
     let Triggered::Refused(rec) = &t[0] else {
         panic!("{t:?}")
     };
-    assert!(matches!(&rec.result, RunResult::Refused { kind, .. } if kind == "cooldown"));
+    assert!(matches!(&rec.result, RemediationResult::Refused { kind, .. } if kind == "cooldown"));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "started 8000\n");
 }
 
@@ -122,7 +122,7 @@ async fn an_injected_label_is_refused_recorded_and_never_run() {
     let Triggered::Refused(rec) = &t[0] else {
         panic!("{t:?}")
     };
-    let RunResult::Refused { kind, reason } = &rec.result else {
+    let RemediationResult::Refused { kind, reason } = &rec.result else {
         panic!("{rec:?}")
     };
     assert_eq!(kind, "injection");
@@ -154,7 +154,7 @@ escalate_to = "web-oncall"
     for now in [1000, 2000] {
         let (mut t, _) = r.on_alert(&a, now);
         let run = execute(&job(t.remove(0)), &NoGateway, || now + 10).await;
-        assert!(matches!(run.result, RunResult::Failed { .. }));
+        assert!(matches!(run.result, RemediationResult::Failed { .. }));
         // The first action failed, so the second did not run.
         assert_eq!(run.steps.len(), 1);
         escalated = r.finish(&run, false, now + 10);
@@ -164,7 +164,7 @@ escalate_to = "web-oncall"
     assert_eq!(e.escalation.target, "10.0.0.1:8000");
     let (t, _) = r.on_alert(&a, 3000);
     assert!(
-        matches!(&t[0], Triggered::Refused(RemediationRun { result: RunResult::Refused { kind, .. }, .. }) if kind == "blocked")
+        matches!(&t[0], Triggered::Refused(RemediationRun { result: RemediationResult::Refused { kind, .. }, .. }) if kind == "blocked")
     );
     assert!(r.acknowledge("10.0.0.1:8000"));
     let (mut t, _) = r.on_alert(&a, 4000);
@@ -202,7 +202,7 @@ async fn dry_run_records_and_runs_nothing() {
     let j = job(t.remove(0));
     assert!(j.dry_run);
     let run = execute(&j, &NoGateway, || 5).await;
-    assert_eq!(run.result, RunResult::Ok);
+    assert_eq!(run.result, RemediationResult::Ok);
     assert!(run.dry_run);
     assert_eq!(
         run.steps[0].output,
@@ -238,10 +238,10 @@ do = [{ drain = { upstream = "app", server = "{{server}}" } }, { route = { route
     let (mut t, _) = r.on_alert(&alert(labels("8000")), 0);
     let gw = Recorder(Mutex::new(Vec::new()));
     let run = execute(&job(t.remove(0)), &gw, || 1).await;
-    assert_eq!(run.result, RunResult::Ok);
+    assert_eq!(run.result, RemediationResult::Ok);
     assert_eq!(*gw.0.lock().unwrap(), ["drain", "route"]);
     // Without a gateway, they fail (and are recorded as failed).
     let (mut t, _) = r.on_alert(&alert(labels("8001").with("server", "s2")), 10 * 60_000);
     let run = execute(&job(t.remove(0)), &NoGateway, || 1).await;
-    assert!(matches!(run.result, RunResult::Failed { .. }));
+    assert!(matches!(run.result, RemediationResult::Failed { .. }));
 }

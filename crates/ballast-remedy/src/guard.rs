@@ -344,6 +344,31 @@ impl Guards {
         })
     }
 
+    /// Counts a run recorded before a restart (in start order): its start spends the budgets
+    /// and sets the cooldown as [`Guards::check`] would have, and its result counts as
+    /// [`Guards::finish`] would have, blocking a target that failed too often, but without
+    /// escalating again (that was announced when it happened). So restarting Ballast never
+    /// hands a restart loop a fresh budget.
+    pub fn replay(&mut self, rule: &str, spec: &GuardSpec, target: &str, started: u64, ok: bool) {
+        if let Some(rate) = self.global {
+            slide(&mut self.global_runs, rate.per_ms, started);
+            self.global_runs.push_back(started);
+        }
+        self.rule_runs
+            .entry(rule.to_string())
+            .or_default()
+            .push_back(started);
+        let pair = self
+            .pairs
+            .entry((rule.to_string(), target.to_string()))
+            .or_default();
+        pair.runs.push_back(started);
+        pair.cooldown_until = pair
+            .cooldown_until
+            .max(started.saturating_add(spec.cooldown_ms));
+        let _ = self.finish(rule, spec, target, ok, started);
+    }
+
     /// A person acknowledged the target: every rule may act on it again, with fresh budgets,
     /// cooldowns and failure counts. False when it was not blocked.
     pub fn acknowledge(&mut self, target: &str) -> bool {

@@ -202,6 +202,28 @@ impl Remedy {
         })
     }
 
+    /// Counts a run recorded before a restart (feed them in start order, e.g. the last day's
+    /// from the store): see [`Guards::replay`]. Refused runs and runs of rules no longer in the
+    /// config are skipped. Acknowledgements are not runs: a target a person acknowledged before
+    /// the restart may come back blocked if its failures are replayed after the ack, so the
+    /// binary should replay only runs started after the target's last acknowledgement.
+    pub fn replay(&mut self, run: &RemediationRun) {
+        let ok = match run.result {
+            RemediationResult::Ok => true,
+            RemediationResult::Failed { .. } => false,
+            RemediationResult::Refused { .. } => return,
+        };
+        if let Some(rule) = self.rules.get(&run.rule) {
+            self.guards.replay(
+                rule.name(),
+                rule.guard(),
+                &run.target,
+                run.started_unix_ms,
+                ok,
+            );
+        }
+    }
+
     /// A person acknowledged the target: rules may act on it again.
     pub fn acknowledge(&mut self, target: &str) -> bool {
         self.guards.acknowledge(target)

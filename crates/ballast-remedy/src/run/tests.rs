@@ -245,3 +245,70 @@ do = [{ drain = { upstream = "app", server = "{{server}}" } }, { route = { route
     let run = execute(&job(t.remove(0)), &NoGateway, || 1).await;
     assert!(matches!(run.result, RemediationResult::Failed { .. }));
 }
+
+#[tokio::test]
+async fn replayed_runs_keep_budgets_and_cooldowns_across_a_restart() {
+    let text = r#"
+[[remedy]]
+name = "restart-app"
+when = { alert = "app-down" }
+do = [{ exec = { argv = ["true"] } }]
+target = "{{server}}"
+cooldown = "1m"
+max_runs = { count = 2, per = "1h" }
+escalate_after = 2
+"#;
+    let mut before = remedy(text);
+    let a = alert(labels("8000"));
+    let mut recorded = Vec::new();
+    for now in [0, 120_000] {
+        let (mut t, _) = before.on_alert(&a, now);
+        recorded.push(execute(&job(t.remove(0)), &NoGateway, || now + 1).await);
+    }
+    // A refused run is recorded too, and must not count.
+    recorded.push(before.on_alert(&a, 130_000).0.remove(0).refused_record());
+
+    // "Restart": a fresh Remedy fed the recorded runs.
+    let mut after = remedy(text);
+    for run in &recorded {
+        after.replay(run);
+    }
+    let (t, esc) = after.on_alert(&a, 200_000);
+    assert!(
+        matches!(&t[0], Triggered::Refused(RemediationRun { result: RemediationResult::Refused { kind, .. }, .. }) if kind == "budget")
+    );
+    assert_eq!(
+        esc.len(),
+        1,
+        "the spent budget blocks and escalates as before"
+    );
+
+    // Cooldown and failures too.
+    let mut after = remedy(text);
+    let mut failed = recorded[1].clone();
+    failed.result = RemediationResult::Failed { reason: "x".into() };
+    after.replay(&recorded[0]);
+    let (t, _) = after.on_alert(&a, 30_000);
+    assert!(
+        matches!(&t[0], Triggered::Refused(RemediationRun { result: RemediationResult::Refused { kind, .. }, .. }) if kind == "cooldown")
+    );
+    let mut after = remedy(text);
+    let mut first = recorded[0].clone();
+    first.result = RemediationResult::Failed { reason: "x".into() };
+    after.replay(&first);
+    after.replay(&failed);
+    assert_eq!(
+        after.guards().blocked().count(),
+        1,
+        "two failures in a row block"
+    );
+}
+
+impl Triggered {
+    fn refused_record(self) -> RemediationRun {
+        match self {
+            Triggered::Refused(r) => r,
+            Triggered::Execute(j) => panic!("not refused: {j:?}"),
+        }
+    }
+}

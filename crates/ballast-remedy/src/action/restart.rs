@@ -6,6 +6,10 @@
 //! do = [{ restart = { pid_file = "/run/app.pid", signal = "HUP" } }]   # signal: TERM by default
 //! ```
 //!
+//! A signal restarts only with help: `TERM` (the default) stops the process and relies on its
+//! supervisor (systemd `Restart=`, runit, a container runtime) to start it again; `HUP` asks a
+//! daemon that supports it to reload in place. Without a supervisor, use `command`.
+//!
 //! Exactly one of `command` and `pid_file`. A command runs like `exec` (no shell, timeout,
 //! captured output). A pid file is read (at most 64 bytes) and must hold one pid above 1: a
 //! pid of 0, 1 or a negative number would signal a process group, init or every process, so it

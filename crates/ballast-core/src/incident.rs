@@ -256,19 +256,6 @@ pub struct TimelineEntry {
     pub key: String,
 }
 
-/// A remediation run as the timeline needs it: `ballast-remedy` (or anything else acting on
-/// its own) turns its run record into this, so this crate does not depend on it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RemediationRun {
-    /// The run's id in its own store, for dedup.
-    pub id: String,
-    /// The action's kind (`restart`, `drain`, `exec`...).
-    pub kind: String,
-    /// One line: rule, target, result (and "dry run" when it was one).
-    pub summary: String,
-    pub at_unix_ms: u64,
-}
-
 impl TimelineEntry {
     /// An alert's current state as an entry: fired or resolved at `since_unix_ms`. `None` for
     /// states that are not news on a timeline (inactive, pending).
@@ -330,13 +317,33 @@ impl TimelineEntry {
     }
 
     /// A remediation run.
-    pub fn from_remediation(run: &RemediationRun) -> Self {
+    pub fn from_remediation(run: &crate::RemediationRun) -> Self {
+        let actions = run
+            .steps
+            .iter()
+            .map(|s| s.action.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let dry = if run.dry_run { " (dry run)" } else { "" };
         TimelineEntry {
-            at_unix_ms: run.at_unix_ms,
+            at_unix_ms: run.started_unix_ms,
             kind: EntryKind::Remediation,
-            summary: format!("remediation {}: {}", run.kind, run.summary),
+            summary: format!(
+                "remediation {} on {}: {}{dry}{}",
+                run.rule,
+                run.target,
+                run.result.name(),
+                if actions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{actions}]")
+                }
+            ),
             author: Some("remediation".to_string()),
-            key: format!("remediation:{}", run.id),
+            key: format!(
+                "remediation:{}:{}:{}",
+                run.rule, run.target, run.started_unix_ms
+            ),
         }
     }
 
@@ -606,14 +613,23 @@ mod tests {
             "{}",
             e.summary
         );
-        let r = TimelineEntry::from_remediation(&RemediationRun {
-            id: "9".to_string(),
-            kind: "restart".to_string(),
-            summary: "restart-app on app@8080: ok".to_string(),
-            at_unix_ms: 200,
+        let r = TimelineEntry::from_remediation(&crate::RemediationRun {
+            rule: "restart-app".to_string(),
+            target: "app@8080".to_string(),
+            alert_id: "a1".to_string(),
+            dry_run: false,
+            started_unix_ms: 200,
+            ended_unix_ms: 260,
+            result: crate::RemediationResult::Ok,
+            steps: vec![crate::RemediationStep::new("restart", true, "")],
         });
         assert_eq!(r.kind, EntryKind::Remediation);
-        assert_eq!(r.key, "remediation:9");
+        assert_eq!(r.at_unix_ms, 200);
+        assert_eq!(r.key, "remediation:restart-app:app@8080:200");
+        assert_eq!(
+            r.summary,
+            "remediation restart-app on app@8080: ok [restart]"
+        );
     }
 
     #[test]

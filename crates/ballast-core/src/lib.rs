@@ -17,6 +17,7 @@ pub mod history;
 pub mod incident;
 pub mod notification;
 pub mod ratio;
+pub mod remediation;
 pub mod size;
 pub mod snapshot;
 pub mod utc;
@@ -40,6 +41,7 @@ pub use history::{
 };
 pub use notification::{NewNotification, Notification, NotificationLog, NotificationState};
 pub use ratio::{Ratio, RatioError};
+pub use remediation::{RemediationResult, RemediationRun, RemediationStep};
 pub use size::{Size, SizeError};
 pub use snapshot::Snapshot;
 pub use utc::UtcTime;

@@ -36,4 +36,4 @@ pub use severity::{
     function_scope, measured_scope, user_scope_from_counts, FunctionScope, Matrix, MatrixError,
     MatrixSpec, Scope, Sev, UserScope, UserScopeSource,
 };
-pub use timeline::{what_changed, EntryKind, RemediationRun, Timeline, TimelineEntry};
+pub use timeline::{what_changed, EntryKind, Timeline, TimelineEntry};

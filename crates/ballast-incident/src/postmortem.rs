@@ -260,7 +260,8 @@ mod tests {
     use crate::lifecycle::Status;
     use crate::severity::{measured_scope, FunctionScope, Matrix};
     use crate::timeline::tests::{config, deploy, drain};
-    use crate::timeline::{what_changed, RemediationRun, TimelineEntry};
+    use crate::timeline::{what_changed, TimelineEntry};
+    use ballast_core::RemediationRun;
 
     // 2026-11-30 10:00:00 UTC.
     const T0: u64 = 1_796_032_800_000;
@@ -282,10 +283,14 @@ mod tests {
         i.move_to(Status::Triage, T0 + 150_000, "ana").unwrap();
         i.timeline.extend([
             TimelineEntry::from_remediation(&RemediationRun {
-                id: "1".to_string(),
-                kind: "restart".to_string(),
-                summary: "restart-app on app@8080: ok".to_string(),
-                at_unix_ms: T0 + 200_000,
+                rule: "restart-app".to_string(),
+                target: "app@8080".to_string(),
+                alert_id: "a1".to_string(),
+                dry_run: false,
+                started_unix_ms: T0 + 200_000,
+                ended_unix_ms: T0 + 201_000,
+                result: ballast_core::RemediationResult::Ok,
+                steps: vec![ballast_core::RemediationStep::new("restart", true, "")],
             }),
             TimelineEntry::from_change(&drain(5, T0 + 300_000)),
             TimelineEntry::from_change(&deploy(1, T0 - 3_600_000)),
@@ -359,7 +364,7 @@ mod tests {
             "| 2026-11-30 10:00:30 | alert error-rate fired (critical) on service=shop |  |",
             "- 2026-11-30 09:50:00 config version 2 applied (api), sha256 abcdef012345 (gw1:9000)",
             "- 2026-11-30 09:00:00 deploy shop v42: new checkout flow (ci)",
-            "- 2026-11-30 10:03:20 remediation restart: restart-app on app@8080: ok (remediation)",
+            "- 2026-11-30 10:03:20 remediation restart-app on app@8080: ok [restart] (remediation)",
             "- 2026-11-30 10:05:00 drained app 10.0.0.2:8080 (cli) (gw1:9000)",
             "v42 sent every checkout to a missing table.",
             "- Run migrations before deploys (bo)",

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-pub use ballast_core::incident::{EntryKind, RemediationRun, TimelineEntry};
+pub use ballast_core::incident::{EntryKind, TimelineEntry};
 use ballast_core::ChangeEntry;
 use serde::{Deserialize, Serialize};
 

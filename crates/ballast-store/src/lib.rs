@@ -1,10 +1,11 @@
 //! Ballast's operations store: the memory of the gateway and of its operations brain.
 //!
 //! It exists so that events, every config version (applied or refused), change markers from
-//! CI/CD, the instances sharing a database, and the alerting side's alerts, silences and metric
-//! rollups outlive the process, and so that no other crate writes SQL (DESIGN.md §2, §5). One [`Store`] hides which backend holds the data: a SQLite
-//! file (the default, nothing to install) or a PostgreSQL database shared by several instances.
-//! Its API takes and returns `ballast-core` values.
+//! CI/CD, the instances sharing a database, the alerting side's alerts, silences and metric
+//! rollups, the notification outbox, remediation runs and incidents outlive the process, and so
+//! that no other crate writes SQL (DESIGN.md §2, §5). One [`Store`] hides which backend holds
+//! the data: a SQLite file (the default, nothing to install) or a PostgreSQL database shared by
+//! several instances. Its API takes and returns `ballast-core` values.
 //!
 //! The backend is an enum over sqlx's `SqlitePool` and `PgPool` rather than sqlx's `Any`
 //! driver: each backend keeps its own connection settings (WAL, `synchronous`, busy timeout;
@@ -28,9 +29,11 @@ mod changes;
 mod configs;
 mod error;
 mod events;
+mod incidents;
 mod instances;
 mod open;
 mod outbox;
+mod remediations;
 mod retention;
 mod rollups;
 mod rows;
@@ -40,7 +43,9 @@ pub mod sink;
 pub mod test_support;
 
 pub use error::StoreError;
+pub use incidents::{NewIncident, StoredIncident};
 pub use open::{Store, StoreOptions};
+pub use remediations::StoredRemediation;
 pub use sink::{SinkInputs, SinkOptions, SinkState};
 
 /// Lowercase hex sha256 of a config's text: what [`Store::record_config`] stores (the same

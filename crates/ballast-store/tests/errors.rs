@@ -108,7 +108,7 @@ async fn sqlite_file_is_created_when_missing() {
     let store = Store::open(&format!("sqlite://{}", url_file.display()))
         .await
         .unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     assert!(url_file.exists());
     store.close().await;
     std::fs::remove_dir_all(&dir).unwrap();

@@ -48,7 +48,7 @@ fn query() -> EventQuery {
 
 pub async fn migrations_twice_are_a_no_op(db: Db) {
     let first = &db.store;
-    assert_eq!(first.schema_version().await.unwrap(), 3);
+    assert_eq!(first.schema_version().await.unwrap(), 4);
     let marker = first
         .record_change(change(ChangeKind::Note, 5))
         .await
@@ -57,7 +57,7 @@ pub async fn migrations_twice_are_a_no_op(db: Db) {
 
     let second = db.reopen().await;
     assert_eq!(second.backend(), first.backend());
-    assert_eq!(second.schema_version().await.unwrap(), 3);
+    assert_eq!(second.schema_version().await.unwrap(), 4);
     // Nothing was re-created or emptied by the second migration run.
     assert_eq!(
         second.changes_since(0, 100).await.unwrap(),

@@ -229,7 +229,8 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         .enumerate()
         .map(|(i, r)| route(&mut c, i, r, &listeners, &upstream_names))
         .unzip();
-    unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
+    let route_names = unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
+    remedy::names(&mut c, &remedy.rules, &upstream_names, &route_names);
     waiting_room::distinct_cookies(&mut c, &routes, &upstreams);
     for (i, r) in routes.iter().enumerate() {
         let shadow = (0..i).find(|&j| {

@@ -215,3 +215,35 @@ fn incident_problems_are_located_at_their_key() {
     );
     assert!(m.contains("must not make an incident milder"), "{m}");
 }
+
+#[test]
+fn gateway_actions_must_name_an_existing_upstream_or_route() {
+    let rule = |action: &str| {
+        with(&format!(
+            "[[remedy]]\nname = \"g\"\nwhen = {{ alert = \"a\" }}\ndo = [{action}]\n"
+        ))
+    };
+    let m = refused_at(
+        &rule("{ drain = { upstream = \"nope\", server = \"127.0.0.1:9001\" } }"),
+        "remedy[0].do[0].drain.upstream",
+        "upstream = \"nope\"",
+    );
+    assert_eq!(m, "no [[upstream]] is named `nope`");
+    let m = refused_at(
+        &rule("{ route = { route = \"route-0\", to = \"elsewhere\" } }"),
+        "remedy[0].do[0].route.to",
+        "to = ",
+    );
+    assert!(m.contains("`elsewhere`"), "{m}");
+    let m = refused_at(
+        &rule("{ route = { route = \"shop\", to = \"sorry\" } }"),
+        "remedy[0].do[0].route.route",
+        "route = \"shop\"",
+    );
+    assert_eq!(m, "no [[route]] is named `shop`");
+    // Existing names, and names only known when the alert fires, are accepted.
+    accept(&rule("{ route = { route = \"route-0\", to = \"sorry\" } }"));
+    accept(&rule(
+        "{ eject = { upstream = \"{{upstream}}\", server = \"{{server}}\", for = \"1m\" } }",
+    ));
+}

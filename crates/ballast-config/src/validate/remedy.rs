@@ -6,7 +6,9 @@
 //! Each rule is checked on its own (`Rule::new`), not through `Rules::new`, which stops at the
 //! first error: one `ballast check` should show every broken rule.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+
+use ballast_remedy::action::Action;
 
 use ballast_remedy::rule::{RemediationSpec, RemedySpec, Rule, RuleError};
 
@@ -40,6 +42,45 @@ pub(super) fn plan(
         rate: remediation
             .rate
             .unwrap_or(ballast_remedy::rule::DEFAULT_GLOBAL_RATE),
+    }
+}
+
+/// Gateway actions that name an upstream or a route without a placeholder must name one that
+/// exists: a typo would otherwise surface only when the alert fires, as a failed run. Names
+/// with a `{{placeholder}}` are known only then, and checked by the gateway at run time.
+pub(super) fn names(
+    c: &mut Checker,
+    rules: &[RemedySpec],
+    upstreams: &HashSet<String>,
+    routes: &HashSet<String>,
+) {
+    let literal = |name: &str| !name.contains("{{");
+    for (i, spec) in rules.iter().enumerate() {
+        for (j, action) in spec.actions.iter().enumerate() {
+            let at = |field: &str| format!("remedy[{i}].do[{j}].{}.{field}", action.kind());
+            match action {
+                Action::Drain(s) | Action::Enable(s) | Action::Eject(s)
+                    if literal(&s.upstream) && !upstreams.contains(&s.upstream) =>
+                {
+                    c.fail(
+                        at("upstream"),
+                        format!("no [[upstream]] is named `{}`", s.upstream),
+                    );
+                }
+                Action::Route(r) => {
+                    if literal(&r.route) && !routes.contains(&r.route) {
+                        c.fail(at("route"), format!("no [[route]] is named `{}`", r.route));
+                    }
+                    if literal(&r.to) && r.to != "sorry" && !upstreams.contains(&r.to) {
+                        c.fail(
+                            at("to"),
+                            format!("`{}` is neither an [[upstream]] nor \"sorry\"", r.to),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 

@@ -22,6 +22,11 @@ pub struct Config {
     pub monitoring: ballast_monitor::plan::Plan,
     /// Receivers, notification routes and message settings.
     pub notify: ballast_notify::NotifyPlan,
+    /// `[[remedy]]` rules and the `[remediation]` rate, checked.
+    pub remedy: RemedyPlan,
+    /// `[incident]`, checked; `None` when the table is absent (incidents then use
+    /// `IncidentSpec::default()`: open on critical alerts, tell nobody).
+    pub incident: Option<ballast_incident::IncidentSpec>,
 }
 
 impl Config {
@@ -35,6 +40,35 @@ impl Config {
         self.routes
             .iter()
             .filter(move |r| r.listener.as_deref().is_none_or(|l| l == listener))
+    }
+
+    /// Each route's function scope by name: what `ballast_incident::severity::function_scope`
+    /// grades an incident's affected routes with.
+    pub fn function_scopes(&self) -> std::collections::BTreeMap<String, FunctionScope> {
+        self.routes
+            .iter()
+            .map(|r| (r.name.clone(), r.function))
+            .collect()
+    }
+}
+
+pub use ballast_core::incident::FunctionScope;
+
+/// `[[remedy]]` and `[remediation]` after the checks of `ballast_remedy::rule`: the specs as
+/// written (so the config stays comparable and printable) and the global rate with its default
+/// filled in. `ballast_remedy::rule::Rules::new(&plan.rules, ..)` cannot fail on them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemedyPlan {
+    pub rules: Vec<ballast_remedy::rule::RemedySpec>,
+    pub rate: ballast_remedy::rule::RateSpec,
+}
+
+impl Default for RemedyPlan {
+    fn default() -> Self {
+        RemedyPlan {
+            rules: Vec::new(),
+            rate: ballast_remedy::rule::DEFAULT_GLOBAL_RATE,
+        }
     }
 }
 
@@ -204,6 +238,8 @@ pub struct Route {
     pub waiting_room: Option<WaitingRoomConfig>,
     /// Class used by the upstream's admission control when it is saturated.
     pub priority: Priority,
+    /// How much of the service this route is, for an incident's severity (`function`).
+    pub function: FunctionScope,
 }
 
 /// A route's class for load shedding: lower classes are shed first.

@@ -39,6 +39,13 @@ pub struct File {
     pub receiver: Vec<ballast_notify::ReceiverSpec>,
     #[serde(default)]
     pub notify: Vec<ballast_notify::RouteSpec>,
+    /// `[[remedy]]`: automatic actions for alerts, checked by `ballast-remedy`.
+    #[serde(default)]
+    pub remedy: Vec<ballast_remedy::rule::RemedySpec>,
+    /// `[remediation]`: settings for every remedy (the global rate).
+    pub remediation: Option<ballast_remedy::rule::RemediationSpec>,
+    /// `[incident]`: which alerts open incidents, and how severity is graded.
+    pub incident: Option<ballast_incident::IncidentSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +153,8 @@ pub struct Route {
     /// "critical", "high", "normal" or "low".
     pub priority: Option<String>,
     pub waiting_room: Option<WaitingRoom>,
+    /// "auxiliary" (default), "core" or "whole": the route's function scope for incidents.
+    pub function: Option<ballast_core::incident::FunctionScope>,
 }
 
 /// Admission control: at most `capacity` active visitors, the rest wait in line.

@@ -15,9 +15,11 @@ pub use policies::BUILTIN_SORRY_PAGE;
 use policies::{cache, concurrency_limit, flood, retry_policy, sorry_page};
 use upstream::upstream;
 
+mod incident;
 mod monitor;
 mod notify;
 mod policies;
+mod remedy;
 pub mod servers;
 mod store;
 mod tls;
@@ -158,6 +160,15 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         .map(|a| (a.locale, a.dashboard_url.clone(), a.template.clone()))
         .unwrap_or_default();
     let monitoring = monitor::plan(&mut c, raw.alerting, raw.monitor, raw.rule, raw.maintenance);
+    let receiver_names: std::collections::BTreeSet<String> = raw
+        .receiver
+        .iter()
+        .map(|r| r.name.trim().to_string())
+        .collect();
+    let remedy = remedy::plan(&mut c, raw.remedy, raw.remediation, &receiver_names);
+    let incident = raw
+        .incident
+        .map(|spec| incident::check(&mut c, spec, &receiver_names));
     let notify = notify::plan(
         &mut c,
         notify::Input {
@@ -218,7 +229,8 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
         .enumerate()
         .map(|(i, r)| route(&mut c, i, r, &listeners, &upstream_names))
         .unzip();
-    unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
+    let route_names = unique_names(&mut c, "route", routes.iter().map(|r| r.name.as_str()));
+    remedy::names(&mut c, &remedy.rules, &upstream_names, &route_names);
     waiting_room::distinct_cookies(&mut c, &routes, &upstreams);
     for (i, r) in routes.iter().enumerate() {
         let shadow = (0..i).find(|&j| {
@@ -267,6 +279,8 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
             upstreams,
             monitoring,
             notify,
+            remedy,
+            incident,
         })
     } else {
         Err(ConfigError::Invalid {
@@ -547,6 +561,7 @@ fn route(
         },
         waiting_room,
         cache,
+        function: r.function.unwrap_or(FunctionScope::Auxiliary),
     };
     (route, catch_all)
 }

@@ -263,6 +263,13 @@ const TABLES: &[&[&str]] = &[
     &["receiver", "rate"],
     &["notify"],
     &["notify", "escalate"],
+    &["remedy"],
+    &["remedy", "when"],
+    &["remedy", "max_runs"],
+    &["remediation"],
+    &["remediation", "rate"],
+    &["incident"],
+    &["incident", "open_on"],
 ];
 
 /// The keys serde allows in one table, read from the "unknown field" message it gives for a

@@ -5,7 +5,7 @@
 //! config show|diff`) must not hand out a Slack webhook's token, an SMTP password or the admin
 //! token. So what is shown goes through [`redact_secrets`]: in `[[receiver]]` channels every
 //! `url`, `signing_secret`, `password`, `bot_token` (Telegram) and `routing_key` (PagerDuty);
-//! `[admin] token`; and the password of `[store] url` become `[redacted]`. Secrets read from
+//! a `[[remedy]]` webhook's `url`; `[admin] token`; and the password of `[store] url` become `[redacted]`. Secrets read from
 //! `*_file` and `*_env` are never in the text at all, which is why the docs recommend them.
 //!
 //! A text that does not parse (a refused config is recorded too) is redacted line by line:
@@ -38,6 +38,26 @@ pub fn redact_secrets(text: &str) -> String {
         for receiver in receivers.iter_mut() {
             for (_, channel) in receiver.iter_mut() {
                 redact_keys(channel, &CHANNEL_SECRETS);
+            }
+        }
+    }
+    // A remediation's webhook URL may carry a token, like a receiver's.
+    if let Some(remedies) = doc.get_mut("remedy").and_then(Item::as_array_of_tables_mut) {
+        for remedy in remedies.iter_mut() {
+            if let Some(actions) = remedy.get_mut("do").and_then(Item::as_array_mut) {
+                for action in actions.iter_mut() {
+                    if let Some(hook) = action
+                        .as_inline_table_mut()
+                        .and_then(|t| t.get_mut("webhook"))
+                        .and_then(Value::as_inline_table_mut)
+                    {
+                        if let Some(url) = hook.get_mut("url") {
+                            if url.is_str() {
+                                replace(url, REDACTED);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -172,6 +192,11 @@ url = "postgres://ballast:pg-pass@db:5432/ops"
 name = "web"
 slack = { url = "https://hooks.slack.com/services/T/B/slack-tok" }
 email = { to = ["a@b.c"], from = "b@b.c", relays = ["smtp:587"], username = "u", password = "mail-pass" }
+
+[[remedy]]
+name = "tell"
+when = { alert = "x" }
+do = [{ webhook = { url = "https://hooks.example/remedy-tok" } }]
 
 [[receiver]]
 name = "hook"

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::http::{classify, json_body, json_content_type, Endpoint, HttpClient};
+use crate::http::{classify, json_body, Endpoint, HttpClient};
 use crate::message::{Message, MessageStatus};
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
 use crate::render::{self, truncate_chars, AlertText, DEFAULT_LISTED};
@@ -175,9 +175,7 @@ impl DoorayNotifier {
         classify(
             KIND,
             &self.endpoint,
-            self.client
-                .post(&self.endpoint, &[json_content_type()], body)
-                .await,
+            self.client.post_json(&self.endpoint, body).await,
         )
     }
 }

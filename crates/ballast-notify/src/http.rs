@@ -199,6 +199,15 @@ impl HttpClient {
         self
     }
 
+    /// [`HttpClient::post`] of a JSON body (what every chat-like receiver sends).
+    pub async fn post_json(
+        &self,
+        endpoint: &Endpoint,
+        body: Bytes,
+    ) -> Result<HttpResponse, HttpError> {
+        self.post(endpoint, &[json_content_type()], body).await
+    }
+
     /// POSTs `body` to `endpoint` on a new connection and reads the answer.
     pub async fn post(
         &self,

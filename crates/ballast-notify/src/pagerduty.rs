@@ -28,8 +28,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::http::{
-    answer_word, json_body, json_content_type, retry_after, Endpoint, HttpClient, HttpError,
-    HttpResponse,
+    answer_word, json_body, retry_after, Endpoint, HttpClient, HttpError, HttpResponse,
 };
 use crate::message::{Message, MessageStatus};
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
@@ -264,10 +263,7 @@ impl PagerDutyNotifier {
 
     async fn post(&self, message: &Message) -> Result<Delivered, SendError> {
         let body = json_body(KIND, &event(message, &self.routing_key, &self.source))?;
-        let result = self
-            .client
-            .post(&self.endpoint, &[json_content_type()], body)
-            .await;
+        let result = self.client.post_json(&self.endpoint, body).await;
         classify(result, |t| self.redact(t))
     }
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::{classify, json_body, json_content_type, Endpoint, HttpClient};
+use crate::http::{classify, json_body, Endpoint, HttpClient};
 use crate::message::{Message, MessageStatus};
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
 use crate::render::{self, truncate_chars, DEFAULT_LISTED};
@@ -152,9 +152,7 @@ impl SlackNotifier {
         classify(
             KIND,
             &self.endpoint,
-            self.client
-                .post(&self.endpoint, &[json_content_type()], body)
-                .await,
+            self.client.post_json(&self.endpoint, body).await,
         )
     }
 }

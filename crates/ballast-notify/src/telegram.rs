@@ -28,8 +28,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::http::{
-    answer_word, json_body, json_content_type, retry_after, Endpoint, HttpClient, HttpError,
-    HttpResponse, MAX_RETRY_AFTER,
+    answer_word, json_body, retry_after, Endpoint, HttpClient, HttpError, HttpResponse,
+    MAX_RETRY_AFTER,
 };
 use crate::message::Message;
 use crate::notifier::{BoxFuture, Delivered, Notifier, SendError};
@@ -442,10 +442,7 @@ impl TelegramNotifier {
     async fn post(&self, message: &Message) -> Result<Delivered, SendError> {
         let body = payload(message, &self.chat_id, self.parse_mode, self.max_alerts);
         let body = json_body(KIND, &body)?;
-        let result = self
-            .client
-            .post(&self.endpoint, &[json_content_type()], body)
-            .await;
+        let result = self.client.post_json(&self.endpoint, body).await;
         classify(result, |t| self.redact(t))
     }
 }

@@ -326,16 +326,13 @@ impl Store {
         limit: u32,
     ) -> Result<u64, StoreError> {
         let before = to_db("before_unix_ms", before_unix_ms)?;
-        on_pool!(self, p => sqlx::query(
+        self.delete_batch(
             "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
              WHERE created_unix_ms < $1 AND state <> 'pending' ORDER BY id LIMIT $2)",
+            before,
+            limit,
         )
-        .bind(before)
-        .bind(i64::from(limit))
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))
-        .map_err(|e| self.err(e))
     }
 }
 

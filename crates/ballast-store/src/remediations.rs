@@ -127,16 +127,13 @@ impl Store {
         batch: u32,
     ) -> Result<u64, StoreError> {
         let cutoff = to_db("older_than_unix_ms", older_than_unix_ms)?;
-        on_pool!(self, p => sqlx::query(
+        self.delete_batch(
             "DELETE FROM remediation_runs WHERE id IN (SELECT id FROM remediation_runs \
              WHERE ended_unix_ms < $1 ORDER BY id LIMIT $2)",
+            cutoff,
+            batch,
         )
-        .bind(cutoff)
-        .bind(i64::from(batch))
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))
-        .map_err(|e| self.err(e))
     }
 }
 

@@ -39,6 +39,17 @@ impl Store {
                  WHERE outcome = 'applied' GROUP BY instance) ORDER BY id LIMIT $2)"
             }
         };
+        self.delete_batch(sql, cutoff, batch).await
+    }
+
+    /// Runs one batched retention `DELETE` (`$1` the cutoff, `$2` the batch size) and returns
+    /// how many rows went: the one statement every `prune_*` of the store shares.
+    pub(crate) async fn delete_batch(
+        &self,
+        sql: &'static str,
+        cutoff: i64,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
         on_pool!(self, p => sqlx::query(sql)
             .bind(cutoff)
             .bind(i64::from(batch))

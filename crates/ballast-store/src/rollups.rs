@@ -160,16 +160,13 @@ impl Store {
     /// a call returns fewer than `limit`.
     pub async fn prune_rollups(&self, before_unix_ms: u64, limit: u32) -> Result<u64, StoreError> {
         let cutoff = to_db("before_unix_ms", before_unix_ms)?;
-        on_pool!(self, p => sqlx::query(
+        self.delete_batch(
             "DELETE FROM metric_rollups WHERE id IN (SELECT id FROM metric_rollups \
              WHERE minute_unix_ms < $1 ORDER BY minute_unix_ms, id LIMIT $2)",
+            cutoff,
+            limit,
         )
-        .bind(cutoff)
-        .bind(i64::from(limit))
-        .execute(p)
         .await
-        .map(|r| r.rows_affected()))
-        .map_err(|e| self.err(e))
     }
 }
 

@@ -33,10 +33,14 @@ use serde_json::json;
 pub mod alerts;
 pub mod changes;
 pub mod history;
+pub mod incidents;
 pub mod notifications;
 pub mod rollback;
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
+pub use incidents::{
+    AckInput, BrainError, IncidentQuery, NoteInput, OpenIncident, RemediationQuery, StatusInput,
+};
 pub use notifications::NotificationQuery;
 pub use rollback::RollbackError;
 
@@ -168,6 +172,59 @@ pub trait Control: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<serde_json::Value, AlertingError>> {
         Box::pin(async { Err(AlertingError::Off) })
     }
+    /// Remediation runs, newest first, and the blocked targets.
+    fn remediations(
+        &self,
+        _query: RemediationQuery,
+    ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("remediation")) })
+    }
+    /// A person acknowledges a blocked remediation target.
+    fn remediation_ack(
+        &self,
+        _target: String,
+        _by: String,
+    ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("remediation")) })
+    }
+    /// Incidents, newest first.
+    fn incidents(
+        &self,
+        _query: IncidentQuery,
+    ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("incidents")) })
+    }
+    /// One incident with its whole timeline.
+    fn incident(&self, _id: u64) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("incidents")) })
+    }
+    /// Opens an incident by hand (`by` is filled in).
+    fn open_incident(
+        &self,
+        _input: OpenIncident,
+    ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("incidents")) })
+    }
+    /// Adds a note to an incident (`by` is filled in).
+    fn incident_note(
+        &self,
+        _id: u64,
+        _input: NoteInput,
+    ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("incidents")) })
+    }
+    /// Moves an incident's lifecycle (`by` is filled in).
+    fn incident_status(
+        &self,
+        _id: u64,
+        _input: StatusInput,
+    ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("incidents")) })
+    }
+    /// An incident's post-mortem in Markdown.
+    fn postmortem(&self, _id: u64) -> BoxFuture<'_, Result<String, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("incidents")) })
+    }
 }
 
 /// Every error the admin API answers, as one type: the status code follows from the kind.
@@ -243,6 +300,19 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/silences/{id}", delete(alerts::expire_silence))
         .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/receivers/{name}/test", post(notifications::test))
+        .route("/api/v1/remediations", get(incidents::runs))
+        .route("/api/v1/remediations/ack", post(incidents::ack))
+        .route(
+            "/api/v1/incidents",
+            get(incidents::list).post(incidents::open),
+        )
+        .route("/api/v1/incidents/{id}", get(incidents::show))
+        .route("/api/v1/incidents/{id}/notes", post(incidents::note))
+        .route("/api/v1/incidents/{id}/status", post(incidents::status))
+        .route(
+            "/api/v1/incidents/{id}/postmortem.md",
+            get(incidents::postmortem),
+        )
         .route("/api/v1/heartbeat/{name}", post(alerts::ping))
         .route("/api/v1/heartbeat/{name}/start", post(alerts::start))
         .route("/api/v1/heartbeat/{name}/fail", post(alerts::failed))

@@ -274,6 +274,37 @@ pub enum Event {
     },
     /// A silence was ended before its time.
     SilenceExpired { id: u64, by: String },
+    /// A remediation rule ran (or was refused) on a target: the whole record is at
+    /// `/api/v1/remediations`.
+    RemediationRan {
+        rule: String,
+        target: String,
+        alert_id: String,
+        dry_run: bool,
+        /// `ok`, `failed` or `refused`.
+        result: String,
+        /// Why it failed or was refused.
+        reason: Option<String>,
+    },
+    /// Remediation stopped acting on a target (repeated failures or a spent budget) and
+    /// called a person; it acts again once someone acknowledges.
+    RemediationEscalated {
+        rule: String,
+        target: String,
+        cause: String,
+        receiver: Option<String>,
+    },
+    /// A person acknowledged a blocked remediation target.
+    RemediationAcknowledged { target: String, by: String },
+    /// An incident was opened (by an alert or by hand).
+    IncidentOpened {
+        id: u64,
+        title: String,
+        severity: String,
+        by: String,
+    },
+    /// An incident moved to another step of its lifecycle.
+    IncidentStatusChanged { id: u64, status: String, by: String },
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).

@@ -316,7 +316,8 @@ impl TimelineEntry {
         }
     }
 
-    /// A remediation run.
+    /// A remediation run, at the moment it ended (when its outcome was known); keyed by its
+    /// start, so the record of a run updated after `verify` stays one entry.
     pub fn from_remediation(run: &crate::RemediationRun) -> Self {
         let actions = run
             .steps
@@ -326,7 +327,7 @@ impl TimelineEntry {
             .join(", ");
         let dry = if run.dry_run { " (dry run)" } else { "" };
         TimelineEntry {
-            at_unix_ms: run.started_unix_ms,
+            at_unix_ms: run.ended_unix_ms,
             kind: EntryKind::Remediation,
             summary: format!(
                 "remediation {} on {}: {}{dry}{}",

@@ -364,7 +364,7 @@ mod tests {
             "| 2026-11-30 10:00:30 | alert error-rate fired (critical) on service=shop |  |",
             "- 2026-11-30 09:50:00 config version 2 applied (api), sha256 abcdef012345 (gw1:9000)",
             "- 2026-11-30 09:00:00 deploy shop v42: new checkout flow (ci)",
-            "- 2026-11-30 10:03:20 remediation restart-app on app@8080: ok [restart] (remediation)",
+            "- 2026-11-30 10:03:21 remediation restart-app on app@8080: ok [restart] (remediation)",
             "- 2026-11-30 10:05:00 drained app 10.0.0.2:8080 (cli) (gw1:9000)",
             "v42 sent every checkout to a missing table.",
             "- Run migrations before deploys (bo)",

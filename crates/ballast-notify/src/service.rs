@@ -214,6 +214,27 @@ impl Notifications {
             .collect()
     }
 
+    /// Queues `notice` to every target of `receiver` through the outbox (persisted, retried,
+    /// logged, once per `notice.key`); returns how many targets it was queued for.
+    pub fn announce(&self, receiver: &str, notice: &crate::Notice) -> Result<usize, TestError> {
+        let rows = {
+            let inner = lock(&self.inner);
+            let receivers = inner.dispatcher.receivers();
+            if receivers.targets_of(receiver).is_empty() {
+                return Err(TestError::UnknownReceiver(receiver.to_string()));
+            }
+            notice.rows(
+                receivers,
+                receiver,
+                inner.plan.dashboard_url.clone(),
+                now_ms(),
+            )
+        };
+        let n = rows.len();
+        self.delivery.queue(rows);
+        Ok(n)
+    }
+
     /// Sends a test message to every target of `receiver` now (not through the outbox's
     /// retries), records each attempt in the log, and says how each went.
     pub async fn test(&self, receiver: &str, by: &str) -> Result<Vec<TestResult>, TestError> {

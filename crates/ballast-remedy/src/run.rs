@@ -31,8 +31,13 @@ use crate::rule::Rules;
 /// Carries out the gateway-side actions (`drain`, `enable`, `eject`, `route`, `shed`,
 /// `webhook`): the binary implements it over the running gateway.
 pub trait GatewaySide {
-    /// Applies one rendered action; `Ok` holds a line for the record, `Err` why it failed.
-    fn apply(&self, action: &Action) -> impl Future<Output = Result<String, String>> + Send;
+    /// Applies one rendered action of `job`; `Ok` holds a line for the record, `Err` why it
+    /// failed.
+    fn apply(
+        &self,
+        job: &Job,
+        action: &Action,
+    ) -> impl Future<Output = Result<String, String>> + Send;
 }
 
 /// A [`GatewaySide`] for a process with no gateway: every gateway-side action fails.
@@ -40,7 +45,7 @@ pub trait GatewaySide {
 pub struct NoGateway;
 
 impl GatewaySide for NoGateway {
-    async fn apply(&self, action: &Action) -> Result<String, String> {
+    async fn apply(&self, _job: &Job, action: &Action) -> Result<String, String> {
         Err(format!("{}: no gateway to apply it to", action.kind()))
     }
 }
@@ -245,7 +250,7 @@ pub async fn execute<G: GatewaySide>(
             if job.dry_run {
                 (true, format!("would apply: {}", describe(action)))
             } else {
-                match gateway.apply(action).await {
+                match gateway.apply(job, action).await {
                     Ok(line) => (true, line),
                     Err(e) => (false, e),
                 }

@@ -76,6 +76,46 @@ impl Store {
     }
 
     /// The run log: at most `limit` runs started at or after `since_unix_ms`, newest first.
+    /// Rewrites run `id`'s end, result and steps with `run`'s (a run whose `verify` ran out is
+    /// failed after all); [`StoreError::NotFound`] when there is no such run.
+    pub async fn update_remediation(
+        &self,
+        id: u64,
+        run: &RemediationRun,
+    ) -> Result<(), StoreError> {
+        let row_id = to_db("id", id)?;
+        let ended = to_db("ended_unix_ms", run.ended_unix_ms)?;
+        let steps = serde_json::to_string(&run.steps).map_err(StoreError::Encode)?;
+        let (reason, kind) = match &run.result {
+            RemediationResult::Ok => (None, None),
+            RemediationResult::Failed { reason } => (Some(reason.as_str()), None),
+            RemediationResult::Refused { kind, reason } => {
+                (Some(reason.as_str()), Some(kind.as_str()))
+            }
+        };
+        let done = on_pool!(self, p => sqlx::query(
+            "UPDATE remediation_runs SET ended_unix_ms = $2, result = $3, reason = $4, \
+             refused_kind = $5, steps_json = $6 WHERE id = $1",
+        )
+        .bind(row_id)
+        .bind(ended)
+        .bind(run.result.name())
+        .bind(reason)
+        .bind(kind)
+        .bind(steps.as_str())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| self.err(e))?;
+        if done == 0 {
+            return Err(StoreError::NotFound {
+                what: "remediation run",
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     pub async fn remediations(
         &self,
         since_unix_ms: u64,

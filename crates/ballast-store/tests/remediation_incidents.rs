@@ -38,6 +38,7 @@ conformance!(
     remediations_newest_first_and_since,
     remediations_for_rule_and_target_oldest_first,
     remediations_prune_in_batches,
+    remediation_update_rewrites_the_outcome,
     incident_create_save_and_reopen,
     incidents_filter_and_order,
     incidents_prune_keeps_open,
@@ -103,6 +104,25 @@ async fn remediation_round_trip_survives_reopen(db: Db) {
         .collect();
     assert_eq!(got, want);
     reopened.close().await;
+}
+
+async fn remediation_update_rewrites_the_outcome(db: Db) {
+    let store = &db.store;
+    let first = run("restart", "api", 1000, RemediationResult::Ok);
+    let id = store.record_remediation(&first).await.unwrap();
+    let mut later = first.clone();
+    later.ended_unix_ms = 9000;
+    later.result = failed();
+    store.update_remediation(id, &later).await.unwrap();
+    let all = store.remediations(0, 10).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, id);
+    assert_eq!(all[0].run, later);
+    let missing = store.update_remediation(id + 100, &later).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
 }
 
 async fn remediations_newest_first_and_since(db: Db) {

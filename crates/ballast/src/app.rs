@@ -10,8 +10,9 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use ballast_admin::{
-    AdminState, AlertingError, Beat, BoxFuture, Control, HistoryError, HistoryQuery,
-    NotificationQuery, RollbackError, SilenceInput,
+    AdminState, AlertingError, Beat, BoxFuture, BrainError, Control, HistoryError, HistoryQuery,
+    IncidentQuery, NoteInput, NotificationQuery, OpenIncident, RemediationQuery, RollbackError,
+    SilenceInput, StatusInput,
 };
 use ballast_config::{Loaded, Source};
 use ballast_core::{
@@ -21,12 +22,16 @@ use ballast_core::{
 };
 use ballast_notify::Notifications;
 use ballast_proxy::Gateway;
+use serde_json::Value;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{watch, Mutex};
 
 use crate::alerting::Alerting;
+use crate::brain_api;
 use crate::history::History;
+use crate::incidents::Incidents;
 use crate::notifying;
+use crate::remedying::{Announce, Remediation};
 use crate::{changes, instances, retention};
 
 /// The admin API's view of the running gateway.
@@ -37,7 +42,11 @@ struct App {
     alerting: OnceLock<Alerting>,
     /// Notifications; set once monitoring runs (they read its alerts).
     notifications: OnceLock<Notifications>,
-    /// Notified on every alert change: notifications run a round at once.
+    /// Remediation; set once notifications run (it escalates through them).
+    remediation: OnceLock<Remediation>,
+    /// Incidents; set once notifications run (they announce through them).
+    incidents: OnceLock<Incidents>,
+    /// Notified on every alert change: notifications, remediation and incidents look at once.
     alert_changed: Arc<tokio::sync::Notify>,
     /// Where the config comes from (the file a rollback writes back to).
     source: Source,
@@ -68,6 +77,25 @@ impl App {
                 tracing::error!(error = %e, "notifications kept their previous plan");
             }
         }
+        if let Some(r) = self.remediation.get() {
+            r.reconfigure(&config.remedy, &receiver_names(&config));
+        }
+        if let Some(i) = self.incidents.get() {
+            i.reconfigure(&config);
+        }
+    }
+
+    /// Sends a notice through the notification outbox (once notifications run).
+    fn announcer(self: &Arc<Self>) -> Announce {
+        let app = Arc::downgrade(self);
+        Arc::new(move |receiver: &str, notice: &ballast_notify::Notice| {
+            let app = app.upgrade().ok_or("the gateway is stopping")?;
+            let n = app
+                .notifications
+                .get()
+                .ok_or("notifications are not running")?;
+            n.announce(receiver, notice).map_err(|e| e.to_string())
+        })
     }
 
     fn notifications(&self) -> Result<&Notifications, AlertingError> {
@@ -77,6 +105,24 @@ impl App {
     fn alerting(&self) -> Result<&Alerting, AlertingError> {
         self.alerting.get().ok_or(AlertingError::Off)
     }
+
+    fn remediation(&self) -> Result<&Remediation, BrainError> {
+        self.remediation.get().ok_or(BrainError::Off("remediation"))
+    }
+
+    fn incident_service(&self) -> Result<&Incidents, BrainError> {
+        self.incidents.get().ok_or(BrainError::Off("incidents"))
+    }
+}
+
+/// The names of the configured receivers.
+fn receiver_names(config: &ballast_config::Config) -> std::collections::BTreeSet<String> {
+    config
+        .notify
+        .receivers
+        .iter()
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 /// A config version as the API shows it: inline secrets redacted.
@@ -98,6 +144,12 @@ impl Control for App {
         }
         if let Some(n) = self.notifications.get() {
             more.push_str(&n.metrics());
+        }
+        if let Some(r) = self.remediation.get() {
+            more.push_str(&r.metrics());
+        }
+        if let Some(i) = self.incidents.get() {
+            more.push_str(&i.metrics());
         }
         // The gateway's OpenMetrics text ends with `# EOF`; the rest goes before.
         let end = out.rfind("# EOF").unwrap_or(out.len());
@@ -188,7 +240,61 @@ impl Control for App {
     }
 
     fn ack(&self, id: String, ack: Ack) -> BoxFuture<'_, Result<AlertRecord, AlertingError>> {
-        Box::pin(async move { self.alerting()?.ack(&id, ack) })
+        Box::pin(async move {
+            let by = ack.by.clone();
+            let record = self.alerting()?.ack(&id, ack)?;
+            // Acknowledging an alert also frees the targets its remediation gave up on.
+            if let Some(r) = self.remediation.get() {
+                r.acknowledge_alert(&id, &by);
+            }
+            Ok(record)
+        })
+    }
+
+    fn remediations(&self, q: RemediationQuery) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(
+            async move { brain_api::remediations(self.remediation()?, &self.history, q).await },
+        )
+    }
+
+    fn remediation_ack(
+        &self,
+        target: String,
+        by: String,
+    ) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(async move { brain_api::ack(self.remediation()?, &target, &by) })
+    }
+
+    fn incidents(&self, q: IncidentQuery) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(async move { brain_api::list(self.incident_service()?, q).await })
+    }
+
+    fn incident(&self, id: u64) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(async move {
+            brain_api::show(self.incident_service()?, self.remediation.get(), id).await
+        })
+    }
+
+    fn open_incident(&self, input: OpenIncident) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(async move { brain_api::open(self.incident_service()?, input).await })
+    }
+
+    fn incident_note(&self, id: u64, input: NoteInput) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(async move { brain_api::note(self.incident_service()?, id, input).await })
+    }
+
+    fn incident_status(
+        &self,
+        id: u64,
+        input: StatusInput,
+    ) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(async move { brain_api::status(self.incident_service()?, id, input).await })
+    }
+
+    fn postmortem(&self, id: u64) -> BoxFuture<'_, Result<String, BrainError>> {
+        Box::pin(async move {
+            brain_api::postmortem(self.incident_service()?, self.remediation.get(), id).await
+        })
     }
 
     fn silences(
@@ -223,14 +329,19 @@ impl Control for App {
         query: NotificationQuery,
     ) -> BoxFuture<'_, Result<Vec<NotificationLog>, AlertingError>> {
         Box::pin(async move {
-            let n = self.notifications()?;
             // Filters apply after the limit is read, so read more when filtering.
             let read = if query.receiver.is_some() || query.state.is_some() {
                 10_000
             } else {
                 query.limit
             };
-            let mut lines = notifying::log(n, &self.history, query.since_unix_ms, read).await;
+            let mut lines = match self.notifications.get() {
+                Some(n) => notifying::log(n, &self.history, query.since_unix_ms, read).await,
+                // Still starting: the log is in the store already.
+                None => notifying::stored_log(&self.history, query.since_unix_ms, read)
+                    .await
+                    .ok_or(AlertingError::Off)?,
+            };
             lines.retain(|l| {
                 query
                     .receiver
@@ -304,6 +415,8 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         history: history.clone(),
         alerting: OnceLock::new(),
         notifications: OnceLock::new(),
+        remediation: OnceLock::new(),
+        incidents: OnceLock::new(),
         alert_changed: Arc::new(tokio::sync::Notify::new()),
         source,
         config_lock: Mutex::new(()),
@@ -360,13 +473,49 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
                     app.alerting.get().map(Alerting::alerts).unwrap_or_default()
                 })
             };
-            let notify = gateway.config().notify.clone();
-            match notifying::start(&notify, source, history, app.alert_changed.clone()).await {
+            let config = gateway.config();
+            match notifying::start(&config.notify, source.clone(), history.clone()).await {
                 Ok(n) => {
                     let _ = app.notifications.set(n);
                 }
                 Err(e) => tracing::error!(error = %e, "notifications could not start"),
             }
+            let remediation = Remediation::start(
+                &config.remedy,
+                &receiver_names(&config),
+                source.clone(),
+                gateway.clone(),
+                history.clone(),
+                app.announcer(),
+            )
+            .await;
+            let _ = app.remediation.set(remediation);
+            let incidents = Incidents::start(
+                &config,
+                source,
+                gateway.clone(),
+                history.clone(),
+                app.announcer(),
+                config.store.is_some(),
+            )
+            .await;
+            let _ = app.incidents.set(incidents);
+            // Every alert change wakes each engine that reads the alerts.
+            let fanout = app.clone();
+            tokio::spawn(async move {
+                loop {
+                    fanout.alert_changed.notified().await;
+                    if let Some(n) = fanout.notifications.get() {
+                        n.alerts_changed();
+                    }
+                    if let Some(r) = fanout.remediation.get() {
+                        r.wake();
+                    }
+                    if let Some(i) = fanout.incidents.get() {
+                        i.wake();
+                    }
+                }
+            });
             // A reload that landed while monitoring started must not be missed.
             app.monitoring_follows();
         })
@@ -402,6 +551,12 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     }
     if let Some(n) = app.notifications.get() {
         n.stop();
+    }
+    if let Some(r) = app.remediation.get() {
+        r.stop();
+    }
+    if let Some(i) = app.incidents.get() {
+        i.stop();
     }
     for chore in chores {
         chore.abort();

@@ -24,22 +24,13 @@ impl StoreAccess for Access {
     }
 }
 
-/// Starts the notification service on `plan`.
+/// Starts the notification service on `plan` (the caller wakes it on alert changes).
 pub async fn start(
     plan: &NotifyPlan,
     alerts: AlertSource,
     history: Arc<History>,
-    wake: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<Notifications> {
-    let n = Notifications::start(plan, alerts, Arc::new(Access(history))).await?;
-    let waker = n.waker();
-    tokio::spawn(async move {
-        loop {
-            wake.notified().await;
-            waker.notify_one();
-        }
-    });
-    Ok(n)
+    Ok(Notifications::start(plan, alerts, Arc::new(Access(history))).await?)
 }
 
 /// The notification log, newest first: from the store when it answers, else what memory
@@ -66,6 +57,23 @@ pub async fn log(
         .into_iter()
         .filter(|l| l.created_unix_ms >= since_unix_ms)
         .collect()
+}
+
+/// The notification log as the store holds it, for the moments before the service has
+/// started (a restart reloading its outbox); `None` without a store that answers.
+pub async fn stored_log(
+    history: &History,
+    since_unix_ms: u64,
+    limit: u32,
+) -> Option<Vec<NotificationLog>> {
+    let store = history.store().ok()?;
+    match store.notification_log(since_unix_ms, limit).await {
+        Ok(rows) => Some(rows),
+        Err(e) => {
+            let _ = history.failed(e);
+            None
+        }
+    }
 }
 
 /// Memory's lines and the store's, one line per dedup key (memory's is newer), newest first.

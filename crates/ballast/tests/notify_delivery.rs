@@ -293,6 +293,10 @@ fn a_restart_delivers_the_three_pending_once_and_announces_nothing_again() {
     let pending = notification_log(&gw, "?state=pending&limit=1000");
     assert_eq!(pending.len(), 3, "{pending:#?}");
     assert_eq!(hook.received().len(), 2, "nothing sent while down");
+    // Notifications start after monitoring has restored the alerts.
+    wait_until("the outbox reloaded", WAIT, || {
+        gw.stderr().contains("undelivered notifications reloaded")
+    });
     let metrics = gw.metrics();
     assert_eq!(
         metric_value(

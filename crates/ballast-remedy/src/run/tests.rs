@@ -219,7 +219,7 @@ async fn dry_run_records_and_runs_nothing() {
 struct Recorder(Mutex<Vec<String>>);
 
 impl GatewaySide for Recorder {
-    async fn apply(&self, action: &Action) -> Result<String, String> {
+    async fn apply(&self, _job: &Job, action: &Action) -> Result<String, String> {
         self.0.lock().unwrap().push(action.kind().to_string());
         Ok(format!("{} applied", action.kind()))
     }

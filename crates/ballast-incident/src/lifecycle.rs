@@ -34,6 +34,10 @@ pub use ballast_core::incident::{Status, StepStamp};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+/// The author of the moves the gateway makes by itself (propagated after announcing,
+/// recovered when every alert resolved).
+pub const SYSTEM_AUTHOR: &str = "ballast";
+
 /// Why a move was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TransitionError {
@@ -156,11 +160,12 @@ impl Lifecycle {
         self.opened_unix_ms().saturating_sub(started_unix_ms)
     }
 
-    /// Time from opening to the first stamp at `triage` or later.
+    /// Time from opening to the first stamp at `triage` or later made by a person (the
+    /// gateway's own moves, stamped [`SYSTEM_AUTHOR`], acknowledge nothing).
     pub fn time_to_acknowledge_ms(&self) -> Option<u64> {
         self.steps
             .iter()
-            .find(|s| s.status >= Status::Triage)
+            .find(|s| s.status >= Status::Triage && s.author != SYSTEM_AUTHOR)
             .map(|s| s.at_unix_ms.saturating_sub(self.opened_unix_ms()))
     }
 
@@ -260,6 +265,12 @@ mod tests {
         assert_eq!(l.time_to_recover_ms(0), None);
         l.move_to(Status::Analyse, 600_000, "ana").unwrap();
         assert_eq!(l.time_to_recover_ms(0), Some(600_000));
+        // The gateway's own moves acknowledge nothing.
+        let mut auto = Lifecycle::detected(60_000, SYSTEM_AUTHOR);
+        auto.move_to(Status::Analyse, 70_000, SYSTEM_AUTHOR)
+            .unwrap();
+        assert_eq!(auto.time_to_acknowledge_ms(), None);
+        assert_eq!(auto.time_to_recover_ms(0), Some(70_000));
         // An impact start after opening (set wrong by hand) is 0, not an underflow.
         assert_eq!(l.time_to_detect_ms(70_000), 0);
     }

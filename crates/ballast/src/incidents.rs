@@ -48,7 +48,7 @@ const MEMORY_CLOSED: usize = 1_000;
 /// takes the incident).
 const UNSAVED_IDS: u64 = 1 << 40;
 /// Who the gateway's own moves are stamped with.
-pub const AUTHOR: &str = "ballast";
+pub const AUTHOR: &str = ballast_incident::lifecycle::SYSTEM_AUTHOR;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

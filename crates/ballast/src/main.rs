@@ -12,12 +12,14 @@ mod changes;
 mod config_cmd;
 mod demo;
 mod history;
+mod incident_cmd;
 mod incident_timeline;
 mod incidents;
 mod instances;
 mod lab;
 mod notify_cmd;
 mod notifying;
+mod remedy_cmd;
 mod remedy_gateway;
 mod remedying;
 mod retention;
@@ -119,6 +121,14 @@ enum Command {
     /// Notifications: send a test message to a receiver (test), see what was sent (log).
     #[command(subcommand)]
     Notify(notify_cmd::NotifyCommand),
+    /// Automatic remediation: what it did (runs) and letting it act again on a target it gave
+    /// up on (ack).
+    #[command(subcommand)]
+    Remedy(remedy_cmd::RemedyCommand),
+    /// Incidents: list, show, open by hand, add notes, move through the lifecycle, export the
+    /// post-mortem.
+    #[command(subcommand)]
+    Incident(incident_cmd::IncidentCommand),
     /// Roll a running gateway back to a recorded config version (by default the previous good
     /// one): it is validated, written to the config file (the replaced file is kept as
     /// NAME.bak.<UTC time>) and applied like a reload.
@@ -213,6 +223,8 @@ fn main() -> ExitCode {
         Command::Ack(args) => exit(alerts_cmd::ack(args)),
         Command::Silence(cmd) => exit(alerts_cmd::silence(cmd)),
         Command::Notify(cmd) => exit(notify_cmd::notify(cmd)),
+        Command::Remedy(cmd) => exit(remedy_cmd::remedy(cmd)),
+        Command::Incident(cmd) => exit(incident_cmd::incident(cmd)),
         Command::Rollback {
             version,
             config,

@@ -21,9 +21,9 @@ use crate::config_cmd::utc;
 #[derive(Args)]
 pub struct Target {
     #[arg(long, short)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     #[arg(long)]
-    admin: Option<String>,
+    pub admin: Option<String>,
 }
 
 #[derive(Subcommand)]

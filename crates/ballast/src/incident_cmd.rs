@@ -244,10 +244,7 @@ fn show_text(v: &Value) -> String {
         v["scope"]["user"].as_str().unwrap_or("?"),
         v["scope"]["function"].as_str().unwrap_or("?"),
     );
-    let steps = v["lifecycle"]["steps"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let steps = v["lifecycle"].as_array().cloned().unwrap_or_default();
     if let Some(last) = steps.last() {
         let _ = writeln!(out, "status {}", last["status"].as_str().unwrap_or("?"));
     }

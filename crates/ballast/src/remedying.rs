@@ -20,6 +20,10 @@
 //!                                        escalation? ─▶ event + notice to `escalate_to`
 //! ```
 //!
+//! A run that failed (or whose `verify` ran out) while its alert keeps firing is tried again
+//! after the rule's cooldown, so "restart, still broken, restart" goes on until the guards
+//! refuse it (budget spent) or too many failures block the target, and a person is called.
+//!
 //! At start the last day's runs come back from the store and are replayed into the guards
 //! (budgets, cooldowns, failure counts, blocks), so restarting Ballast never hands a restart
 //! loop a fresh budget; an alert still firing whose episode was already acted on is not acted
@@ -87,6 +91,23 @@ struct State {
     last_alert: HashMap<String, String>,
     /// When each target was last acknowledged (a reload replays only runs after it).
     acks: HashMap<String, u64>,
+    /// Alerts still firing after a failed run: when to try again (the rule's cooldown later;
+    /// the guards then run it, or refuse it and escalate once the budget is spent).
+    retry_at: HashMap<String, u64>,
+}
+
+impl State {
+    /// A run failed: if its alert keeps firing, try again after the rule's cooldown.
+    fn retry_later(&mut self, run: &RemediationRun, now: u64) {
+        if run.dry_run {
+            return;
+        }
+        if let Some(rule) = self.remedy.rules().get(&run.rule) {
+            let wait = rule.guard().cooldown_ms.max(1_000);
+            self.retry_at
+                .insert(run.alert_id.clone(), now.saturating_add(wait));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -144,6 +165,7 @@ impl Remediation {
             firing: HashMap::new(),
             last_alert: HashMap::new(),
             acks: HashMap::new(),
+            retry_at: HashMap::new(),
         };
         let mut memory = VecDeque::new();
         if let Ok(store) = history.store() {
@@ -529,9 +551,11 @@ fn look(st: &mut State, alerts: &[ballast_core::AlertView], now: u64) -> Decided
             continue;
         }
         still.insert(a.id.as_str());
-        if st.firing.get(&a.id) == Some(&a.since_unix_ms) {
+        let retry = st.retry_at.get(&a.id).is_some_and(|at| *at <= now);
+        if st.firing.get(&a.id) == Some(&a.since_unix_ms) && !retry {
             continue;
         }
+        st.retry_at.remove(&a.id);
         st.firing.insert(a.id.clone(), a.since_unix_ms);
         let (triggered, escalations) = st.remedy.on_alert(a, now);
         d.escalations.extend(escalations);
@@ -551,6 +575,7 @@ fn look(st: &mut State, alerts: &[ballast_core::AlertView], now: u64) -> Decided
         .filter(|id| !still.contains(id.as_str()))
         .cloned()
         .collect();
+    st.retry_at.retain(|id, _| still.contains(id.as_str()));
     for id in gone {
         st.firing.remove(&id);
         d.verified.extend(
@@ -564,6 +589,9 @@ fn look(st: &mut State, alerts: &[ballast_core::AlertView], now: u64) -> Decided
         .extend(st.verifier.expired(now).into_iter().map(|r| (r, false)));
     for (run, ok) in &d.verified {
         d.escalations.extend(st.remedy.finish(run, *ok, now));
+        if !ok {
+            st.retry_later(run, now);
+        }
     }
     d
 }
@@ -631,7 +659,12 @@ fn executed(shared: &Shared, announce: &Announce, alerts: &AlertSource, run: Rem
                     st.remedy.finish(&run, true, now)
                 }
             }
-            _ => st.remedy.finish(&run, ok, now),
+            _ => {
+                if !ok {
+                    st.retry_later(&run, now);
+                }
+                st.remedy.finish(&run, ok, now)
+            }
         }
     };
     if let Some(e) = escalation {

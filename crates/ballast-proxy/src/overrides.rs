@@ -16,7 +16,12 @@
 //! (the route's new settings, the new upstream's servers, its new sorry page). An override
 //! whose route or target is gone is dropped and the drop is recorded as a
 //! `route_rerouted` event with `to: null` by `gateway`. Shed shares are per class and always
-//! survive reloads. A restart forgets every override.
+//! survive reloads. A DNS answer that changes an upstream's members rebuilds the overrides
+//! the same way. A restart forgets every override.
+//!
+//! Where they act on a request (`http::forward`): a reroute right after the route matched
+//! (a sorry page is served before anything else); a forced shed where admission control
+//! acts, after a fresh cache hit (which costs no upstream anything) and before it.
 //!
 //! A route sent to another upstream bypasses its response cache (answers of the standby are
 //! not stored as the route's, and the configured upstream's stored answers are not served):

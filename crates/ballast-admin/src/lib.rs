@@ -1,5 +1,5 @@
-//! The admin listener: Prometheus metrics, the JSON status API, runtime drain/enable, reload
-//! and cache purges.
+//! The admin listener: Prometheus metrics, the JSON status API, runtime drain/enable, reload,
+//! cache purges, and the remediation commands (eject, reroute, shed; see [`remediation`]).
 //!
 //! The router talks to the gateway only through the [`Control`] trait, in `ballast-core` values
 //! (a [`Command`] in, a [`Report`] or a [`CommandError`] out, [`Stamped`] events), so this crate
@@ -35,6 +35,7 @@ pub mod changes;
 pub mod history;
 pub mod incidents;
 pub mod notifications;
+pub mod remediation;
 pub mod rollback;
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
@@ -62,7 +63,8 @@ pub trait Control: Send + Sync + 'static {
     fn metrics(&self) -> String;
     /// Events with a sequence number above `after`, oldest first.
     fn events(&self, after: u64) -> Vec<Stamped>;
-    /// Carries out a command (drain, enable, reload, purge); on `Err` nothing changed.
+    /// Carries out a command (drain, enable, reload, purge, eject, reroute, shed); on `Err`
+    /// nothing changed.
     fn apply(&self, issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>>;
     /// Recorded config versions (applied and refused), newest first, at most `limit`.
     fn config_versions(
@@ -281,6 +283,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/servers/{upstream}/{addr}/drain", post(drain))
         .route("/api/v1/servers/{upstream}/{addr}/enable", post(enable))
+        .route(
+            "/api/v1/servers/{upstream}/{addr}/eject",
+            post(remediation::eject),
+        )
+        .route("/api/v1/routes/{route}/reroute", post(remediation::reroute))
+        .route("/api/v1/shed", post(remediation::shed))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/cache/purge", post(purge))
         .route("/api/v1/config/versions", get(history::versions))
@@ -578,6 +586,10 @@ mod tests {
                         removed: 3,
                         routes: Vec::new(),
                     }),
+                    // Their endpoints are tested in `remediation`.
+                    Command::Eject { .. } | Command::Reroute { .. } | Command::Shed { .. } => {
+                        return Err(CommandError::Refused("not recorded here".into()))
+                    }
                 };
                 self.applied.lock().unwrap().push(issued);
                 Ok(report)

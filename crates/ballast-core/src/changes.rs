@@ -15,12 +15,15 @@ use crate::history::{drift, Change, ChangeKind, ConfigSummary, Instance, NewChan
 
 /// The event kinds (their serde `kind` tag) that record a command given at run time: what the
 /// store is asked for when the change timeline is built. [`is_command`] is the same set.
-pub const COMMAND_KINDS: [&str; 5] = [
+pub const COMMAND_KINDS: [&str; 8] = [
     "server_drained",
     "server_enabled",
     "reload_applied",
     "reload_refused",
     "cache_purged",
+    "server_eject_ordered",
+    "route_rerouted",
+    "shed_share_set",
 ];
 
 /// Whether `event` records a command given at run time (listed in [`COMMAND_KINDS`]).
@@ -32,6 +35,9 @@ pub fn is_command(event: &Event) -> bool {
             | Event::ReloadApplied { .. }
             | Event::ReloadRefused { .. }
             | Event::CachePurged { .. }
+            | Event::ServerEjectOrdered { .. }
+            | Event::RouteRerouted { .. }
+            | Event::ShedShareSet { .. }
     )
 }
 
@@ -149,6 +155,28 @@ fn command_line(event: &Event) -> String {
         } => match prefix {
             Some(p) => format!("cache purged on route {route} under {p}: {removed} removed"),
             None => format!("cache purged on route {route}: {removed} removed"),
+        },
+        Event::ServerEjectOrdered {
+            upstream,
+            server,
+            ejection_ms,
+            by,
+            ..
+        } => format!(
+            "ejected {upstream} {server} for {} ({})",
+            crate::Duration::from_millis(*ejection_ms),
+            by.name()
+        ),
+        Event::RouteRerouted { route, to, by } => match to {
+            Some(to) if to == "sorry" => {
+                format!("route {route} serves its sorry page ({})", by.name())
+            }
+            Some(to) => format!("route {route} rerouted to {to} ({})", by.name()),
+            None => format!("route {route} restored as configured ({})", by.name()),
+        },
+        Event::ShedShareSet { class, share, by } => match share {
+            Some(s) => format!("shedding {:.0}% of {class} ({})", s * 100.0, by.name()),
+            None => format!("forced shedding of {class} cleared ({})", by.name()),
         },
         // Not a command: kept readable anyway rather than dropped silently.
         other => format!("{other:?}"),
@@ -481,7 +509,33 @@ mod tests {
                 prefix: None,
                 removed: 1,
             },
+            Event::ServerEjectOrdered {
+                upstream: "a".into(),
+                server: "s".into(),
+                ejection_ms: 30_000,
+                until_unix_ms: 1,
+                by: Origin::Remediation,
+            },
+            Event::RouteRerouted {
+                route: "r".into(),
+                to: Some("sorry".into()),
+                by: Origin::Remediation,
+            },
+            Event::ShedShareSet {
+                class: "low".into(),
+                share: Some(0.5),
+                by: Origin::Remediation,
+            },
         ];
+        let lines: Vec<String> = commands[5..].iter().map(command_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "ejected a s for 30s (remediation)",
+                "route r serves its sorry page (remediation)",
+                "shedding 50% of low (remediation)"
+            ]
+        );
         let mut kinds: Vec<String> = commands
             .iter()
             .inspect(|e| assert!(is_command(e), "{e:?}"))

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::event::Origin;
 
 /// A change asked of the running gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Not `Eq`: [`Command::Shed`] carries an `f64` share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     /// Stop sending new requests to a server; in-flight ones finish.
@@ -25,6 +27,23 @@ pub enum Command {
         route: Option<String>,
         prefix: Option<String>,
     },
+    /// Take a server out of balancing as passive health would (an ejection), for
+    /// `duration_ms`, or the upstream's `passive.ejection` period when `None`. It comes back by
+    /// itself when the time is up; active checks do not end it sooner.
+    Eject {
+        upstream: String,
+        server: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+    },
+    /// Send a route's requests elsewhere: `Some("sorry")` serves its sorry page (the built-in
+    /// one when it has none) instead of proxying, `Some(upstream)` proxies to another
+    /// configured upstream, `None` restores the route as configured.
+    Reroute { route: String, to: Option<String> },
+    /// Refuse a share of a priority class's requests (`critical`, `high`, `normal`, `low`)
+    /// with the shed response (503 and `Retry-After`) even when nothing is saturated: `share`
+    /// in (0, 1]; `None` clears it.
+    Shed { class: String, share: Option<f64> },
 }
 
 impl Command {
@@ -35,12 +54,15 @@ impl Command {
             Command::Enable { .. } => "enable",
             Command::Reload => "reload",
             Command::Purge { .. } => "purge",
+            Command::Eject { .. } => "eject",
+            Command::Reroute { .. } => "reroute",
+            Command::Shed { .. } => "shed",
         }
     }
 }
 
 /// A command together with who asked for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Issued {
     #[serde(flatten)]
     pub command: Command,
@@ -65,6 +87,29 @@ pub enum Report {
     },
     Reloaded(ReloadReport),
     Purged(PurgeReport),
+    Ejected {
+        upstream: String,
+        server: String,
+        /// How long the ejection lasts from now.
+        ejection_ms: u64,
+        /// When the server takes requests again (ms since the Unix epoch).
+        until_unix_ms: u64,
+    },
+    Rerouted {
+        route: String,
+        /// Where the route's requests go now: `sorry`, an upstream, or `None` for the
+        /// configured upstream.
+        to: Option<String>,
+        /// False when the route already went there (nothing changed).
+        changed: bool,
+    },
+    ShedSet {
+        class: String,
+        /// The share now refused (`None`: none beyond what saturation sheds).
+        share: Option<f64>,
+        /// False when the class already had that share (nothing changed).
+        changed: bool,
+    },
 }
 
 /// What a reload changed.
@@ -156,6 +201,96 @@ mod tests {
             r#"{"error":"not_found","message":"no upstream named `x`"}"#
         );
         assert_eq!(serde_json::from_str::<CommandError>(&text).unwrap(), err);
+    }
+
+    #[test]
+    fn remediation_commands_round_trip_through_json() {
+        let cases = [
+            (
+                Command::Eject {
+                    upstream: "app".into(),
+                    server: "127.0.0.1:8001".into(),
+                    duration_ms: Some(30_000),
+                },
+                r#"{"command":"eject","upstream":"app","server":"127.0.0.1:8001","duration_ms":30000,"by":"remediation"}"#,
+            ),
+            (
+                Command::Eject {
+                    upstream: "app".into(),
+                    server: "127.0.0.1:8001".into(),
+                    duration_ms: None,
+                },
+                r#"{"command":"eject","upstream":"app","server":"127.0.0.1:8001","by":"remediation"}"#,
+            ),
+            (
+                Command::Reroute {
+                    route: "shop".into(),
+                    to: Some("sorry".into()),
+                },
+                r#"{"command":"reroute","route":"shop","to":"sorry","by":"remediation"}"#,
+            ),
+            (
+                Command::Reroute {
+                    route: "shop".into(),
+                    to: None,
+                },
+                r#"{"command":"reroute","route":"shop","to":null,"by":"remediation"}"#,
+            ),
+            (
+                Command::Shed {
+                    class: "low".into(),
+                    share: Some(0.5),
+                },
+                r#"{"command":"shed","class":"low","share":0.5,"by":"remediation"}"#,
+            ),
+            (
+                Command::Shed {
+                    class: "low".into(),
+                    share: None,
+                },
+                r#"{"command":"shed","class":"low","share":null,"by":"remediation"}"#,
+            ),
+        ];
+        for (command, json) in cases {
+            let issued = Issued {
+                command,
+                by: Origin::Remediation,
+            };
+            let text = serde_json::to_string(&issued).unwrap();
+            assert_eq!(text, json);
+            assert_eq!(serde_json::from_str::<Issued>(&text).unwrap(), issued);
+        }
+        let names: Vec<&str> = [
+            r#"{"command":"eject","upstream":"a","server":"b"}"#,
+            r#"{"command":"reroute","route":"r","to":"x"}"#,
+            r#"{"command":"shed","class":"low","share":1.0}"#,
+        ]
+        .iter()
+        .map(|t| serde_json::from_str::<Command>(t).unwrap().name())
+        .collect();
+        assert_eq!(names, ["eject", "reroute", "shed"]);
+        let reports = [
+            Report::Ejected {
+                upstream: "app".into(),
+                server: "127.0.0.1:8001".into(),
+                ejection_ms: 30_000,
+                until_unix_ms: 1_800_000_000_000,
+            },
+            Report::Rerouted {
+                route: "shop".into(),
+                to: Some("standby".into()),
+                changed: true,
+            },
+            Report::ShedSet {
+                class: "low".into(),
+                share: Some(0.25),
+                changed: false,
+            },
+        ];
+        for r in reports {
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Report>(&text).unwrap(), r, "{text}");
+        }
     }
 
     #[test]

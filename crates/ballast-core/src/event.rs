@@ -120,6 +120,29 @@ pub enum Event {
         server: String,
         by: Origin,
     },
+    /// A command ejected a server (`eject`): no requests until `until_unix_ms`, then it comes
+    /// back by itself (announced as [`Event::ServerUnejected`] with cause `expired`).
+    ServerEjectOrdered {
+        upstream: String,
+        server: String,
+        ejection_ms: u64,
+        /// When the ejection ends (ms since the Unix epoch).
+        until_unix_ms: u64,
+        by: Origin,
+    },
+    /// A route's requests were sent elsewhere at run time: `to` is `sorry` (its sorry page),
+    /// another upstream, or `None` (back to the configured upstream).
+    RouteRerouted {
+        route: String,
+        to: Option<String>,
+        by: Origin,
+    },
+    /// A priority class's forced shed share was set (`Some`) or cleared (`None`).
+    ShedShareSet {
+        class: String,
+        share: Option<f64>,
+        by: Origin,
+    },
     /// A configuration was applied.
     ReloadApplied {
         /// Hex sha256 of the config file's text.

@@ -4,15 +4,25 @@
 //! The match is exhaustive, so a new command cannot be added without deciding here how it is
 //! carried out, what it reports and which event records it. Every change it makes is emitted as
 //! an [`Event`] naming who asked ([`Origin`]); a refused command changes nothing.
+//!
+//! `Eject` reuses passive ejection (`upstream::server`, an ordered ejection that ends by
+//! itself); `Reroute` and `Shed` set runtime overrides (`overrides`, which says how they fare
+//! across reloads: route overrides are kept while their route and target exist).
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use ballast_config::validate::defaults;
+use ballast_config::Config;
 
 use ballast_core::{
     sha256_hex, Command, CommandError, Event, Issued, Origin, ReloadReport, Report,
 };
 
 use crate::cache::PurgeError;
+use crate::clock::now_ms;
 use crate::gateway::{Gateway, ServerLookupError};
+use crate::overrides::OverrideError;
 
 /// A reload from the config source together with the text it read, so that the caller can
 /// keep a history of every config offered (applied or refused) without reading the file a
@@ -29,6 +39,28 @@ impl From<ServerLookupError> for CommandError {
     fn from(e: ServerLookupError) -> Self {
         CommandError::NotFound(e.to_string())
     }
+}
+
+impl From<OverrideError> for CommandError {
+    fn from(e: OverrideError) -> Self {
+        match e {
+            OverrideError::NoRoute(_) | OverrideError::NoUpstream(_) => {
+                CommandError::NotFound(e.to_string())
+            }
+            OverrideError::NoClass(_) | OverrideError::BadShare(_) => {
+                CommandError::Invalid(e.to_string())
+            }
+        }
+    }
+}
+
+/// The longest ejection a command may order.
+const MAX_EJECT_MS: u64 = 24 * 3600 * 1000;
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl From<PurgeError> for CommandError {
@@ -87,6 +119,115 @@ impl Gateway {
                     self.purge_cache(route.as_deref(), prefix.as_deref())?,
                 ))
             }
+            Command::Eject {
+                upstream,
+                server,
+                duration_ms,
+            } => {
+                let (ejection_ms, until_unix_ms) = self.eject(&upstream, &server, duration_ms)?;
+                self.emit(Event::ServerEjectOrdered {
+                    upstream: upstream.clone(),
+                    server: server.clone(),
+                    ejection_ms,
+                    until_unix_ms,
+                    by,
+                });
+                Ok(Report::Ejected {
+                    upstream,
+                    server,
+                    ejection_ms,
+                    until_unix_ms,
+                })
+            }
+            Command::Reroute { route, to } => {
+                let inner = &self.inner;
+                let changed = inner.shared.overrides.set_route(
+                    &inner.config,
+                    &inner.upstreams,
+                    &inner.shared.registry,
+                    &route,
+                    to.as_deref(),
+                )?;
+                tracing::info!(route, to = ?to, changed, by = by.name(), "route rerouted");
+                if changed {
+                    self.emit(Event::RouteRerouted {
+                        route: route.clone(),
+                        to: to.clone(),
+                        by,
+                    });
+                }
+                Ok(Report::Rerouted { route, to, changed })
+            }
+            Command::Shed { class, share } => {
+                let (_, changed) = self.inner.shared.overrides.set_shed(&class, share)?;
+                tracing::info!(class, share = ?share, changed, by = by.name(), "shed share set");
+                if changed {
+                    self.emit(Event::ShedShareSet {
+                        class: class.clone(),
+                        share,
+                        by,
+                    });
+                }
+                Ok(Report::ShedSet {
+                    class,
+                    share,
+                    changed,
+                })
+            }
+        }
+    }
+
+    /// Ejects a server on a command's order for `duration_ms` (the upstream's
+    /// `passive.ejection` when `None`, the default period when passive health is off).
+    /// Returns how long the ejection lasts from now and when it ends (Unix ms).
+    fn eject(
+        &self,
+        upstream: &str,
+        addr: &str,
+        duration_ms: Option<u64>,
+    ) -> Result<(u64, u64), CommandError> {
+        if let Some(ms) = duration_ms.filter(|ms| *ms == 0 || *ms > MAX_EJECT_MS) {
+            return Err(CommandError::Invalid(format!(
+                "an ejection of {ms} ms is outside 1 ms..24 h (a server out for longer is \
+                 drained: use drain)"
+            )));
+        }
+        let (up, state) = self.server(upstream, addr)?;
+        let d = duration_ms.map_or_else(
+            || up.passive().map_or(defaults::EJECTION, |p| p.ejection),
+            Duration::from_millis,
+        );
+        let until = state.eject_for(d);
+        let ejection_ms = until.saturating_sub(now_ms());
+        let until_unix_ms = unix_ms() + ejection_ms;
+        tracing::warn!(
+            upstream,
+            server = addr,
+            ejection_ms,
+            "server ejected on command"
+        );
+        Ok((ejection_ms, until_unix_ms))
+    }
+
+    /// Carries route overrides over a config just committed (see `overrides`): those whose
+    /// route or target is gone are dropped, and the drop is recorded.
+    pub(crate) fn keep_overrides(&self, config: &Config) {
+        let inner = &self.inner;
+        let ups = inner.upstreams.load();
+        for route in inner
+            .shared
+            .overrides
+            .rebuild(config, &ups, &inner.shared.registry)
+        {
+            tracing::warn!(
+                route,
+                "route override dropped: the reload removed its route or target"
+            );
+            self.emit(Event::RouteRerouted {
+                route,
+                to: None,
+                by: Origin::Gateway,
+            });
         }
     }
 
@@ -158,3 +299,7 @@ impl Gateway {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

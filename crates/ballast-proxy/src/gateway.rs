@@ -121,6 +121,7 @@ impl Gateway {
             registry: StatsRegistry::default(),
             client_budgets: Default::default(),
             events: Default::default(),
+            overrides: Default::default(),
         });
         let inner = Arc::new(Inner {
             shared,
@@ -286,6 +287,7 @@ impl Gateway {
         *self.inner.servers.lock().unwrap_or_else(|e| e.into_inner()) = built.servers;
         self.inner.upstreams.store(Arc::new(built.upstreams));
         self.inner.config.store(Arc::new(config.clone()));
+        self.keep_overrides(config);
         self.inner.discovery.watch(self, config);
     }
 
@@ -352,6 +354,27 @@ impl Gateway {
         Ok(report)
     }
 
+    /// The upstream (as running now) and the state of its server `addr`.
+    pub(crate) fn server(
+        &self,
+        upstream: &str,
+        addr: &str,
+    ) -> Result<(Arc<Upstream>, Arc<ServerState>), ServerLookupError> {
+        let ups = self.inner.upstreams.load();
+        let up = ups
+            .get(upstream)
+            .ok_or_else(|| ServerLookupError::NoUpstream(upstream.to_string()))?;
+        let m = up
+            .members
+            .iter()
+            .find(|m| m.state.addr_text == addr)
+            .ok_or_else(|| ServerLookupError::NoServer {
+                upstream: upstream.to_string(),
+                addr: addr.to_string(),
+            })?;
+        Ok((up.clone(), m.state.clone()))
+    }
+
     /// Drains (`true`) or re-enables (`false`) a server at run time; `Ok(false)` when it
     /// already was in that state. Callers go through [`Gateway::apply`], which records who asked.
     pub(crate) fn set_drain(
@@ -360,19 +383,8 @@ impl Gateway {
         addr: &str,
         drained: bool,
     ) -> Result<bool, ServerLookupError> {
-        let ups = self.inner.upstreams.load();
-        let up = ups
-            .get(upstream)
-            .ok_or_else(|| ServerLookupError::NoUpstream(upstream.to_string()))?;
-        let m = up
-            .members
-            .iter()
-            .find(|m| m.state.addr.to_string() == addr)
-            .ok_or_else(|| ServerLookupError::NoServer {
-                upstream: upstream.to_string(),
-                addr: addr.to_string(),
-            })?;
-        let changed = m.state.set_drained(drained);
+        let (_, state) = self.server(upstream, addr)?;
+        let changed = state.set_drained(drained);
         tracing::info!(
             upstream,
             server = addr,

@@ -20,6 +20,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod overrides;
 pub mod resilience;
 pub mod router;
 pub mod shared;

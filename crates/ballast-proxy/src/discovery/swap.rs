@@ -62,6 +62,8 @@ pub(super) async fn apply(gw: &Gateway, name: &str) {
     let mut map = (**inner.upstreams.load()).clone();
     map.insert(name.to_string(), up.clone());
     inner.upstreams.store(Arc::new(map));
+    // A route rerouted to this upstream is rebuilt over its new members too.
+    gw.keep_overrides(&config);
     let registry = &inner.shared.registry;
     for r in listeners.iter() {
         let settings = r.settings();

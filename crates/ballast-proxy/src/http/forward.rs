@@ -24,7 +24,7 @@ use crate::balancer::{Load, PickContext};
 use crate::cache;
 use crate::error::{ProxyError, Refusal, Source};
 use crate::listener::ListenerShared;
-use crate::resilience::admission::ShedReason;
+use crate::overrides::Rerouted;
 use crate::resilience::flood::Verdict;
 use crate::resilience::waiting_room::{self, Admission};
 use crate::resilience::{self, backoff};
@@ -118,6 +118,15 @@ async fn proxy(
     };
     drop(table);
     ex.get().route = Some(route.clone());
+    // A `Reroute` command's override (one atomic load when there is none).
+    let route = match l.shared.overrides.route(&route.cfg.name) {
+        None => route,
+        Some(Rerouted::To(alt)) => {
+            ex.get().route = Some(alt.clone());
+            alt
+        }
+        Some(Rerouted::Sorry(page)) => return sorry(ex.take(), &page, &route, 503),
+    };
     if let Some(fc) = &route.cfg.flood {
         if let Some(key) = flood_key(fc, client.ip(), &client_value, &parts.headers) {
             if let Verdict::Blocked(ms) =
@@ -172,11 +181,21 @@ async fn proxy(
         return resp;
     }
     ex.get().cache = cached.as_ref().and_then(cache::Lookup::label);
+    // A `Shed` command's share of this class is refused like a shed request, saturated or
+    // not (one atomic load when the class has none).
+    if l.shared.overrides.shed(route.cfg.priority) {
+        let retry_after = route
+            .upstream
+            .admission
+            .as_ref()
+            .map_or(ORDERED_SHED_RETRY_AFTER, |a| a.retry_after());
+        return shed(ex.take(), "shed_ordered", retry_after);
+    }
     // Admission control: a slot in the upstream, or a 503 now (a fresh cache hit needs none).
     if let Some(adm) = &route.upstream.admission {
         match adm.acquire(route.cfg.priority).await {
             Ok(permit) => ex.get().permit = Some(permit),
-            Err(reason) => return shed(ex.take(), reason, adm.retry_after()),
+            Err(reason) => return shed(ex.take(), reason.error_kind(), adm.retry_after()),
         }
     }
     let slot = (!http_body::Body::is_end_stream(&body)).then(|| BodySlot::new(body));
@@ -538,10 +557,15 @@ fn flood_refused(mut ex: Box<Exchange>, left_ms: u64) -> Response<ProxyBody> {
     resp
 }
 
-/// 503 for a request shed by admission control, produced without touching any upstream.
-fn shed(mut ex: Box<Exchange>, reason: ShedReason, retry_after: Duration) -> Response<ProxyBody> {
+/// `Retry-After` of a request shed by a `Shed` command on a route whose upstream has no
+/// admission control (and so no `limit.retry_after`): the same default.
+const ORDERED_SHED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// 503 for a request shed by admission control or a `Shed` command (`error` says which, in the
+/// access log), produced without touching any upstream.
+fn shed(mut ex: Box<Exchange>, error: &'static str, retry_after: Duration) -> Response<ProxyBody> {
     ex.status = 503;
-    ex.error = Some(reason.error_kind());
+    ex.error = Some(error);
     let request_id = ex.request_id.clone();
     let mut resp =
         Response::new(ProxyBody::full("503 Service Unavailable: overloaded\n").with_exchange(ex));

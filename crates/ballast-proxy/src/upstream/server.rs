@@ -24,6 +24,14 @@
 //!   Ejected --(deadline passes)--> In (up_since = deadline: slow start)     [cause expired]
 //!   In  --(a request succeeds)--> In with k = 0
 //! ```
+//! An `Eject` command (`Gateway::apply`, see `eject_for`) enters the same Ejected state
+//! without failures and past the pool's ejection cap (someone decided), for the time it names:
+//! ```text
+//!   In or Ejected --(Eject command for d)--> Ejected(until = max(until, now + d), ordered)
+//!   Ejected, ordered --(deadline passes)--> In (slow start)                 [cause expired]
+//! ```
+//! An ordered ejection is not ended early by active checks (the server usually passes them:
+//! it was taken out for another reason), and does not raise the back-off level `k`.
 //! An ejection that ran out is announced by the sweeper (`upstream::sweep`, at most a second
 //! late): nothing on the request path watches the clock for it.
 //!
@@ -66,6 +74,8 @@ pub struct ServerState {
     /// An ejection began and its end has not been announced yet (see [`ServerState::take_expired`]).
     ejection_open: AtomicBool,
     ejection_level: AtomicU32,
+    /// The current ejection was ordered by a command: active checks do not end it early.
+    ejection_ordered: AtomicBool,
     pub ejections_total: AtomicU64,
     pub checks_failed_total: AtomicU64,
     pub transitions_total: AtomicU64,
@@ -108,6 +118,7 @@ impl ServerState {
             ejected_until_ms: AtomicU64::new(0),
             ejection_open: AtomicBool::new(false),
             ejection_level: AtomicU32::new(0),
+            ejection_ordered: AtomicBool::new(false),
             ejections_total: AtomicU64::new(0),
             checks_failed_total: AtomicU64::new(0),
             transitions_total: AtomicU64::new(0),
@@ -195,7 +206,7 @@ impl ServerState {
                 self.transitions_total.fetch_add(1, Relaxed);
                 change.up = Some(true);
             }
-            if uneject {
+            if uneject && !self.ejection_ordered.load(Relaxed) {
                 let until = self.ejected_until_ms.load(Relaxed);
                 // `until = now` ends the ejection and starts slow start from this moment.
                 if until > now
@@ -263,6 +274,7 @@ impl ServerState {
                     .saturating_mul(1u32 << level)
                     .min(cfg.max_ejection);
                 self.ejected_until_ms.store(after_ms(d), Relaxed);
+                self.ejection_ordered.store(false, Relaxed);
                 self.ejection_open.store(true, Relaxed);
                 // Failback counts good checks from here: earlier ones predate the failures.
                 self.check_ok_streak.store(0, Relaxed);
@@ -271,6 +283,19 @@ impl ServerState {
                 true
             }
         }
+    }
+
+    /// Ejects the server for `d` from now on a command's order (see the module doc); an
+    /// ejection already running longer keeps its end. Returns the deadline (`clock::now_ms`
+    /// time).
+    pub fn eject_for(&self, d: std::time::Duration) -> u64 {
+        let until = after_ms(d);
+        let until = self.ejected_until_ms.fetch_max(until, Relaxed).max(until);
+        self.ejection_ordered.store(true, Relaxed);
+        self.ejection_open.store(true, Relaxed);
+        self.check_ok_streak.store(0, Relaxed);
+        self.pool.clear();
+        until
     }
 
     /// Milliseconds of ejection left (0 when not ejected).
@@ -386,6 +411,29 @@ mod tests {
         let later = now + 30_001;
         assert!(s.take_expired(later), "the deadline passed");
         assert!(!s.take_expired(later), "announced once");
+    }
+
+    #[test]
+    fn an_ordered_ejection_lasts_its_time_despite_good_checks() {
+        let s = ServerState::new("u", addr());
+        let until = s.eject_for(Duration::from_secs(30));
+        let now = now_ms();
+        assert!(s.is_ejected(now) && !s.is_available(now));
+        assert!(until >= now + 29_000, "{until} {now}");
+        for _ in 0..5 {
+            assert!(!s.record_check(true, 2, 2, true).unejected);
+        }
+        assert!(s.is_ejected(now_ms()));
+        // A shorter order does not cut a longer ejection short.
+        assert_eq!(s.eject_for(Duration::from_secs(1)), until);
+        assert!(!s.take_expired(now_ms()));
+        assert!(s.take_expired(until), "it comes back by itself");
+        assert!(s.is_available(until));
+        assert_eq!(
+            s.ejection_level.load(Relaxed),
+            0,
+            "no back-off level raised"
+        );
     }
 
     #[test]

@@ -625,7 +625,7 @@ mod tests {
             steps: vec![crate::RemediationStep::new("restart", true, "")],
         });
         assert_eq!(r.kind, EntryKind::Remediation);
-        assert_eq!(r.at_unix_ms, 200);
+        assert_eq!(r.at_unix_ms, 260, "at its end");
         assert_eq!(r.key, "remediation:restart-app:app@8080:200");
         assert_eq!(
             r.summary,

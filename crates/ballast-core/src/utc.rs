@@ -40,9 +40,28 @@ impl UtcTime {
     }
 }
 
+/// RFC 3339 (`2026-11-30T19:20:05Z`).
+impl std::fmt::Display for UtcTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn displays_as_rfc3339() {
+        assert_eq!(
+            UtcTime::from_unix_secs(1_796_082_318).to_string(),
+            "2026-11-30T23:45:18Z"
+        );
+    }
 
     #[test]
     fn known_moments() {

@@ -109,10 +109,17 @@ pub enum Refusal {
     },
 }
 
+/// A moment for people: RFC 3339 in UTC.
+fn at(unix_ms: &u64) -> ballast_core::UtcTime {
+    ballast_core::UtcTime::from_unix_secs(unix_ms / 1000)
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::Cooldown { until_unix_ms } => write!(f, "cooling down until {until_unix_ms}"),
+            Refusal::Cooldown { until_unix_ms } => {
+                write!(f, "cooldown: cooling down until {}", at(until_unix_ms))
+            }
             Refusal::Budget {
                 scope,
                 count,
@@ -120,13 +127,14 @@ impl std::fmt::Display for Refusal {
                 until_unix_ms,
             } => write!(
                 f,
-                "the {} budget of {count} runs per {}s is spent until {until_unix_ms}",
+                "the {} budget of {count} runs per {}s is spent until {}",
                 match scope {
                     Scope::Target => "target's",
                     Scope::Rule => "rule's",
                     Scope::Global => "global",
                 },
-                per_ms / 1000
+                per_ms / 1000,
+                at(until_unix_ms)
             ),
             Refusal::Blocked {
                 since_unix_ms,
@@ -134,11 +142,13 @@ impl std::fmt::Display for Refusal {
             } => match cause {
                 BlockCause::Failures { rule, count } => write!(
                     f,
-                    "blocked since {since_unix_ms}: {count} runs of {rule} failed in a row; waiting for an acknowledgement"
+                    "blocked since {}: {count} runs of {rule} failed in a row; waiting for an acknowledgement",
+                    at(since_unix_ms)
                 ),
                 BlockCause::Budget { rule } => write!(
                     f,
-                    "blocked since {since_unix_ms}: {rule} spent its budget; waiting for an acknowledgement"
+                    "blocked since {}: {rule} spent its budget; waiting for an acknowledgement",
+                    at(since_unix_ms)
                 ),
             },
             Refusal::Injection { label, reason } => {

@@ -80,10 +80,32 @@ impl GatewaySide for GatewayActions {
         match action {
             Action::Drain(s) => self.command(drain_command(s)).await,
             Action::Enable(s) => self.command(enable_command(s)).await,
-            Action::Eject(_) | Action::Route(_) | Action::Shed(_) => Err(format!(
-                "{}: this gateway cannot apply it yet",
-                action.kind()
-            )),
+            Action::Eject(s) => {
+                self.command(Command::Eject {
+                    upstream: s.upstream.clone(),
+                    server: s.server.clone(),
+                    duration_ms: s
+                        .duration
+                        .map(|d| u64::try_from(d.get().as_millis()).unwrap_or(u64::MAX)),
+                })
+                .await
+            }
+            Action::Route(r) => {
+                self.command(Command::Reroute {
+                    route: r.route.clone(),
+                    to: Some(r.to.clone()),
+                })
+                .await
+            }
+            Action::Shed(s) => {
+                let share = s.share.get();
+                self.command(Command::Shed {
+                    class: s.class.clone(),
+                    // 0 % clears the class's share.
+                    share: (share > 0.0).then_some(share),
+                })
+                .await
+            }
             Action::Webhook(w) => self.webhook(job, &w.url).await,
             Action::Exec(_) | Action::Restart(_) | Action::Clean(_) => Err(format!(
                 "{} is carried out by the remediation itself, not the gateway",

@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 mod clients;
 mod history;
 mod processes;
+mod tmpfs;
 
 pub use clients::*;
 #[allow(unused_imports)] // only the history tests read it
 pub use history::*;
 pub use processes::*;
+pub use tmpfs::Tmpfs;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ballast");
 

@@ -116,22 +116,25 @@ pub struct AckInput {
 /// At most this many lines per answer.
 const MAX_LIMIT: u32 = 10_000;
 
-fn limit(text: Option<&str>, default: u32) -> Result<u32, Response> {
+fn limit(text: Option<&str>, default: u32) -> Result<u32, ApiError> {
     match text.map(str::parse::<u32>) {
         None => Ok(default),
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(bad(format!("limit must be a number from 1 to {MAX_LIMIT}"))),
+        _ => Err(ApiError::BadRequest(format!(
+            "limit must be a number from 1 to {MAX_LIMIT}"
+        ))),
     }
 }
 
 /// Reads a JSON body into `T`, or a 400 that says what was wrong.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Response> {
-    serde_json::from_slice(bytes).map_err(|e| bad(format!("the body must be {what}: {e}")))
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body must be {what}: {e}")))
 }
 
 /// Who acts: `by` if given, else the origin header's name (`cli`, `api`).
-fn by(given: Option<String>, headers: &HeaderMap) -> Result<String, Response> {
-    let origin = crate::origin(headers).map_err(IntoResponse::into_response)?;
+fn by(given: Option<String>, headers: &HeaderMap) -> Result<String, ApiError> {
+    let origin = crate::origin(headers)?;
     Ok(given
         .map(|b| b.trim().to_string())
         .filter(|b| !b.is_empty())
@@ -153,7 +156,7 @@ pub(crate) async fn runs(State(state): State<AdminState>, Query(q): Query<RunPar
     };
     let limit = match limit(q.limit.as_deref(), 200) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let ms = u64::try_from(since.get().as_millis()).unwrap_or(u64::MAX);
     let query = RemediationQuery {
@@ -175,11 +178,11 @@ pub(crate) async fn ack(
 ) -> Response {
     let input: AckInput = match body(&raw, "{\"target\": \"...\", \"by\": \"...\"}") {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let by = match by(input.by, &headers) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.control.remediation_ack(input.target, by).await {
         Ok(v) => Json(v).into_response(),
@@ -206,7 +209,7 @@ pub(crate) async fn list(State(state): State<AdminState>, Query(q): Query<ListPa
     };
     let limit = match limit(q.limit.as_deref(), 100) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state
         .control
@@ -228,14 +231,14 @@ pub(crate) async fn open(
         "{\"title\": \"...\"} (optional: by, started_unix_ms, severity, user_scope)",
     ) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if input.title.trim().is_empty() {
         return bad("title must not be empty");
     }
     input.by = match by(input.by.take(), &headers) {
         Ok(b) => Some(b),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.control.open_incident(input).await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
@@ -243,15 +246,15 @@ pub(crate) async fn open(
     }
 }
 
-fn id_of(text: &str) -> Result<u64, Response> {
+fn id_of(text: &str) -> Result<u64, ApiError> {
     text.parse()
-        .map_err(|_| bad(format!("{text:?} is not an incident id (a number)")))
+        .map_err(|_| ApiError::BadRequest(format!("{text:?} is not an incident id (a number)")))
 }
 
 pub(crate) async fn show(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.control.incident(id).await {
         Ok(v) => Json(v).into_response(),
@@ -267,15 +270,15 @@ pub(crate) async fn note(
 ) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut input: NoteInput = match body(&raw, "{\"text\": \"...\"} (optional: by)") {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     input.by = match by(input.by.take(), &headers) {
         Ok(b) => Some(b),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.control.incident_note(id, input).await {
         Ok(v) => Json(v).into_response(),
@@ -291,7 +294,7 @@ pub(crate) async fn status(
 ) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let all: Vec<&str> = Status::ALL.iter().map(|s| s.name()).collect();
     let mut input: StatusInput = match body(
@@ -302,11 +305,11 @@ pub(crate) async fn status(
         ),
     ) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     input.by = match by(input.by.take(), &headers) {
         Ok(b) => Some(b),
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.control.incident_status(id, input).await {
         Ok(v) => Json(v).into_response(),
@@ -320,7 +323,7 @@ pub(crate) async fn postmortem(
 ) -> Response {
     let id = match id_of(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.control.postmortem(id).await {
         Ok(md) => ([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], md).into_response(),

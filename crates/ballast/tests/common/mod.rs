@@ -19,6 +19,7 @@ pub use clients::*;
 #[allow(unused_imports)] // only the history tests read it
 pub use history::*;
 pub use processes::*;
+#[allow(unused_imports)] // only the disk tests mount one
 pub use tmpfs::Tmpfs;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ballast");

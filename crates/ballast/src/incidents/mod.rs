@@ -36,6 +36,12 @@ use crate::history::History;
 use crate::incident_timeline::{assemble, delta, per_route};
 use crate::remedying::Announce;
 
+mod persist;
+mod watch;
+
+use persist::{flush, save};
+use watch::{open, watch};
+
 /// The longest gap between two looks at the alerts.
 const TICK: Duration = Duration::from_secs(1);
 /// How often the scope of an incident not yet recovered is measured again.
@@ -69,6 +75,9 @@ pub enum IncidentsError {
     Unavailable(String),
 }
 
+/// Requests and 5xx answers per route at one moment (see [`per_route`]).
+type PerRoute = BTreeMap<String, (u64, u64)>;
+
 struct State {
     correlator: Correlator,
     matrix: Matrix,
@@ -90,7 +99,7 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     spec: Mutex<IncidentSpec>,
-    readings: Mutex<VecDeque<(u64, BTreeMap<String, (u64, u64)>)>>,
+    readings: Mutex<VecDeque<(u64, PerRoute)>>,
     wake: Notify,
     gateway: ballast_proxy::Gateway,
     history: Arc<History>,
@@ -388,7 +397,7 @@ impl Incidents {
             })
             .await?;
             if let Some(u) = user_scope {
-                let matrix = lock(&self.shared.state).matrix.clone();
+                let matrix = lock(&self.shared.state).matrix;
                 self.edit(id, |i| {
                     i.set_user_scope(u, by, &matrix, now);
                     Ok(())
@@ -498,376 +507,5 @@ impl Incidents {
 impl Drop for Incidents {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-fn new_incident(i: &Incident, now: u64) -> Result<NewIncident, serde_json::Error> {
-    Ok(NewIncident {
-        title: i.title.clone(),
-        severity: i.severity,
-        status: i.status(),
-        opened_unix_ms: i.opened_unix_ms(),
-        closed_unix_ms: i.closed_unix_ms(),
-        updated_unix_ms: now,
-        body_json: serde_json::to_string(i)?,
-    })
-}
-
-/// Saves one incident now (created if it has a memory-only id).
-async fn save(shared: &Shared, i: &Incident) -> Result<(), IncidentsError> {
-    if !shared.store_on {
-        return Ok(());
-    }
-    let store = shared
-        .history
-        .store()
-        .map_err(|e| IncidentsError::Unavailable(e.to_string()))?;
-    let new = new_incident(i, now_ms()).map_err(|e| IncidentsError::Unavailable(e.to_string()))?;
-    store
-        .save_incident(i.id, &new)
-        .await
-        .map_err(|e| IncidentsError::Unavailable(shared.history.failed(e).to_string()))
-}
-
-/// Writes every dirty incident; those the store does not take stay dirty.
-async fn flush(shared: &Shared) {
-    let dirty: Vec<Incident> = {
-        let mut st = lock(&shared.state);
-        let ids = std::mem::take(&mut st.dirty);
-        let all: Vec<Incident> = st
-            .open
-            .iter()
-            .chain(&st.closed)
-            .filter(|i| ids.contains(&i.id))
-            .cloned()
-            .collect();
-        // Closed incidents leave memory once saved (a store keeps them).
-        if shared.store_on {
-            st.closed.retain(|i| !ids.contains(&i.id));
-        }
-        let closed: Vec<Incident> = st
-            .open
-            .iter()
-            .filter(|i| !i.status().is_open())
-            .cloned()
-            .collect();
-        st.open.retain(|i| i.status().is_open());
-        if !shared.store_on {
-            st.closed.extend(closed);
-            while st.closed.len() > MEMORY_CLOSED {
-                st.closed.pop_front();
-            }
-        }
-        all
-    };
-    for i in dirty {
-        let result = if shared.store_on && i.id >= UNSAVED_IDS {
-            create_saved(shared, &i).await
-        } else {
-            save(shared, &i).await
-        };
-        if result.is_err() {
-            let mut st = lock(&shared.state);
-            st.dirty.insert(i.id);
-            if !i.status().is_open() && !st.open.iter().any(|o| o.id == i.id) {
-                st.closed.push_back(i);
-            }
-        }
-    }
-}
-
-/// Gives a memory-only incident its store id.
-async fn create_saved(shared: &Shared, i: &Incident) -> Result<(), IncidentsError> {
-    let store = shared
-        .history
-        .store()
-        .map_err(|e| IncidentsError::Unavailable(e.to_string()))?;
-    let new = new_incident(i, now_ms()).map_err(|e| IncidentsError::Unavailable(e.to_string()))?;
-    let copy = i.clone();
-    let id = store
-        .create_incident(&new, move |id| {
-            let mut c = copy;
-            c.id = id;
-            serde_json::to_string(&c)
-        })
-        .await
-        .map_err(|e| IncidentsError::Unavailable(shared.history.failed(e).to_string()))?;
-    let mut st = lock(&shared.state);
-    let st = &mut *st;
-    for x in st.open.iter_mut().chain(st.closed.iter_mut()) {
-        if x.id == i.id {
-            x.id = id;
-        }
-    }
-    tracing::info!(
-        was = i.id,
-        id,
-        "incidents: an incident opened while the store was away is saved"
-    );
-    Ok(())
-}
-
-/// Opens an incident from `draft`: stored (or kept in memory), announced, propagated.
-async fn open(shared: &Shared, draft: Draft, by: &str, now: u64) -> Result<u64, IncidentsError> {
-    let matrix = lock(&shared.state).matrix.clone();
-    let provisional = Incident::open(0, draft, &matrix, now, by)?;
-    let mut id = None;
-    if shared.store_on {
-        if let Ok(store) = shared.history.store() {
-            let new = new_incident(&provisional, now)
-                .map_err(|e| IncidentsError::Unavailable(e.to_string()))?;
-            let copy = provisional.clone();
-            match tokio::time::timeout(
-                Duration::from_secs(2),
-                store.create_incident(&new, move |id| {
-                    let mut c = copy;
-                    c.id = id;
-                    serde_json::to_string(&c)
-                }),
-            )
-            .await
-            {
-                Ok(Ok(got)) => id = Some(got),
-                Ok(Err(e)) => {
-                    let _ = shared.history.failed(e);
-                }
-                Err(_) => {}
-            }
-        }
-    }
-    let mut incident = provisional;
-    let saved = id.is_some();
-    incident.id = match id {
-        Some(id) => id,
-        None => {
-            let mut st = lock(&shared.state);
-            let id = st.next_unsaved;
-            st.next_unsaved += 1;
-            id
-        }
-    };
-    let id = incident.id;
-    tracing::warn!(id, severity = %incident.severity, title = %incident.title, "incident opened");
-    shared.gateway.emit(Event::IncidentOpened {
-        id,
-        title: incident.title.clone(),
-        severity: incident.severity.name().to_string(),
-        by: by.to_string(),
-    });
-    // Propagate: every receiver of the incident hears of it now, through the outbox.
-    let mut told = 0;
-    for r in &incident.receivers {
-        let notice = Notice {
-            kind: "incident".into(),
-            labels: ballast_core::Labels::new()
-                .with("incident", id.to_string())
-                .with("sev", incident.severity.name()),
-            severity: Severity::Critical,
-            summary: format!(
-                "{} incident #{id} opened: {}",
-                incident.severity, incident.title
-            ),
-            description: Some(format!(
-                "Opened by {by}. Status, timeline and post-mortem: `ballast incident show {id}`."
-            )),
-            at_unix_ms: now,
-            key: format!("incident:{id}:opened"),
-        };
-        match (shared.announce)(r, &notice) {
-            Ok(n) => told += n,
-            Err(e) => {
-                tracing::error!(receiver = %r, error = %e, "the incident could not be announced")
-            }
-        }
-    }
-    if told > 0 {
-        let _ = incident.move_to(Status::Propagate, now_ms().max(now), AUTHOR);
-    }
-    let mut st = lock(&shared.state);
-    st.measured.insert(id, now);
-    if !saved || told > 0 {
-        st.dirty.insert(id);
-    }
-    st.open.push(incident);
-    Ok(id)
-}
-
-/// The routes an alert points at: its `route` label, the routes of its `upstream` label, or
-/// a route named like its `service` label.
-fn routes_of(st: &State, labels: &ballast_core::Labels) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    if let Some(r) = labels
-        .get("route")
-        .filter(|r| st.upstreams.contains_key(*r))
-    {
-        out.insert(r.to_string());
-    }
-    if let Some(u) = labels.get("upstream") {
-        out.extend(
-            st.upstreams
-                .iter()
-                .filter(|(_, up)| up.as_str() == u)
-                .map(|(r, _)| r.clone()),
-        );
-    }
-    if let Some(s) = labels
-        .get("service")
-        .filter(|s| st.upstreams.contains_key(*s))
-    {
-        out.insert(s.to_string());
-    }
-    out
-}
-
-/// The scope of alerts with these labels over the last minute of counter readings; `None`
-/// when they point at no route (the scope is then set by hand).
-fn scope_for<'a>(
-    shared: &Shared,
-    st: &State,
-    labels: impl Iterator<Item = &'a ballast_core::Labels>,
-    now: u64,
-) -> Option<ballast_core::incident::Scope> {
-    let routes: BTreeSet<String> = labels.flat_map(|l| routes_of(st, l)).collect();
-    if routes.is_empty() {
-        return None;
-    }
-    let readings = lock(&shared.readings);
-    let (_, after) = readings.back()?;
-    let before = readings
-        .iter()
-        .find(|(at, _)| now.saturating_sub(*at) <= 60_000)
-        .map(|(_, r)| r.clone())
-        .unwrap_or_default();
-    let (failed, total) = delta(&before, after, &routes);
-    Some(measured_scope(failed, total, &st.functions, routes))
-}
-
-/// Measures an open incident's scope again; a measure that grades milder than the incident
-/// is ignored (severity tells the worst the users saw, not the last minute).
-fn remeasure(shared: &Shared, st: &mut State, id: u64, now: u64) {
-    let Some(idx) = st.open.iter().position(|i| i.id == id) else {
-        return;
-    };
-    st.measured.insert(id, now);
-    let labels: Vec<ballast_core::Labels> = st.open[idx]
-        .alerts
-        .iter()
-        .map(|a| a.labels.clone())
-        .collect();
-    let Some(scope) = scope_for(shared, st, labels.iter(), now) else {
-        return;
-    };
-    let matrix = st.matrix.clone();
-    let i = &mut st.open[idx];
-    let unmeasured = matches!(
-        i.scope.user_source,
-        ballast_core::incident::UserScopeSource::Unmeasured
-    );
-    if unmeasured || matrix.grade(&scope) <= i.severity {
-        i.set_scope(scope, &matrix, now);
-        st.dirty.insert(id);
-    }
-}
-
-/// One alert's news for the incidents.
-fn consider(shared: &Shared, a: &ballast_core::AlertRecord, now: u64) -> Option<Draft> {
-    let mut st = lock(&shared.state);
-    match st.correlator.decide(&st.open, a, now) {
-        Decision::Open(mut draft) => {
-            draft.scope = scope_for(shared, &st, draft.alerts.iter().map(|r| &r.labels), now);
-            Some(draft)
-        }
-        Decision::Join(id) | Decision::Ignore(ballast_incident::IgnoreReason::AlreadyIn(id)) => {
-            if let Some(i) = st.open.iter_mut().find(|i| i.id == id) {
-                if i.join(a, now).is_ok() {
-                    st.dirty.insert(id);
-                }
-            }
-            None
-        }
-        Decision::Ignore(_) => None,
-    }
-}
-
-async fn watch(shared: Arc<Shared>, alerts: AlertSource) {
-    loop {
-        let now = now_ms();
-        {
-            let mut r = lock(&shared.readings);
-            r.push_back((now, per_route(&shared.gateway.counters())));
-            while r.len() > READINGS {
-                r.pop_front();
-            }
-        }
-        let current: Vec<AlertView> = alerts(now);
-        let news: Vec<ballast_core::AlertRecord> = {
-            let mut st = lock(&shared.state);
-            let present: BTreeSet<&str> = current.iter().map(|v| v.alert.id.as_str()).collect();
-            st.seen.retain(|id, _| present.contains(id.as_str()));
-            current
-                .iter()
-                .map(|v| &v.alert)
-                .filter(|a| {
-                    let key = (a.state.name(), a.since_unix_ms);
-                    let news = st.seen.get(&a.id) != Some(&key)
-                        && matches!(a.state, AlertState::Firing { .. } | AlertState::Resolved);
-                    st.seen.insert(a.id.clone(), key);
-                    news
-                })
-                .cloned()
-                .collect()
-        };
-        for a in &news {
-            if let Some(draft) = consider(&shared, a, now) {
-                if let Err(e) = open(&shared, draft, AUTHOR, now).await {
-                    tracing::error!(error = %e, alert = %a.id, "an incident could not be opened");
-                }
-            }
-        }
-        {
-            let firing: BTreeSet<&str> = current
-                .iter()
-                .filter(|v| v.alert.state.severity().is_some())
-                .map(|v| v.alert.id.as_str())
-                .collect();
-            let mut st = lock(&shared.state);
-            let mut recovered = Vec::new();
-            let mut due = Vec::new();
-            for i in &mut st.open {
-                if i.status() >= Status::Analyse {
-                    continue;
-                }
-                if !i.alerts.is_empty() && i.alerts.iter().all(|a| !firing.contains(a.id.as_str()))
-                {
-                    // Users are fine again: recovered, by the alerts' word.
-                    if i.move_to(Status::Analyse, now, AUTHOR).is_ok() {
-                        recovered.push(i.id);
-                    }
-                } else {
-                    due.push(i.id);
-                }
-            }
-            for id in &recovered {
-                st.dirty.insert(*id);
-                shared.gateway.emit(Event::IncidentStatusChanged {
-                    id: *id,
-                    status: Status::Analyse.name().to_string(),
-                    by: AUTHOR.to_string(),
-                });
-            }
-            for id in due {
-                let last = st.measured.get(&id).copied().unwrap_or(0);
-                if now.saturating_sub(last) >= MEASURE_EVERY_MS {
-                    remeasure(&shared, &mut st, id, now);
-                }
-            }
-        }
-        if !lock(&shared.state).dirty.is_empty() {
-            flush(&shared).await;
-        }
-        tokio::select! {
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(TICK) => {}
-        }
     }
 }

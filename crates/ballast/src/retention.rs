@@ -1,6 +1,7 @@
 //! The retention loop: once shortly after start ([`FIRST_ROUND`]) and then every
 //! [`INTERVAL`], deletes the events, change markers and config versions older than
-//! `[store] retention` says to keep.
+//! `[store] retention` says to keep; metric rollups, resolved alerts and ended silences
+//! after `metrics`; remediation runs after `events`; closed incidents after `changes`.
 //!
 //! It exists so that the store stays the size its retention implies without anyone running a
 //! cleanup job. Deleting goes through [`Store::prune`] in batches of [`BATCH`] rows, each its
@@ -117,7 +118,57 @@ async fn round(
         report.push(pruned);
     }
     alerting(store, retention.metrics, now_unix_ms, schedule).await;
+    brain(store, retention, now_unix_ms, schedule).await;
     report
+}
+
+/// Remediation runs (kept as long as events) and closed incidents (kept as long as change
+/// markers: a post-mortem is read as long as the changes it names).
+async fn brain(store: &Store, retention: &Retention, now_unix_ms: u64, schedule: Schedule) {
+    let cutoff = |keep: Duration| {
+        now_unix_ms.saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX))
+    };
+    let (runs_before, incidents_before) = (cutoff(retention.events), cutoff(retention.changes));
+    let runs = batched("remediation runs", schedule, |batch| {
+        store.prune_remediations(runs_before, batch)
+    })
+    .await;
+    let incidents = batched("closed incidents", schedule, |batch| {
+        store.prune_incidents(incidents_before, batch)
+    })
+    .await;
+    if runs + incidents > 0 {
+        tracing::info!(
+            runs,
+            incidents,
+            "retention deleted old remediation runs and closed incidents"
+        );
+    }
+}
+
+/// Runs `delete` (one batch of at most `schedule.batch` rows) until a batch comes back short
+/// or fails; returns the rows deleted.
+async fn batched<F, Fut>(what: &str, schedule: Schedule, mut delete: F) -> u64
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, StoreError>>,
+{
+    let mut deleted = 0;
+    loop {
+        match delete(schedule.batch).await {
+            Ok(n) => {
+                deleted += n;
+                if n < u64::from(schedule.batch) {
+                    return deleted;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, what, "retention stopped early; the next round tries again");
+                return deleted;
+            }
+        }
+        tokio::time::sleep(schedule.pause).await;
+    }
 }
 
 /// Metric rollups (batched like the rest), resolved alerts and ended silences older than
@@ -125,22 +176,10 @@ async fn round(
 async fn alerting(store: &Store, keep: Duration, now_unix_ms: u64, schedule: Schedule) {
     let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
     let cutoff = now_unix_ms.saturating_sub(keep_ms);
-    let mut rollups = 0;
-    loop {
-        match store.prune_rollups(cutoff, schedule.batch).await {
-            Ok(n) => {
-                rollups += n;
-                if n < u64::from(schedule.batch) {
-                    break;
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "retention of metric rollups stopped early");
-                break;
-            }
-        }
-        tokio::time::sleep(schedule.pause).await;
-    }
+    let rollups = batched("metric rollups", schedule, |batch| {
+        store.prune_rollups(cutoff, batch)
+    })
+    .await;
     let alerts = store.delete_alerts_resolved_before(cutoff).await;
     let silences = store.delete_silences_ended_before(cutoff).await;
     match (alerts, silences) {
@@ -262,6 +301,81 @@ mod tests {
         batch: 7,
         pause: Duration::ZERO,
     };
+
+    fn a_run(started: u64) -> ballast_core::RemediationRun {
+        ballast_core::RemediationRun {
+            rule: "restart".into(),
+            target: "api".into(),
+            alert_id: "a".into(),
+            dry_run: false,
+            started_unix_ms: started,
+            ended_unix_ms: started + 10,
+            result: ballast_core::RemediationResult::Ok,
+            steps: Vec::new(),
+        }
+    }
+
+    fn incident(opened: u64, closed: Option<u64>) -> ballast_store::NewIncident {
+        ballast_store::NewIncident {
+            title: "t".into(),
+            severity: ballast_core::incident::Sev::Sev3,
+            status: if closed.is_some() {
+                ballast_core::incident::Status::Closed
+            } else {
+                ballast_core::incident::Status::Triage
+            },
+            opened_unix_ms: opened,
+            closed_unix_ms: closed,
+            updated_unix_ms: closed.unwrap_or(opened),
+            body_json: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_round_deletes_old_runs_and_old_closed_incidents_only() {
+        let (store, dir) = sqlite().await;
+        // 10 runs 100 days old (past the 90 days of events), 2 from yesterday.
+        for n in 0..10 {
+            store
+                .record_remediation(&a_run(NOW - 100 * DAY + n))
+                .await
+                .unwrap();
+        }
+        for n in 0..2 {
+            store
+                .record_remediation(&a_run(NOW - DAY + n))
+                .await
+                .unwrap();
+        }
+        // Incidents: closed 500 days ago (goes), open for 500 days (stays), closed yesterday.
+        let body = |id: u64| Ok(format!("{{\"id\":{id}}}"));
+        store
+            .create_incident(&incident(NOW - 501 * DAY, Some(NOW - 500 * DAY)), body)
+            .await
+            .unwrap();
+        let open = store
+            .create_incident(&incident(NOW - 500 * DAY, None), body)
+            .await
+            .unwrap();
+        let recent = store
+            .create_incident(&incident(NOW - 2 * DAY, Some(NOW - DAY)), body)
+            .await
+            .unwrap();
+        round(&store, &retention(), NOW, FAST).await;
+        let runs = store.remediations(0, 100).await.unwrap();
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        let mut left: Vec<u64> = store
+            .incidents(None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, [open, recent]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[tokio::test]
     async fn a_round_deletes_only_what_is_older_than_retention() {

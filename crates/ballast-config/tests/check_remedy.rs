@@ -94,7 +94,7 @@ fn each_broken_rule_is_refused_at_its_own_key() {
         "remedy[0].when",
         "when",
     );
-    assert!(m.contains("needs `alert` or `match`"), "{m}");
+    assert!(m.contains("needs `alert`, `event` or `match`"), "{m}");
     let m = refused_at(
         &rule("when = { alert = \"a\" }\ndo = []"),
         "remedy[0].do",

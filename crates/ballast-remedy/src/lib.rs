@@ -5,6 +5,7 @@
 //! problem (or make it worse), every run is guarded and recorded:
 //!
 //! - `rule.rs`: `[[remedy]]` as written, validated, and matched to firing alerts;
+//! - `event.rs`: gateway events as one-shot triggers (`when = { event = "..." }`);
 //! - `placeholder.rs`: `{{label}}` substitution that never lets an alert's value reach a shell;
 //! - `guard.rs`: dry-run, cooldown, budgets per target and rule, a global rate, and escalation
 //!   to a person (pure, time passed in);
@@ -17,6 +18,7 @@
 //! escalation receiver and applying the gateway-side actions. The binary wires those.
 
 pub mod action;
+pub mod event;
 pub mod guard;
 pub mod placeholder;
 pub mod rule;

@@ -22,8 +22,9 @@
 //! whose labels satisfy every `when.match` entry (a value, or `"~regex"` matching the whole
 //! value, as in `[[notify]]`; an absent label is `""`), and whose severity is at least
 //! `when.severity` (if set: `warning` matches critical alerts too, so a remedy keeps working
-//! when its alert gets worse). A `when` with neither `alert` nor `match` is refused: a rule
-//! that acts on every alert is never what was meant.
+//! when its alert gets worse). A `when` with neither `alert`, `event` nor `match` is refused:
+//! a rule that acts on every alert is never what was meant. `when = { event = "KIND" }` makes
+//! a rule run on each gateway event of that kind instead (see `event.rs`).
 //!
 //! Defaults, and why: guard rails are on unless turned off. `cooldown = "5m"` gives an action
 //! time to work before it is tried again; `max_runs = { count = 3, per = "1h" }` stops a restart
@@ -86,6 +87,10 @@ pub struct WhenSpec {
     /// The least severity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
+    /// A gateway event kind (`breaker_opened`, `server_down`, ...) instead of an alert: the
+    /// rule runs on each such event, with the event's fields as labels (see `event.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// `max_runs = { count, per, rule_count }`.
@@ -107,8 +112,12 @@ pub enum RuleError {
     NoName,
     #[error("remedy {0:?} is defined twice")]
     Duplicate(String),
-    #[error("remedy {0:?}: `when` needs `alert` or `match`; a rule for every alert is refused")]
+    #[error(
+        "remedy {0:?}: `when` needs `alert`, `event` or `match`; a rule for every alert is refused"
+    )]
     NoCondition(String),
+    #[error("remedy {rule:?}: when.event: {reason}")]
+    Event { rule: String, reason: String },
     #[error("remedy {0:?}: `do` is empty")]
     NoActions(String),
     #[error("remedy {rule:?}: do[{index}] ({kind}): {source}")]
@@ -138,6 +147,7 @@ pub enum RuleError {
 pub struct Rule {
     name: String,
     alert: Option<String>,
+    event: Option<String>,
     matchers: Vec<CompiledMatcher>,
     severity: Option<Severity>,
     actions: Vec<Action>,
@@ -165,8 +175,30 @@ impl Rule {
         if rule.is_empty() {
             return Err(RuleError::NoName);
         }
-        if spec.when.alert.is_none() && spec.when.matchers.is_empty() {
+        let w = &spec.when;
+        if w.alert.is_none() && w.event.is_none() && w.matchers.is_empty() {
             return Err(RuleError::NoCondition(rule));
+        }
+        if let Some(kind) = &w.event {
+            let reason = if w.alert.is_some() || w.severity.is_some() {
+                Some(
+                    "an event rule takes neither `alert` nor `severity` (events have none)"
+                        .to_string(),
+                )
+            } else if !crate::event::well_formed(kind) {
+                Some(format!(
+                    "{kind:?} is not an event kind (snake_case, as in /api/v1/events)"
+                ))
+            } else if crate::event::forbidden(kind) {
+                Some(format!(
+                    "{kind:?}: remediation's own events cannot trigger a rule"
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(RuleError::Event { rule, reason });
+            }
         }
         if spec.actions.is_empty() {
             return Err(RuleError::NoActions(rule));
@@ -240,6 +272,7 @@ impl Rule {
         Ok(Rule {
             name: rule,
             alert: spec.when.alert.clone(),
+            event: spec.when.event.clone(),
             matchers,
             severity: spec.when.severity,
             actions: spec.actions.clone(),
@@ -284,6 +317,13 @@ impl Rule {
         let AlertState::Firing { severity } = alert.state else {
             return false;
         };
+        match (&self.event, alert.rule.strip_prefix(crate::event::PREFIX)) {
+            (Some(kind), Some(got)) => {
+                return kind == got && self.matchers.iter().all(|m| m.matches(&alert.labels))
+            }
+            (Some(_), None) | (None, Some(_)) => return false,
+            (None, None) => {}
+        }
         self.alert.as_ref().is_none_or(|a| *a == alert.rule)
             && self.severity.is_none_or(|least| severity >= least)
             && self.matchers.iter().all(|m| m.matches(&alert.labels))
@@ -332,6 +372,14 @@ impl Rules {
 
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The event kinds some rule is triggered by.
+    pub fn event_kinds(&self) -> BTreeSet<&str> {
+        self.rules
+            .iter()
+            .filter_map(|r| r.event.as_deref())
+            .collect()
     }
 
     /// The rules for a (firing) alert, in config order.

@@ -24,6 +24,9 @@
 //! after the rule's cooldown, so "restart, still broken, restart" goes on until the guards
 //! refuse it (budget spent) or too many failures block the target, and a person is called.
 //!
+//! Rules with `when = { event = "KIND" }` are offered each new gateway event of that kind
+//! once (polled each second), as a one-shot record with the event's fields as labels.
+//!
 //! At start the last day's runs come back from the store and are replayed into the guards
 //! (budgets, cooldowns, failure counts, blocks), so restarting Ballast never hands a restart
 //! loop a fresh budget; an alert still firing whose episode was already acted on is not acted
@@ -236,9 +239,16 @@ impl Remediation {
     pub fn acknowledge(&self, target: &str, by: &str) -> bool {
         let was = {
             let mut st = lock(&self.shared.state);
-            st.acks.insert(target.to_string(), now_ms());
-            st.remedy.acknowledge(target)
+            let now = now_ms();
+            st.acks.insert(target.to_string(), now);
+            let was = st.remedy.acknowledge(target);
+            // The alert that called for it, if still firing, is acted on again at once.
+            if let Some(alert) = st.last_alert.get(target).cloned() {
+                st.retry_at.insert(alert, now);
+            }
+            was
         };
+        self.shared.wake.notify_one();
         if was {
             self.shared.gateway.emit(Event::RemediationAcknowledged {
                 target: target.to_string(),
@@ -455,10 +465,13 @@ async fn writer(mut rx: mpsc::Receiver<Write>, history: Arc<History>) {
 
 /// Records a run: memory, store (through the writer), event, counters.
 fn record(shared: &Shared, run: &RemediationRun, update: bool) {
+    // An update replaces the run's first word: its count moves from the old result.
+    let mut replaced = None;
     {
         let mut memory = lock(&shared.memory);
         if update {
             if let Some(old) = memory.iter_mut().find(|r| key_of(r) == key_of(run)) {
+                replaced = Some(old.result.name());
                 *old = run.clone();
             }
         } else {
@@ -474,6 +487,11 @@ fn record(shared: &Shared, run: &RemediationRun, update: bool) {
     let mut c = lock(&shared.counters);
     if shared.writes.try_send(write).is_err() {
         c.dropped += 1;
+    }
+    if let Some(was) = replaced {
+        if let Some(n) = c.runs.get_mut(&(run.rule.clone(), was)) {
+            *n = n.saturating_sub(1);
+        }
     }
     *c.runs
         .entry((run.rule.clone(), run.result.name()))
@@ -542,8 +560,45 @@ struct Decided {
     escalations: Vec<Escalate>,
 }
 
-fn look(st: &mut State, alerts: &[ballast_core::AlertView], now: u64) -> Decided {
+/// The gateway's events since `after` that a rule is triggered by, as records; moves `after`.
+fn new_events(
+    st: &State,
+    gateway: &ballast_proxy::Gateway,
+    after: &mut u64,
+) -> Vec<ballast_core::AlertRecord> {
+    let events = gateway.events(*after);
+    if let Some(last) = events.last() {
+        *after = last.seq;
+    }
+    let kinds = st.remedy.rules().event_kinds();
+    if kinds.is_empty() {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .filter(|e| ballast_remedy::event::kind_of(e).is_some_and(|k| kinds.contains(k.as_str())))
+        .filter_map(ballast_remedy::event::record_of)
+        .collect()
+}
+
+fn look(
+    st: &mut State,
+    alerts: &[ballast_core::AlertView],
+    events: &[ballast_core::AlertRecord],
+    now: u64,
+) -> Decided {
     let mut d = Decided::default();
+    // Events are one-shot: each is offered to the rules once.
+    for e in events {
+        let (triggered, escalations) = st.remedy.on_alert(e, now);
+        d.escalations.extend(escalations);
+        for t in triggered {
+            match t {
+                Triggered::Execute(job) => d.jobs.push(job),
+                Triggered::Refused(run) => d.refused.push(run),
+            }
+        }
+    }
     let mut still = HashSet::new();
     for v in alerts {
         let a = &v.alert;
@@ -565,7 +620,16 @@ fn look(st: &mut State, alerts: &[ballast_core::AlertView], now: u64) -> Decided
                     st.last_alert.insert(job.target.clone(), a.id.clone());
                     d.jobs.push(job);
                 }
-                Triggered::Refused(run) => d.refused.push(run),
+                Triggered::Refused(run) => {
+                    // Held back for now (cooldown, a rate): try again while it fires. Blocked
+                    // and unsafe runs wait for a person instead.
+                    if matches!(&run.result, RemediationResult::Refused { kind, .. } if kind == "cooldown" || kind == "budget")
+                    {
+                        st.last_alert.insert(run.target.clone(), a.id.clone());
+                        st.retry_later(&run, now);
+                    }
+                    d.refused.push(run);
+                }
             }
         }
     }
@@ -604,10 +668,16 @@ async fn watch(
 ) {
     let (done_tx, mut done_rx) = mpsc::channel::<RemediationRun>(256);
     let actions = Arc::new(actions);
+    // Only events from now on trigger rules.
+    let mut after = shared.gateway.events(0).last().map_or(0, |e| e.seq);
     loop {
         let now = now_ms();
         let current = alerts(now);
-        let d = look(&mut lock(&shared.state), &current, now);
+        let d = {
+            let mut st = lock(&shared.state);
+            let events = new_events(&st, &shared.gateway, &mut after);
+            look(&mut st, &current, &events, now)
+        };
         for run in &d.refused {
             record(&shared, run, false);
         }

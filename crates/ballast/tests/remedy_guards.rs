@@ -259,3 +259,39 @@ do = [
     assert_eq!(drained[0]["by"], "remediation", "{drained:#?}");
     let _ = Path::new("/");
 }
+
+#[test]
+fn an_event_rule_runs_on_the_gateway_event_with_its_fields() {
+    let dir = scratch("remedy-event-files");
+    let (gw, _, backend) = gateway(
+        "remedy-event",
+        &format!(
+            r#"[[remedy]]
+name = "on-drain"
+when = {{ event = "server_drained", match = {{ upstream = "app" }} }}
+target = "{{{{server}}}}"
+do = [{{ exec = {{ argv = ["/bin/mkdir", "{dir}/drained-{{{{server}}}}"] }} }}]
+"#,
+            dir = dir.display()
+        ),
+    );
+    let server = backend.addr.to_string();
+    let (code, body) = gw.admin_post(&format!("/api/v1/servers/app/{server}/drain"));
+    assert_eq!(code, 200, "{body}");
+    wait_until("the event's run", WAIT, || {
+        !runs_of(&gw, "on-drain").is_empty()
+    });
+    let run = &runs_of(&gw, "on-drain")[0];
+    assert_eq!(run["result"], "ok", "{run:#}");
+    assert_eq!(run["target"], server);
+    assert!(
+        run["alert_id"].as_str().unwrap().starts_with("event-"),
+        "{run:#}"
+    );
+    assert!(dir.join(format!("drained-{server}")).is_dir());
+    // Enabling is another event kind: nothing more runs.
+    let (code, _) = gw.admin_post(&format!("/api/v1/servers/app/{server}/enable"));
+    assert_eq!(code, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // a poll of the events passes
+    assert_eq!(runs_of(&gw, "on-drain").len(), 1);
+}

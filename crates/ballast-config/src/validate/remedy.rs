@@ -92,6 +92,7 @@ fn field(e: &RuleError) -> String {
         RuleError::NoActions(_) => "do".into(),
         RuleError::Action { index, .. } => format!("do[{index}]"),
         RuleError::Matcher { .. } => "when.match".into(),
+        RuleError::Event { .. } => "when.event".into(),
         RuleError::Target { .. } => "target".into(),
         RuleError::Zero { field, .. } => (*field).into(),
         RuleError::UnknownReceiver { .. } => "escalate_to".into(),

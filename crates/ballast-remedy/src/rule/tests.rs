@@ -202,6 +202,42 @@ fn an_injected_label_refuses_the_plan() {
 }
 
 #[test]
+fn event_rules_match_only_their_events_and_alert_rules_never_do() {
+    let text = RESTART.replace(
+        "when = { alert = \"app-capacity\", match = { service = \"shop\", server = \"~10\\\\.0\\\\..*\" }, severity = \"warning\" }",
+        "when = { event = \"breaker_opened\", match = { upstream = \"app\" } }",
+    );
+    let event_rules = rules(&text).unwrap();
+    assert_eq!(
+        event_rules.event_kinds().into_iter().collect::<Vec<_>>(),
+        ["breaker_opened"]
+    );
+    let stamped = |upstream: &str| ballast_core::Stamped {
+        seq: 7,
+        at_unix_ms: 1,
+        event: ballast_core::Event::BreakerOpened {
+            upstream: upstream.into(),
+            server: "10.0.0.1:80".into(),
+        },
+    };
+    let ours = crate::event::record_of(&stamped("app")).unwrap();
+    let other = crate::event::record_of(&stamped("blog")).unwrap();
+    assert_eq!(event_rules.matching(&ours).count(), 1);
+    assert_eq!(event_rules.matching(&other).count(), 0);
+    // An alert rule whose `match` the event's labels would satisfy still ignores events.
+    let alert_rules = rules(&RESTART.replace(
+        "when = { alert = \"app-capacity\", match = { service = \"shop\", server = \"~10\\\\.0\\\\..*\" }, severity = \"warning\" }",
+        "when = { match = { upstream = \"app\" } }",
+    ))
+    .unwrap();
+    assert_eq!(alert_rules.matching(&ours).count(), 0);
+    // And an event rule ignores alerts with the same labels.
+    let mut alert = ours.clone();
+    alert.rule = "breaker_opened".into();
+    assert_eq!(event_rules.matching(&alert).count(), 0);
+}
+
+#[test]
 fn errors_name_the_rule() {
     let base = RESTART;
     let cases: Vec<(String, &str)> = vec![
@@ -211,7 +247,7 @@ fn errors_name_the_rule() {
                 "when = { alert = \"app-capacity\", match = { service = \"shop\", server = \"~10\\\\.0\\\\..*\" }, severity = \"warning\" }",
                 "when = {}",
             ),
-            "needs `alert` or `match`",
+            "needs `alert`, `event` or `match`",
         ),
         (base.replace("server = \"~10", "server = \"~(10"), "when.match"),
         (
@@ -224,6 +260,24 @@ fn errors_name_the_rule() {
         (base.replace("per = \"1h\"", "per = \"0s\""), "max_runs.per"),
         (base.replace("verify = \"30s\"", "verify = \"0s\""), "verify"),
         (base.replace("\"web-oncall\"", "\"nobody\""), "not a [[receiver]]"),
+        (
+            base.replace("when = { alert = \"app-capacity\"", "when = { event = \"breaker_opened\", alert = \"app-capacity\""),
+            "neither `alert` nor `severity`",
+        ),
+        (
+            base.replace(
+                "when = { alert = \"app-capacity\", match = { service = \"shop\", server = \"~10\\\\.0\\\\..*\" }, severity = \"warning\" }",
+                "when = { event = \"remediation_ran\" }",
+            ),
+            "cannot trigger a rule",
+        ),
+        (
+            base.replace(
+                "when = { alert = \"app-capacity\", match = { service = \"shop\", server = \"~10\\\\.0\\\\..*\" }, severity = \"warning\" }",
+                "when = { event = \"Breaker Opened\" }",
+            ),
+            "is not an event kind",
+        ),
     ];
     for (text, expect) in cases {
         let e = rules(&text).unwrap_err().to_string();

@@ -83,8 +83,16 @@ pub(super) async fn open(
             }
         }
     }
-    if told > 0 {
-        let _ = incident.move_to(Status::Propagate, now_ms().max(now), AUTHOR);
+    if told > 0
+        && incident
+            .move_to(Status::Propagate, now_ms().max(now), AUTHOR)
+            .is_ok()
+    {
+        shared.gateway.emit(Event::IncidentStatusChanged {
+            id,
+            status: Status::Propagate.name().to_string(),
+            by: AUTHOR.to_string(),
+        });
     }
     let mut st = lock(&shared.state);
     st.measured.insert(id, now);

@@ -211,6 +211,42 @@ async fn handle(mut req: Request<Incoming>, st: Arc<State>) -> Result<Response<B
 }
 
 /// Serves until killed.
+/// Starts the backend as a detached process (its own session, no terminal), writes its pid to
+/// `pid_file` and returns once it accepts connections: what a service manager's start does,
+/// so the demo's restart remedy has a command to run.
+pub fn detach(listen: &str, name: &str, pid_file: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find the ballast executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["backend", "--listen", listen, "--name", name])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of this process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start backend {name}"))?;
+    std::fs::write(pid_file, format!("{}\n", child.id()))
+        .with_context(|| format!("cannot write {}", pid_file.display()))?;
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("{listen} is not an address"))?;
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    anyhow::bail!("backend {name} did not listen on {listen} within 10 s")
+}
+
 pub fn run(listen: &str, name: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -157,6 +157,9 @@ enum Command {
         listen: String,
         #[arg(long)]
         name: String,
+        /// Start it detached, write its pid here, and return once it listens.
+        #[arg(long)]
+        detach: Option<PathBuf>,
     },
 }
 
@@ -215,7 +218,16 @@ fn main() -> ExitCode {
             init_tracing();
             exit(demo::run())
         }
-        Command::Backend { listen, name } => exit(backend::run(&listen, &name)),
+        Command::Backend {
+            listen,
+            name,
+            detach: None,
+        } => exit(backend::run(&listen, &name)),
+        Command::Backend {
+            listen,
+            name,
+            detach: Some(pid_file),
+        } => exit(backend::detach(&listen, &name, &pid_file)),
         Command::Lab(args) => exit(lab::run(args)),
         Command::Config(cmd) => exit(config_cmd::run(cmd)),
         Command::Change(cmd) => exit(change_cmd::run(cmd)),

@@ -121,6 +121,7 @@ impl Gateway {
             registry: StatsRegistry::default(),
             client_budgets: Default::default(),
             events: Default::default(),
+            talkers: Default::default(),
         });
         let inner = Arc::new(Inner {
             shared,

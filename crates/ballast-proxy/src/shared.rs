@@ -1,5 +1,6 @@
 //! State shared by every listener and request for the life of the process (it survives
-//! reloads): the access log, the statistics registry and gateway-wide counters.
+//! reloads): the access log, the statistics registry, gateway-wide counters and the top
+//! talkers.
 
 use std::sync::Arc;
 
@@ -16,4 +17,6 @@ pub struct Shared {
     pub client_budgets: crate::resilience::budget::ClientBudgets,
     /// Policy state changes, for `/api/v1/events` (and the alerting to come).
     pub events: Arc<crate::events::EventLog>,
+    /// Requests per client, path and status, per minute (`/api/v1/talkers`).
+    pub talkers: crate::talkers::Talkers,
 }

@@ -1,6 +1,6 @@
 //! The record of one request, completed when its response body ends (or the client goes away):
-//! load accounting for the balancer, request counters, the latency histogram and the
-//! access-log line all happen in one place, once.
+//! load accounting for the balancer, request counters, the latency histogram, the top talkers
+//! and the access-log line all happen in one place, once.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -75,6 +75,9 @@ impl Exchange {
             route.counters_for(self.server).record(self.status);
             route.latency.observe(total.as_secs_f64());
         }
+        self.shared
+            .talkers
+            .record(self.client.ip(), self.uri.path(), self.status);
         let log = self.shared.access_log.load();
         if !log.enabled() {
             return;

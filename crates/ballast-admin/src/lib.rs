@@ -26,7 +26,7 @@ use axum::{Json, Router};
 use ballast_core::{
     Ack, AlertRecord, AlertView, Change, ChangeEntry, Command, CommandError, ConfigVersion,
     DriftReport, Issued, NewChange, NotificationLog, Origin, Report, RollbackReport, Silence,
-    Snapshot, Stamped,
+    Snapshot, Stamped, TopTalkers,
 };
 use serde_json::json;
 
@@ -35,10 +35,12 @@ pub mod changes;
 pub mod history;
 pub mod notifications;
 pub mod rollback;
+pub mod talkers;
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
 pub use notifications::NotificationQuery;
 pub use rollback::RollbackError;
+pub use talkers::{TalkersError, TalkersQuery};
 
 /// A boxed future, for the async method of [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -168,6 +170,10 @@ pub trait Control: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<serde_json::Value, AlertingError>> {
         Box::pin(async { Err(AlertingError::Off) })
     }
+    /// The client addresses, paths and statuses with the most requests over the query's span.
+    fn talkers(&self, _query: TalkersQuery) -> Result<TopTalkers, TalkersError> {
+        Err(TalkersError::Off)
+    }
 }
 
 /// Every error the admin API answers, as one type: the status code follows from the kind.
@@ -242,6 +248,7 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/api/v1/silences/{id}", delete(alerts::expire_silence))
         .route("/api/v1/notifications", get(notifications::list))
+        .route("/api/v1/talkers", get(talkers::list))
         .route("/api/v1/receivers/{name}/test", post(notifications::test))
         .route("/api/v1/heartbeat/{name}", post(alerts::ping))
         .route("/api/v1/heartbeat/{name}/start", post(alerts::start))

@@ -75,10 +75,21 @@ impl Exchange {
             route.counters_for(self.server).record(self.status);
             route.latency.observe(total.as_secs_f64());
         }
-        self.shared
-            .talkers
-            .record(self.client.ip(), self.uri.path(), self.status);
+        let talkers = &self.shared.talkers;
         let log = self.shared.access_log.load();
+        if !talkers.enabled() && !log.enabled() {
+            return;
+        }
+        // One clock read for both.
+        let time_us = unix_now_us();
+        if talkers.enabled() {
+            talkers.record_at(
+                time_us / 1000,
+                self.client.ip(),
+                self.uri.path(),
+                self.status,
+            );
+        }
         if !log.enabled() {
             return;
         }
@@ -87,7 +98,7 @@ impl Exchange {
             BytesIn::Counted(slot) => slot.bytes.load(Relaxed),
         };
         log.log(&Entry {
-            time_us: unix_now_us(),
+            time_us,
             request_id: self.request_id.to_str().unwrap_or("-"),
             client: self.client_text.to_str().unwrap_or("-"),
             listener: &self.listener,

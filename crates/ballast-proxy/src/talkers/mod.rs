@@ -10,8 +10,9 @@
 //! - **Bounded memory whatever the traffic.** Each minute keeps, per dimension, a space-saving
 //!   sketch of [`TOP_K`] slots ([`sketch`]); the ring holds [`MINUTES`] minutes and a bucket is
 //!   cleared in place when its slot comes round again. Paths are cut to [`PATH_MAX`] bytes. The
-//!   worst case is `shards × 15 × 3 × 64` slots, about 3 MB with every path at its longest, and
-//!   a flood of random paths or addresses only replaces slots.
+//!   worst case is `shards × 15 × 3 × 64` slots: about 15 KB per minute and 230 KB per shard
+//!   with every path at its longest (two shards per CPU, 4 to 32: 1 MB to 7.5 MB), allocated
+//!   as minutes are used. A flood of random paths or addresses only replaces slots.
 //! - **The data plane never waits.** The counters are sharded; a thread always starts at the
 //!   shard it was given on first use and only ever `try_lock`s it (then one neighbour). When
 //!   both are busy (a reader is merging them), the request is not counted and the miss is
@@ -162,7 +163,8 @@ impl Talkers {
         }
     }
 
-    fn record_at(&self, now_ms: u64, client: IpAddr, path: &str, status: u16) {
+    /// [`Talkers::record`] at a time the caller already read (Unix ms), counted even when off.
+    pub fn record_at(&self, now_ms: u64, client: IpAddr, path: &str, status: u16) {
         let minute = now_ms / MINUTE_MS;
         let (client, path) = (client.to_canonical(), cut(path));
         let n = self.shards.len();

@@ -20,6 +20,7 @@ pub mod ratio;
 pub mod remediation;
 pub mod size;
 pub mod snapshot;
+pub mod talkers;
 pub mod utc;
 
 pub use alert::{AlertState, AlertTransition, Labels, Severity};
@@ -44,4 +45,5 @@ pub use ratio::{Ratio, RatioError};
 pub use remediation::{RemediationResult, RemediationRun, RemediationStep};
 pub use size::{Size, SizeError};
 pub use snapshot::Snapshot;
+pub use talkers::{Talker, TopTalkers};
 pub use utc::UtcTime;

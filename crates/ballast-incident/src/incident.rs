@@ -105,6 +105,11 @@ pub struct Incident {
     pub root_cause: Option<Note>,
     pub follow_ups: Vec<Note>,
     pub action_items: Vec<ActionItem>,
+    /// The client addresses, paths and statuses with the most requests during the first
+    /// minutes, from the gateway's own counters (attached by the binary at opening and
+    /// refreshed over the first minutes).
+    #[serde(default)]
+    pub top_talkers: Option<ballast_core::TopTalkers>,
 }
 
 impl Incident {
@@ -144,6 +149,7 @@ impl Incident {
             notes: Vec::new(),
             root_cause: None,
             follow_ups: Vec::new(),
+            top_talkers: None,
             action_items: vec![
                 suggested(
                     1,

@@ -128,6 +128,37 @@ pub fn render_postmortem(
         let _ = writeln!(md, "- {} {}{who}", time(c.at_unix_ms()), line(&c.what()));
     }
 
+    let _ = writeln!(md, "\n## Top talkers\n");
+    match &i.top_talkers {
+        None => {
+            let _ = writeln!(md, "_Not counted._");
+        }
+        Some(t) => {
+            let _ = writeln!(
+                md,
+                "Requests from {} to {}, from the gateway's own counters.\n",
+                time(t.since_unix_ms),
+                time(t.until_unix_ms)
+            );
+            let _ = writeln!(md, "| Clients | Paths | Statuses |\n|---|---|---|");
+            let rows = t.clients.len().max(t.paths.len()).max(t.statuses.len());
+            let at = |v: &[ballast_core::Talker], n: usize| {
+                v.get(n)
+                    .map(|x| format!("{} ({})", cell(&x.key), x.requests))
+                    .unwrap_or_default()
+            };
+            for n in 0..rows {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} |",
+                    at(&t.clients, n),
+                    at(&t.paths, n),
+                    at(&t.statuses, n)
+                );
+            }
+        }
+    }
+
     let _ = writeln!(md, "\n## Actions taken\n");
     let actions: Vec<_> = i
         .timeline
@@ -335,11 +366,36 @@ mod tests {
                 "## Impact",
                 "## Timeline",
                 "## What changed in the 2 hours before",
+                "## Top talkers",
                 "## Actions taken",
                 "## Root cause",
                 "## Follow-ups",
                 "## Action items",
             ]
+        );
+    }
+
+    #[test]
+    fn top_talkers_are_a_table_of_the_three_lists() {
+        let mut i = incident();
+        let md = render_postmortem(&i, &Impact::default(), &[], T0 + 7_200_000);
+        assert!(md.contains("## Top talkers\n\n_Not counted._"), "{md}");
+        let t = |key: &str, requests| ballast_core::Talker {
+            key: key.to_string(),
+            requests,
+        };
+        i.top_talkers = Some(ballast_core::TopTalkers {
+            since_unix_ms: T0,
+            until_unix_ms: T0 + 300_000,
+            clients: vec![t("127.0.0.2", 500), t("127.0.0.3", 20)],
+            paths: vec![t("/flood|x", 500)],
+            statuses: vec![t("404", 500), t("200", 20)],
+            dropped: 0,
+        });
+        let md = render_postmortem(&i, &Impact::default(), &[], T0 + 7_200_000);
+        assert!(
+            md.contains("| 127.0.0.2 (500) | /flood\\|x (500) | 404 (500) |\n| 127.0.0.3 (20) |  | 200 (20) |"),
+            "{md}"
         );
     }
 

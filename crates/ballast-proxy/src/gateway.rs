@@ -122,6 +122,7 @@ impl Gateway {
             client_budgets: Default::default(),
             events: Default::default(),
             overrides: Default::default(),
+            talkers: Default::default(),
         });
         let inner = Arc::new(Inner {
             shared,

@@ -26,6 +26,7 @@ pub mod router;
 pub mod shared;
 pub mod stats;
 pub mod status;
+pub mod talkers;
 pub mod upstream;
 mod window;
 

@@ -1,6 +1,6 @@
 //! State shared by every listener and request for the life of the process (it survives
-//! reloads): the access log, the statistics registry, gateway-wide counters and the runtime
-//! overrides set by commands.
+//! reloads): the access log, the statistics registry, gateway-wide counters, the runtime
+//! overrides set by commands and the top talkers.
 
 use std::sync::Arc;
 
@@ -19,4 +19,6 @@ pub struct Shared {
     pub events: Arc<crate::events::EventLog>,
     /// Reroutes and forced shed shares set by commands (see `overrides`).
     pub overrides: crate::overrides::Overrides,
+    /// Requests per client, path and status, per minute (`/api/v1/talkers`).
+    pub talkers: crate::talkers::Talkers,
 }

@@ -251,6 +251,15 @@ impl Control for App {
         })
     }
 
+    fn talkers(
+        &self,
+        q: ballast_admin::TalkersQuery,
+    ) -> Result<ballast_core::TopTalkers, ballast_admin::TalkersError> {
+        Ok(self
+            .gateway
+            .top_talkers(q.since_unix_ms, q.until_unix_ms, q.limit))
+    }
+
     fn remediations(&self, q: RemediationQuery) -> BoxFuture<'_, Result<Value, BrainError>> {
         Box::pin(
             async move { brain_api::remediations(self.remediation()?, &self.history, q).await },

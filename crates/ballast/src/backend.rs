@@ -239,7 +239,9 @@ pub fn detach(listen: &str, name: &str, pid_file: &std::path::Path) -> anyhow::R
         .with_context(|| format!("{listen} is not an address"))?;
     let start = std::time::Instant::now();
     while start.elapsed() < std::time::Duration::from_secs(10) {
-        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+            .is_ok()
+        {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_millis(20));

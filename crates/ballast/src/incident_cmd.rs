@@ -261,6 +261,23 @@ fn show_text(v: &Value) -> String {
         };
         let _ = writeln!(out, "  {}  {}{who}", utc(c.at_unix_ms()), c.what());
     }
+    if let Some(t) = v["top_talkers"].as_object() {
+        let _ = writeln!(out, "\ntop talkers (first minutes):");
+        for (name, list) in [
+            ("clients", "clients"),
+            ("paths", "paths"),
+            ("statuses", "statuses"),
+        ] {
+            let items: Vec<String> = t
+                .get(list)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|x| format!("{} ({})", x["key"].as_str().unwrap_or("?"), x["requests"]))
+                .collect();
+            let _ = writeln!(out, "  {name:<9} {}", items.join(", "));
+        }
+    }
     let _ = writeln!(out, "\ntimeline:");
     for e in v["timeline"].as_array().into_iter().flatten() {
         let _ = writeln!(

@@ -405,3 +405,56 @@ fn an_incident_opened_by_hand_and_bad_requests() {
         "{md}"
     );
 }
+
+#[test]
+fn top_talkers_name_the_flooding_client() {
+    let hook = Receiver::start();
+    let backend = Backend::start("incident-flood-b");
+    let store = scratch("incident-flood-store");
+    let files = scratch("incident-flood-files");
+    let port = free_port();
+    let db = store.join("ops.db").display().to_string();
+    let text = config(
+        port,
+        &db,
+        &hook.url("/hook"),
+        backend.addr,
+        &files.display().to_string(),
+        false,
+    );
+    let gw = start_brain("incident-flood", &text);
+    // One client floods /search; two others browse at a normal pace.
+    let flood = Traffic::start(local(port), "127.0.0.2", "/search?q=x", Duration::ZERO);
+    let _a = Traffic::start(local(port), "127.0.0.3", "/", Duration::from_millis(100));
+    let _b = Traffic::start(local(port), "127.0.0.4", "/", Duration::from_millis(100));
+    wait_until("a few hundred flood requests", WAIT, || {
+        flood.ok.load(std::sync::atomic::Ordering::Relaxed)
+            + flood.failed.load(std::sync::atomic::Ordering::Relaxed)
+            > 300
+    });
+    send(&gw, "firing", &now_rfc3339());
+    wait_until("the incident", WAIT, || !incidents(&gw).is_empty());
+    let id = incidents(&gw)[0]["id"].as_u64().unwrap();
+    let i = incident(&gw, id);
+    let t = &i["top_talkers"];
+    assert_eq!(t["clients"][0]["key"], "127.0.0.2", "{t:#}");
+    let flood_n = t["clients"][0]["requests"].as_u64().unwrap();
+    let next = t["clients"][1]["requests"].as_u64().unwrap_or(0);
+    assert!(flood_n > 5 * next, "the flood stands out: {t:#}");
+    assert_eq!(t["paths"][0]["key"], "/search", "{t:#}");
+    let (code, md) = gw.admin_get(&format!("/api/v1/incidents/{id}/postmortem.md"));
+    assert_eq!(code, 200);
+    assert!(
+        md.contains("## Top talkers") && md.contains("| 127.0.0.2 ("),
+        "{md}"
+    );
+    let shown = cli_ok(&[
+        "incident",
+        "show",
+        &id.to_string(),
+        "--admin",
+        &gw.admin.to_string(),
+    ]);
+    assert!(shown.contains("clients   127.0.0.2"), "{shown}");
+    drop(flood);
+}

@@ -1,6 +1,6 @@
 //! The record of one request, completed when its response body ends (or the client goes away):
-//! load accounting for the balancer, request counters, the latency histogram and the
-//! access-log line all happen in one place, once.
+//! load accounting for the balancer, request counters, the latency histogram, the top talkers
+//! and the access-log line all happen in one place, once.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -75,7 +75,21 @@ impl Exchange {
             route.counters_for(self.server).record(self.status);
             route.latency.observe(total.as_secs_f64());
         }
+        let talkers = &self.shared.talkers;
         let log = self.shared.access_log.load();
+        if !talkers.enabled() && !log.enabled() {
+            return;
+        }
+        // One clock read for both.
+        let time_us = unix_now_us();
+        if talkers.enabled() {
+            talkers.record_at(
+                time_us / 1000,
+                self.client.ip(),
+                self.uri.path(),
+                self.status,
+            );
+        }
         if !log.enabled() {
             return;
         }
@@ -84,7 +98,7 @@ impl Exchange {
             BytesIn::Counted(slot) => slot.bytes.load(Relaxed),
         };
         log.log(&Entry {
-            time_us: unix_now_us(),
+            time_us,
             request_id: self.request_id.to_str().unwrap_or("-"),
             client: self.client_text.to_str().unwrap_or("-"),
             listener: &self.listener,

@@ -46,6 +46,10 @@ use watch::{open, watch};
 const TICK: Duration = Duration::from_secs(1);
 /// How often the scope of an incident not yet recovered is measured again.
 const MEASURE_EVERY_MS: u64 = 60_000;
+/// The "first minutes" whose top talkers an incident keeps.
+const TALKERS_SPAN_MS: u64 = 5 * 60_000;
+/// How many clients, paths and statuses it keeps.
+const TALKERS_LIMIT: usize = 10;
 /// Counter readings kept to measure over (one per tick).
 const READINGS: usize = 120;
 /// Closed incidents memory keeps when there is no store.

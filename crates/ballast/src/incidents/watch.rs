@@ -13,7 +13,8 @@ pub(super) async fn open(
     now: u64,
 ) -> Result<u64, IncidentsError> {
     let matrix = lock(&shared.state).matrix;
-    let provisional = Incident::open(0, draft, &matrix, now, by)?;
+    let mut provisional = Incident::open(0, draft, &matrix, now, by)?;
+    provisional.top_talkers = Some(talkers(shared, provisional.started_unix_ms, now));
     let mut id = None;
     if shared.store_on {
         if let Ok(store) = shared.history.store() {
@@ -160,6 +161,11 @@ fn remeasure(shared: &Shared, st: &mut State, id: u64, now: u64) {
         return;
     };
     st.measured.insert(id, now);
+    let started = st.open[idx].started_unix_ms;
+    if now.saturating_sub(started) <= TALKERS_SPAN_MS + MEASURE_EVERY_MS {
+        st.open[idx].top_talkers = Some(talkers(shared, started, now));
+        st.dirty.insert(id);
+    }
     let labels: Vec<ballast_core::Labels> = st.open[idx]
         .alerts
         .iter()
@@ -178,6 +184,17 @@ fn remeasure(shared: &Shared, st: &mut State, id: u64, now: u64) {
         i.set_scope(scope, &matrix, now);
         st.dirty.insert(id);
     }
+}
+
+/// The top talkers of an incident's first minutes: from a minute before its start (the
+/// counters' buckets are minutes) to [`TALKERS_SPAN_MS`] after it, or now if sooner.
+fn talkers(shared: &Shared, started: u64, now: u64) -> ballast_core::TopTalkers {
+    let until = now.min(started.saturating_add(TALKERS_SPAN_MS));
+    shared.gateway.top_talkers(
+        started.saturating_sub(60_000),
+        until.max(started),
+        TALKERS_LIMIT,
+    )
 }
 
 /// One alert's news for the incidents.
@@ -204,8 +221,14 @@ pub(super) async fn watch(shared: Arc<Shared>, alerts: AlertSource) {
     loop {
         let now = now_ms();
         {
+            // One reading a second at most, however often alerts wake the task, so the
+            // readings kept always reach a minute back.
             let mut r = lock(&shared.readings);
-            r.push_back((now, per_route(&shared.gateway.counters())));
+            if r.back()
+                .is_none_or(|(at, _)| now.saturating_sub(*at) >= 900)
+            {
+                r.push_back((now, per_route(&shared.gateway.counters())));
+            }
             while r.len() > READINGS {
                 r.pop_front();
             }

@@ -65,7 +65,12 @@ impl Notice {
             at_unix_ms: self.at_unix_ms,
             route: 0,
             escalated_after_ms: None,
-            template: None,
+            // The summary is the title: "critical incident" says nothing in a chat list. Braces
+            // are dropped so it can never read as a placeholder.
+            template: Some(crate::template::Template {
+                title: Some(self.summary.replace(['{', '}'], "")),
+                alert: None,
+            }),
         }
     }
 
@@ -125,6 +130,11 @@ mod tests {
         assert_eq!(a.annotations["summary"], "SEV2: api down");
         assert_eq!(a.annotations["description"], "opened by alert ApiDown");
         assert_eq!(m.severity, Some(Severity::Critical));
+        assert_eq!(
+            m.template.and_then(|t| t.title).as_deref(),
+            Some("SEV2: api down"),
+            "the summary is the title"
+        );
     }
 
     #[test]

@@ -19,14 +19,33 @@ const BACKENDS: [(&str, &str); 3] = [
     ("charlie", "127.0.0.1:9103"),
 ];
 
-/// Kills the demo backends when the demo ends, however it ends.
-struct Children(Vec<Child>);
+/// Kills the demo backends when the demo ends, however it ends: its children, and the
+/// backends the restart remedy started (their pids are in `revived-*.pid` in the directory).
+struct Children(Vec<Child>, std::path::PathBuf);
 
 impl Drop for Children {
     fn drop(&mut self) {
         for c in &mut self.0 {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        let Ok(entries) = std::fs::read_dir(&self.1) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !(name.starts_with("revived-") && name.ends_with(".pid")) {
+                continue;
+            }
+            let pid = std::fs::read_to_string(e.path())
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok());
+            if let Some(pid) = pid.filter(|p| *p > 1) {
+                // SAFETY: kill(2) on a pid this demo's remedy started; no memory effects.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
         }
     }
 }
@@ -38,12 +57,16 @@ pub fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the demo directory {}", dir.display()))?;
     let path = dir.join("ballast.toml");
-    std::fs::write(&path, DEMO)
+    let exe = std::env::current_exe().context("cannot find the ballast executable")?;
+    // The restart remedy runs this binary, and keeps the pid files of what it started here.
+    let text = DEMO
+        .replace("{BALLAST}", &exe.display().to_string())
+        .replace("{DIR}", &dir.display().to_string());
+    std::fs::write(&path, text)
         .with_context(|| format!("cannot write the demo config {}", path.display()))?;
     let source = ballast_config::Source::File(path.clone());
     let loaded = source.load().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let exe = std::env::current_exe().context("cannot find the ballast executable")?;
-    let mut children = Children(Vec::new());
+    let mut children = Children(Vec::new(), dir.clone());
     for (name, addr) in BACKENDS {
         let child = Command::new(&exe)
             .args(["backend", "--listen", addr, "--name", name])
@@ -80,6 +103,12 @@ pub fn run() -> anyhow::Result<()> {
          \n  Notifications (a webhook on charlie prints each one here, grouped per rule):\n\
          \x20   ballast notify log                             # what was sent, to whom, attempts, result\n\
          \x20   ballast notify test demo-chat                  # a test message, now\n\
+         \n  Remediation and incidents (kill alpha as above, then watch):\n\
+         \x20   ballast remedy runs -v                         # alpha restarted by the remedy, with its output\n\
+         \x20   ballast incident list                          # the incident server-down opened (critical)\n\
+         \x20   ballast incident show 1                        # severity, what changed, top talkers, timeline\n\
+         \x20   ballast incident note 1 'looking at it'        # people's notes go on the timeline\n\
+         \x20   ballast incident export 1                      # the post-mortem in Markdown\n\
          \n  Everything is kept in the operations store, {dir}/ballast.db:\n\
          \x20   ballast config history --config {cfg}\n\
          \x20   (edit {cfg}, e.g. remove bravo)\n\

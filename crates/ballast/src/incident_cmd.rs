@@ -222,11 +222,11 @@ fn list_table(list: &[Value]) -> String {
         let _ = writeln!(
             out,
             "{:>5}  {:<5} {:<13} {:<20} {:>6}  {}",
-            i["id"],
+            i["id"].as_u64().unwrap_or(0),
             i["severity"].as_str().unwrap_or("?"),
             i["status"].as_str().unwrap_or("?"),
             utc(i["opened_unix_ms"].as_u64().unwrap_or(0)),
-            i["alerts"],
+            i["alerts"].as_u64().unwrap_or(0),
             i["title"].as_str().unwrap_or("")
         );
     }

@@ -16,6 +16,7 @@ pub mod event;
 pub mod history;
 pub mod incident;
 pub mod notification;
+pub mod prom;
 pub mod ratio;
 pub mod remediation;
 pub mod size;

@@ -347,11 +347,7 @@ impl Drop for Notifications {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+use ballast_core::prom::label_value as escape;
 
 async fn rounds(
     inner: Arc<Mutex<Inner>>,

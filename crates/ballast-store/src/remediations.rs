@@ -41,19 +41,22 @@ struct RunRow {
     steps_json: String,
 }
 
+/// A result's `reason` and `refused_kind` columns.
+fn outcome(result: &RemediationResult) -> (Option<&str>, Option<&str>) {
+    match result {
+        RemediationResult::Ok => (None, None),
+        RemediationResult::Failed { reason } => (Some(reason.as_str()), None),
+        RemediationResult::Refused { kind, reason } => (Some(reason.as_str()), Some(kind.as_str())),
+    }
+}
+
 impl Store {
     /// Records a finished (or refused) run and returns its id.
     pub async fn record_remediation(&self, run: &RemediationRun) -> Result<u64, StoreError> {
         let started = to_db("started_unix_ms", run.started_unix_ms)?;
         let ended = to_db("ended_unix_ms", run.ended_unix_ms)?;
         let steps = serde_json::to_string(&run.steps).map_err(StoreError::Encode)?;
-        let (reason, kind) = match &run.result {
-            RemediationResult::Ok => (None, None),
-            RemediationResult::Failed { reason } => (Some(reason.as_str()), None),
-            RemediationResult::Refused { kind, reason } => {
-                (Some(reason.as_str()), Some(kind.as_str()))
-            }
-        };
+        let (reason, kind) = outcome(&run.result);
         let id: i64 = on_pool!(self, p => sqlx::query_scalar::<_, i64>(
             "INSERT INTO remediation_runs (rule, target, alert_id, dry_run, started_unix_ms, \
              ended_unix_ms, result, reason, refused_kind, steps_json) \
@@ -86,13 +89,7 @@ impl Store {
         let row_id = to_db("id", id)?;
         let ended = to_db("ended_unix_ms", run.ended_unix_ms)?;
         let steps = serde_json::to_string(&run.steps).map_err(StoreError::Encode)?;
-        let (reason, kind) = match &run.result {
-            RemediationResult::Ok => (None, None),
-            RemediationResult::Failed { reason } => (Some(reason.as_str()), None),
-            RemediationResult::Refused { kind, reason } => {
-                (Some(reason.as_str()), Some(kind.as_str()))
-            }
-        };
+        let (reason, kind) = outcome(&run.result);
         let done = on_pool!(self, p => sqlx::query(
             "UPDATE remediation_runs SET ended_unix_ms = $2, result = $3, reason = $4, \
              refused_kind = $5, steps_json = $6 WHERE id = $1",

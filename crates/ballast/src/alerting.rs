@@ -388,11 +388,7 @@ impl Alerting {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+use ballast_core::prom::label_value as escape;
 
 /// Alerts and silences the store kept; empty when there is no store or it does not open in
 /// time.

@@ -116,7 +116,9 @@ impl App {
 }
 
 /// The names of the configured receivers.
-fn receiver_names(config: &ballast_config::Config) -> std::collections::BTreeSet<String> {
+pub(crate) fn receiver_names(
+    config: &ballast_config::Config,
+) -> std::collections::BTreeSet<String> {
     config
         .notify
         .receivers

@@ -339,11 +339,7 @@ impl Drop for Remediation {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+use ballast_core::prom::label_value as escape;
 
 fn cause_line(cause: &BlockCause) -> String {
     match cause {

@@ -87,25 +87,50 @@ function = "core"
 name = "app"
 servers = [{{ addr = "{backend}" }}]
 
-[[receiver]]
-name = "ops"
-webhook = {{ url = "{hook}" }}
-
-[[notify]]
-receivers = ["ops"]
-group_wait = "0s"
-
 [[remedy]]
 name = "mark-shop"
 when = {{ alert = "ShopDown" }}
 target = "{{{{service}}}}"
 do = [{{ exec = {{ argv = ["/bin/mkdir", "-p", "{dir}/{{{{service}}}}"] }} }}]
 
-[incident]
-receivers = ["ops"]
-"#,
+{ops}"#,
         preamble = preamble(port),
+        ops = ops_toml(hook),
     )
+}
+
+/// A gateway on [`config`] with its receiver, backend and remedy directory.
+struct Setup {
+    hook: Receiver,
+    backend: Backend,
+    files: std::path::PathBuf,
+    port: u16,
+    /// The config again, with or without the extra route (for a reload).
+    config: Box<dyn Fn(bool) -> String>,
+    gw: Gateway,
+}
+
+impl Setup {
+    fn start(name: &str) -> Setup {
+        let hook = Receiver::start();
+        let backend = Backend::start(&format!("{name}-b"));
+        let db = scratch(&format!("{name}-store")).join("ops.db");
+        let files = scratch(&format!("{name}-files"));
+        let port = free_port();
+        let (url, addr, dir) = (hook.url("/hook"), backend.addr, files.display().to_string());
+        let db = db.display().to_string();
+        let config: Box<dyn Fn(bool) -> String> =
+            Box::new(move |extra| self::config(port, &db, &url, addr, &dir, extra));
+        let gw = start_brain(name, &config(false));
+        Setup {
+            hook,
+            backend,
+            files,
+            port,
+            config,
+            gw,
+        }
+    }
 }
 
 fn cli_ok(args: &[&str]) -> String {
@@ -116,21 +141,14 @@ fn cli_ok(args: &[&str]) -> String {
 
 #[test]
 fn an_incident_from_an_alert_to_its_postmortem_and_through_a_restart() {
-    let hook = Receiver::start();
-    let backend = Backend::start("incident-b");
-    let store = scratch("incident-store");
-    let files = scratch("incident-files");
-    let port = free_port();
-    let db = store.join("ops.db").display().to_string();
-    let text = config(
+    let Setup {
+        hook,
+        backend,
+        files,
         port,
-        &db,
-        &hook.url("/hook"),
-        backend.addr,
-        &files.display().to_string(),
-        false,
-    );
-    let mut gw = start_brain("incident-flow", &text);
+        config: text_of,
+        mut gw,
+    } = Setup::start("incident-flow");
     let admin = gw.admin.to_string();
 
     // The changes before: a deploy marker, and a config change applied by a reload.
@@ -140,14 +158,7 @@ fn an_incident_from_an_alert_to_its_postmortem_and_through_a_restart() {
         r#"{"kind":"deploy","summary":"shop 2.4.1","service":"shop","version":"2.4.1","author":"ci"}"#,
     );
     assert!((200..300).contains(&code), "{code}: {body}");
-    gw.write_config(&config(
-        port,
-        &db,
-        &hook.url("/hook"),
-        backend.addr,
-        &files.display().to_string(),
-        true,
-    ));
+    gw.write_config(&text_of(true));
     let (code, body) = gw.admin_post("/api/v1/reload");
     assert_eq!(code, 200, "{body}");
 
@@ -408,21 +419,13 @@ fn an_incident_opened_by_hand_and_bad_requests() {
 
 #[test]
 fn top_talkers_name_the_flooding_client() {
-    let hook = Receiver::start();
-    let backend = Backend::start("incident-flood-b");
-    let store = scratch("incident-flood-store");
-    let files = scratch("incident-flood-files");
-    let port = free_port();
-    let db = store.join("ops.db").display().to_string();
-    let text = config(
+    let Setup {
         port,
-        &db,
-        &hook.url("/hook"),
-        backend.addr,
-        &files.display().to_string(),
-        false,
-    );
-    let gw = start_brain("incident-flood", &text);
+        gw,
+        backend: _backend,
+        hook: _hook,
+        ..
+    } = Setup::start("incident-flood");
     // One client floods /search; two others browse at a normal pace.
     let flood = Traffic::start(local(port), "127.0.0.2", "/search?q=x", Duration::ZERO);
     let _a = Traffic::start(local(port), "127.0.0.3", "/", Duration::from_millis(100));

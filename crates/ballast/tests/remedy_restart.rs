@@ -56,14 +56,6 @@ value = "healthy"
 match = {{ upstream = "app" }}
 min = {{ below = 1 }}
 
-[[receiver]]
-name = "ops"
-webhook = {{ url = "{hook}" }}
-
-[[notify]]
-receivers = ["ops"]
-group_wait = "0s"
-
 [[remedy]]
 name = "restart-api"
 when = {{ alert = "server-down" }}
@@ -72,13 +64,11 @@ do = [{{ restart = {{ command = ["{script}", "{{{{server}}}}"], timeout = "10s" 
 escalate_to = "ops"
 {remedy_extra}
 
-[incident]
-receivers = ["ops"]
-"#,
+{ops}"#,
         preamble = preamble(port),
+        ops = ops_toml(&hook.url("/hook")),
         db = dir.join("ops.db").display(),
         addr = svc.addr,
-        hook = hook.url("/hook"),
         script = svc.script.display(),
     );
     (start_brain(name, &config), local(port))

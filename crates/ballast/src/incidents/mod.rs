@@ -32,6 +32,7 @@ use ballast_notify::{AlertSource, Notice};
 use ballast_store::NewIncident;
 use tokio::sync::Notify;
 
+use crate::app::receiver_names;
 use crate::history::History;
 use crate::incident_timeline::{assemble, delta, per_route};
 use crate::remedying::Announce;
@@ -152,15 +153,6 @@ fn layout(
             .map(|r| (r.name.clone(), r.upstream.clone()))
             .collect(),
     )
-}
-
-fn receiver_names(config: &Config) -> BTreeSet<String> {
-    config
-        .notify
-        .receivers
-        .iter()
-        .map(|r| r.name.clone())
-        .collect()
 }
 
 impl Incidents {

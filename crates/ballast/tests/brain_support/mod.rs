@@ -112,6 +112,25 @@ impl Drop for Service {
     }
 }
 
+/// The receiver `ops` (a webhook to `hook`), a route sending it every alert at once, and
+/// `[incident]` announcing to it: the tail of the remediation and incident tests' configs.
+pub fn ops_toml(hook: &str) -> String {
+    format!(
+        r#"
+[[receiver]]
+name = "ops"
+webhook = {{ url = "{hook}" }}
+
+[[notify]]
+receivers = ["ops"]
+group_wait = "0s"
+
+[incident]
+receivers = ["ops"]
+"#
+    )
+}
+
 /// Starts a gateway on `config` and waits until remediation and incidents answer (they start
 /// after monitoring and notifications).
 pub fn start_brain(name: &str, config: &str) -> Gateway {

@@ -421,7 +421,7 @@ fn an_incident_opened_by_hand_and_bad_requests() {
 fn top_talkers_name_the_flooding_client() {
     let Setup {
         port,
-        gw,
+        mut gw,
         backend: _backend,
         hook: _hook,
         ..
@@ -460,4 +460,18 @@ fn top_talkers_name_the_flooding_client() {
     ]);
     assert!(shown.contains("clients   127.0.0.2"), "{shown}");
     drop(flood);
+
+    // Closed while its alert still fires, then a restart: the restored alert opens nothing.
+    let (code, body) = post(
+        &gw,
+        &format!("/api/v1/incidents/{id}/status"),
+        r#"{"status":"closed","by":"bo"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    gw.restart();
+    wait_brain(&gw);
+    std::thread::sleep(Duration::from_secs(2)); // two rounds of the incident task
+    let list = incidents(&gw);
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["status"], "closed");
 }

@@ -192,16 +192,12 @@ impl Incidents {
         if !open.is_empty() {
             tracing::info!(open = open.len(), "incidents: open incidents reloaded");
         }
-        // Alerts already part of an open incident are not news.
-        let mut seen = HashMap::new();
-        for v in alerts(now_ms()) {
-            if open.iter().any(|i| i.has_alert(&v.alert.id)) {
-                seen.insert(
-                    v.alert.id.clone(),
-                    (v.alert.state.name(), v.alert.since_unix_ms),
-                );
-            }
-        }
+        // The alerts monitoring restored were news to the process before this one, which
+        // opened (and maybe closed) their incidents: they are not news again.
+        let seen: HashMap<String, (&'static str, u64)> = alerts(now_ms())
+            .into_iter()
+            .map(|v| (v.alert.id, (v.alert.state.name(), v.alert.since_unix_ms)))
+            .collect();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 correlator: compiled.correlator,

@@ -43,7 +43,7 @@ impl BrainError {
     }
 }
 
-fn fail(e: BrainError) -> Response {
+pub(crate) fn fail(e: BrainError) -> Response {
     (e.status(), Json(json!({ "error": e.to_string() }))).into_response()
 }
 

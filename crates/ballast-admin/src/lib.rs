@@ -36,10 +36,12 @@ pub mod history;
 pub mod incidents;
 pub mod notifications;
 pub mod remediation;
+pub mod review;
 pub mod rollback;
 pub mod talkers;
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
+pub use review::ReviewAnswer;
 pub use incidents::{
     AckInput, BrainError, IncidentQuery, NoteInput, OpenIncident, RemediationQuery, StatusInput,
 };
@@ -229,6 +231,13 @@ pub trait Control: Send + Sync + 'static {
     fn postmortem(&self, _id: u64) -> BoxFuture<'_, Result<String, BrainError>> {
         Box::pin(async { Err(BrainError::Off("incidents")) })
     }
+    /// The threshold review over the last `since`.
+    fn review(
+        &self,
+        _since: std::time::Duration,
+    ) -> BoxFuture<'_, Result<ReviewAnswer, BrainError>> {
+        Box::pin(async { Err(review::off()) })
+    }
     /// The client addresses, paths and statuses with the most requests over the query's span.
     fn talkers(&self, _query: TalkersQuery) -> Result<TopTalkers, TalkersError> {
         Err(TalkersError::Off)
@@ -315,6 +324,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/talkers", get(talkers::list))
         .route("/api/v1/receivers/{name}/test", post(notifications::test))
+        .route("/api/v1/review", get(review::review))
         .route("/api/v1/remediations", get(incidents::runs))
         .route("/api/v1/remediations/ack", post(incidents::ack))
         .route(

@@ -27,6 +27,32 @@ pub struct Config {
     /// `[incident]`, checked; `None` when the table is absent (incidents then use
     /// `IncidentSpec::default()`: open on critical alerts, tell nobody).
     pub incident: Option<ballast_incident::IncidentSpec>,
+    /// `[review]`: the scheduled threshold review.
+    pub review: ReviewPlan,
+}
+
+/// `[review]`, checked (see `validate/review.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewPlan {
+    /// How often the review runs by itself.
+    pub every: std::time::Duration,
+    /// How much history each review reads.
+    pub since: std::time::Duration,
+    /// Told when a review flags a rule.
+    pub receiver: Option<String>,
+    /// False: only on demand.
+    pub enabled: bool,
+}
+
+impl Default for ReviewPlan {
+    fn default() -> Self {
+        ReviewPlan {
+            every: std::time::Duration::from_secs(7 * 86_400),
+            since: std::time::Duration::from_secs(30 * 86_400),
+            receiver: None,
+            enabled: true,
+        }
+    }
 }
 
 impl Config {

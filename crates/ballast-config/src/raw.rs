@@ -46,6 +46,18 @@ pub struct File {
     pub remediation: Option<ballast_remedy::rule::RemediationSpec>,
     /// `[incident]`: which alerts open incidents, and how severity is graded.
     pub incident: Option<ballast_incident::IncidentSpec>,
+    /// `[review]`: the scheduled threshold review.
+    pub review: Option<RawReview>,
+}
+
+/// `[review]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReview {
+    pub every: Option<ballast_core::Duration>,
+    pub since: Option<ballast_core::Duration>,
+    pub receiver: Option<String>,
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,7 @@ use policies::{cache, concurrency_limit, flood, retry_policy, sorry_page};
 use upstream::upstream;
 
 mod incident;
+mod review;
 mod monitor;
 mod notify;
 mod policies;
@@ -169,6 +170,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
     let incident = raw
         .incident
         .map(|spec| incident::check(&mut c, spec, &receiver_names));
+    let review = review::plan(&mut c, raw.review, &receiver_names);
     let notify = notify::plan(
         &mut c,
         notify::Input {
@@ -281,6 +283,7 @@ pub fn validate(raw: raw::File, src: &str, file: &str) -> Result<Config, ConfigE
             notify,
             remedy,
             incident,
+            review,
         })
     } else {
         Err(ConfigError::Invalid {

@@ -32,7 +32,7 @@ use crate::history::History;
 use crate::incidents::Incidents;
 use crate::notifying;
 use crate::remedying::{Announce, Remediation};
-use crate::{changes, instances, retention};
+use crate::{changes, instances, retention, review};
 
 /// The admin API's view of the running gateway.
 struct App {
@@ -250,6 +250,27 @@ impl Control for App {
                 r.acknowledge_alert(&id, &by);
             }
             Ok(record)
+        })
+    }
+
+    fn review(
+        &self,
+        since: std::time::Duration,
+    ) -> BoxFuture<'_, Result<ballast_admin::ReviewAnswer, BrainError>> {
+        Box::pin(async move {
+            let store = self
+                .history
+                .store()
+                .map_err(|e| BrainError::Unavailable(e.to_string()))?;
+            let config = self.gateway.config();
+            let report = review::run(&store, &config.monitoring, review::window(since))
+                .await
+                .map_err(|e| BrainError::Unavailable(self.history.failed(e).to_string()))?;
+            Ok(ballast_admin::ReviewAnswer {
+                json: serde_json::to_value(&report)
+                    .map_err(|e| BrainError::Unavailable(e.to_string()))?,
+                markdown: ballast_review::markdown(&report),
+            })
         })
     }
 
@@ -511,6 +532,11 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
             )
             .await;
             let _ = app.incidents.set(incidents);
+            // The scheduled threshold review reads the store; without one there is nothing to
+            // review.
+            if config.store.is_some() {
+                review::spawn(gateway.clone(), history.clone(), app.announcer());
+            }
             // Every alert change wakes each engine that reads the alerts.
             let fanout = app.clone();
             tokio::spawn(async move {

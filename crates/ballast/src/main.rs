@@ -23,6 +23,8 @@ mod remedy_cmd;
 mod remedy_gateway;
 mod remedying;
 mod retention;
+mod review;
+mod review_cmd;
 mod rollback;
 mod rollback_cmd;
 
@@ -129,6 +131,10 @@ enum Command {
     /// post-mortem.
     #[command(subcommand)]
     Incident(incident_cmd::IncidentCommand),
+    /// The threshold review: each rule's value over its history (percentiles), how often it
+    /// fired and whether anyone acted, flags (no data, never fired, always firing, noisy) and
+    /// proposed thresholds.
+    Review(review_cmd::ReviewArgs),
     /// Roll a running gateway back to a recorded config version (by default the previous good
     /// one): it is validated, written to the config file (the replaced file is kept as
     /// NAME.bak.<UTC time>) and applied like a reload.
@@ -237,6 +243,7 @@ fn main() -> ExitCode {
         Command::Notify(cmd) => exit(notify_cmd::notify(cmd)),
         Command::Remedy(cmd) => exit(remedy_cmd::remedy(cmd)),
         Command::Incident(cmd) => exit(incident_cmd::incident(cmd)),
+        Command::Review(args) => exit(review_cmd::review(args)),
         Command::Rollback {
             version,
             config,

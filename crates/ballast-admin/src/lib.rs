@@ -41,11 +41,11 @@ pub mod rollback;
 pub mod talkers;
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
-pub use review::ReviewAnswer;
 pub use incidents::{
     AckInput, BrainError, IncidentQuery, NoteInput, OpenIncident, RemediationQuery, StatusInput,
 };
 pub use notifications::NotificationQuery;
+pub use review::ReviewAnswer;
 pub use rollback::RollbackError;
 pub use talkers::{TalkersError, TalkersQuery};
 

@@ -35,10 +35,8 @@ pub(crate) async fn review(State(state): State<AdminState>, Query(q): Query<Para
         None | Some("json") => false,
         Some("markdown" | "md") => true,
         Some(other) => {
-            return ApiError::BadRequest(format!(
-                "format must be json or markdown, not {other:?}"
-            ))
-            .into_response()
+            return ApiError::BadRequest(format!("format must be json or markdown, not {other:?}"))
+                .into_response()
         }
     };
     match state.control.review(since.get()).await {

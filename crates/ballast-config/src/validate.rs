@@ -16,11 +16,11 @@ use policies::{cache, concurrency_limit, flood, retry_policy, sorry_page};
 use upstream::upstream;
 
 mod incident;
-mod review;
 mod monitor;
 mod notify;
 mod policies;
 mod remedy;
+mod review;
 pub mod servers;
 mod store;
 mod tls;

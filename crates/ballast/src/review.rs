@@ -61,7 +61,11 @@ fn episodes(
 ) -> HashMap<String, Vec<Firing>> {
     let mut open: HashMap<String, (String, Open)> = HashMap::new();
     let mut done: HashMap<String, Vec<Firing>> = HashMap::new();
-    let close = |rule: String, id: String, o: Open, end: Option<u64>, done: &mut HashMap<String, Vec<Firing>>| {
+    let close = |rule: String,
+                 id: String,
+                 o: Open,
+                 end: Option<u64>,
+                 done: &mut HashMap<String, Vec<Firing>>| {
         let end_at = end.unwrap_or(until);
         let acted = o.acted
             || runs
@@ -142,7 +146,12 @@ pub async fn run(store: &Store, plan: &Plan, window: Window) -> Result<Report, S
         let key = (def.monitor.clone(), def.value.clone());
         if !rollups.contains_key(&key) {
             let rows = store
-                .rollups(&def.monitor, &def.value, window.since_unix_ms, window.until_unix_ms)
+                .rollups(
+                    &def.monitor,
+                    &def.value,
+                    window.since_unix_ms,
+                    window.until_unix_ms,
+                )
                 .await?;
             rollups.insert(key.clone(), rows);
         }
@@ -152,7 +161,9 @@ pub async fn run(store: &Store, plan: &Plan, window: Window) -> Result<Report, S
             .map(|(k, p)| (k.clone(), Regex::new(&format!("^(?:{p})$")).ok()))
             .collect();
         let (warn, crit) = levels(def);
-        let below = warn.or(crit).is_some_and(|t| t.direction == Direction::Below);
+        let below = warn
+            .or(crit)
+            .is_some_and(|t| t.direction == Direction::Below);
         let samples = rollups[&key]
             .iter()
             .filter(|r| {
@@ -205,22 +216,25 @@ pub fn spawn(
                 tracing::warn!("threshold review skipped: the store is not open");
                 continue;
             };
-            let report =
-                match run(&store, &config.monitoring, window(config.review.since)).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "threshold review failed; the next one tries again");
-                        let _ = history.failed(e);
-                        continue;
-                    }
-                };
+            let report = match run(&store, &config.monitoring, window(config.review.since)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "threshold review failed; the next one tries again");
+                    let _ = history.failed(e);
+                    continue;
+                }
+            };
             let flagged: Vec<String> = report
                 .rules
                 .iter()
                 .filter(|r| !r.flags.is_empty())
                 .map(|r| r.rule.clone())
                 .collect();
-            tracing::info!(rules = report.rules.len(), flagged = flagged.len(), "threshold review done");
+            tracing::info!(
+                rules = report.rules.len(),
+                flagged = flagged.len(),
+                "threshold review done"
+            );
             if let (Some(receiver), false) = (&config.review.receiver, flagged.is_empty()) {
                 let notice = ballast_notify::Notice {
                     kind: "threshold-review".into(),
@@ -307,7 +321,10 @@ mod tests {
         let got = episodes(&events, &runs, 1_000).remove("disk").unwrap();
         let by = |id: &str| got.iter().find(|f| f.alert_id == id).unwrap().clone();
         let a = by("a");
-        assert_eq!((a.start_unix_ms, a.end_unix_ms, a.severity, a.acted), (100, Some(200), Severity::Critical, true));
+        assert_eq!(
+            (a.start_unix_ms, a.end_unix_ms, a.severity, a.acted),
+            (100, Some(200), Severity::Critical, true)
+        );
         let b = by("b");
         assert_eq!((b.end_unix_ms, b.acted), (Some(400), false));
         let c = by("c");

@@ -5,6 +5,7 @@
 //! computed by hand here.
 
 mod common;
+mod notify_support;
 
 use std::time::Duration;
 
@@ -59,15 +60,23 @@ fn the_review_reports_what_the_history_says() {
     let minutes = 30 * 24 * 60 - 10;
     let values: Vec<f64> = (0..minutes).map(|i| (i % 100) as f64).collect();
     // The firings: acknowledged, remediated, ignored, and one that went critical, ignored.
-    let warn = AlertState::Firing { severity: Severity::Warning };
-    let crit = AlertState::Firing { severity: Severity::Critical };
+    let warn = AlertState::Firing {
+        severity: Severity::Warning,
+    };
+    let crit = AlertState::Firing {
+        severity: Severity::Critical,
+    };
     let t = |day: u64| first + day * 24 * HOUR;
     let events = vec![
         changed(1, t(1), warn),
         Stamped {
             seq: 2,
             at_unix_ms: t(1) + 10 * MINUTE,
-            event: Event::AlertAcknowledged { id: "a1".into(), by: "ana".into(), comment: "looking".into() },
+            event: Event::AlertAcknowledged {
+                id: "a1".into(),
+                by: "ana".into(),
+                comment: "looking".into(),
+            },
         },
         changed(3, t(1) + HOUR, AlertState::Resolved),
         changed(4, t(5), warn),
@@ -115,6 +124,7 @@ fn the_review_reports_what_the_history_says() {
         store.close().await;
     });
 
+    let hook = notify_support::Receiver::start();
     let port = free_port();
     let config = format!(
         r#"{preamble}
@@ -146,9 +156,18 @@ monitor = "gateway"
 value = "requests_per_s"
 match = {{ route = "nothing-here" }}
 min = {{ below = 1 }}
+
+[[receiver]]
+name = "lead"
+webhook = {{ url = "{hook}" }}
+
+[review]
+every = "10s"
+receiver = "lead"
 "#,
         preamble = preamble(port),
         db = db.display(),
+        hook = hook.url("/hook"),
     );
     let gw = Gateway::start("review", &config);
     let (code, body) = gw.admin_get("/api/v1/review?since=30d");
@@ -163,19 +182,34 @@ min = {{ below = 1 }}
     assert_eq!(slow["minutes"], minutes as u64);
     let p = &slow["percentiles"];
     for (k, field) in [(50.0, "p50"), (95.0, "p95"), (99.0, "p99"), (1.0, "p1")] {
-        assert_eq!(p[field].as_f64().unwrap(), rank(&sorted, k), "{field}: {p:#}");
+        assert_eq!(
+            p[field].as_f64().unwrap(),
+            rank(&sorted, k),
+            "{field}: {p:#}"
+        );
     }
-    assert_eq!((p["p50"].as_f64(), p["p95"].as_f64(), p["p99"].as_f64()), (Some(49.0), Some(94.0), Some(98.0)));
+    assert_eq!(
+        (p["p50"].as_f64(), p["p95"].as_f64(), p["p99"].as_f64()),
+        (Some(49.0), Some(94.0), Some(98.0))
+    );
     assert_eq!(p["max"].as_f64(), Some(99.0));
     assert_eq!(p["min"].as_f64(), Some(0.0));
     assert_eq!(slow["warning_firings"], 3);
     assert_eq!(slow["critical_firings"], 1);
     assert_eq!(slow["firing_ms"], HOUR + 2 * HOUR + 30 * MINUTE + HOUR);
-    assert_eq!(slow["acted"], 2, "the acknowledged one and the remediated one");
+    assert_eq!(
+        slow["acted"], 2,
+        "the acknowledged one and the remediated one"
+    );
     assert_eq!(slow["noise"], 2);
     assert_eq!(slow["noise_share"].as_f64(), Some(0.5));
     // warn = 90 is below the normal p95 (94): inside the normal range.
-    let flags: Vec<&str> = slow["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let flags: Vec<&str> = slow["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     assert_eq!(flags, ["noisy"], "{slow:#}");
     // Proposed: warning just above p99 (98 × 1.1 = 107.8 → 108), critical max(98 × 1.5, 99 × 1.05) = 147.
     assert_eq!(slow["proposal"]["warn"].as_f64(), Some(108.0), "{slow:#}");
@@ -183,7 +217,12 @@ min = {{ below = 1 }}
 
     let never = rules.iter().find(|r| r["rule"] == "never").unwrap();
     assert_eq!(never["minutes"], 0);
-    let flags: Vec<&str> = never["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let flags: Vec<&str> = never["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     assert_eq!(flags, ["no_data", "never_fired"], "{never:#}");
 
     // The Markdown report, through the CLI.
@@ -193,5 +232,16 @@ min = {{ below = 1 }}
     assert!(md.contains("50%"), "the noise share: {md}");
     let (code, _) = gw.admin_get("/api/v1/review?since=soon");
     assert_eq!(code, 400);
-    let _ = Duration::ZERO;
+
+    // The scheduled review (every 10 s here) tells the receiver which rules it flagged.
+    wait_until(
+        "the scheduled review's message",
+        Duration::from_secs(40),
+        || {
+            hook.received().iter().any(|r| {
+                r.body
+                    .contains("Threshold review: 2 of 2 rules flagged (shop-slow, never)")
+            })
+        },
+    );
 }

@@ -18,17 +18,26 @@ use crate::raw::RawReview;
 use super::Checker;
 
 const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The shortest `every`: a review reads weeks of history, so more often is only for trying it.
+const MIN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_SINCE: std::time::Duration = std::time::Duration::from_secs(400 * 86_400);
 
-pub(super) fn plan(c: &mut Checker, raw: Option<RawReview>, receivers: &BTreeSet<String>) -> ReviewPlan {
+pub(super) fn plan(
+    c: &mut Checker,
+    raw: Option<RawReview>,
+    receivers: &BTreeSet<String>,
+) -> ReviewPlan {
     let d = ReviewPlan::default();
     let Some(raw) = raw else {
         return d;
     };
     let every = raw.every.map_or(d.every, |v| v.get());
     let since = raw.since.map_or(d.since, |v| v.get());
-    if every < HOUR {
-        c.fail("review.every", "must be at least 1h: a review reads weeks of history");
+    if every < MIN_EVERY {
+        c.fail(
+            "review.every",
+            "must be at least 10s: a review reads weeks of history",
+        );
     }
     if since < HOUR || since > MAX_SINCE {
         c.fail("review.since", "must be from 1h to 400d");
@@ -37,7 +46,9 @@ pub(super) fn plan(c: &mut Checker, raw: Option<RawReview>, receivers: &BTreeSet
         if !receivers.contains(r) {
             c.fail(
                 "review.receiver",
-                format!("receiver {r:?} is not defined; add a [[receiver]] named {r:?} or fix the name"),
+                format!(
+                    "receiver {r:?} is not defined; add a [[receiver]] named {r:?} or fix the name"
+                ),
             );
         }
     }

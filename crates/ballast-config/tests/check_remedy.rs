@@ -1,4 +1,4 @@
-//! `[[remedy]]`, `[remediation]`, `[incident]` and a route's `function`: what the config keeps
+//! `[[remedy]]`, `[remediation]`, `[incident]`, `[review]` and a route's `function`: what the config keeps
 //! of them, and the refusals, each at its table's line — including an `exec` whose program
 //! holds a placeholder, refused at load so that an alert's labels can never choose what runs.
 
@@ -246,4 +246,33 @@ fn gateway_actions_must_name_an_existing_upstream_or_route() {
     accept(&rule(
         "{ eject = { upstream = \"{{upstream}}\", server = \"{{server}}\", for = \"1m\" } }",
     ));
+}
+
+#[test]
+fn review_defaults_and_refusals() {
+    let c = accept(&with(""));
+    assert_eq!(c.review.every.as_secs(), 7 * 86_400);
+    assert_eq!(c.review.since.as_secs(), 30 * 86_400);
+    assert!(c.review.enabled && c.review.receiver.is_none());
+    let c = accept(&with(
+        "[review]\nevery = \"1d\"\nsince = \"7d\"\nreceiver = \"ops\"\nenabled = false\n",
+    ));
+    assert_eq!(c.review.every.as_secs(), 86_400);
+    assert_eq!(c.review.receiver.as_deref(), Some("ops"));
+    assert!(!c.review.enabled);
+    let src = with("[review]\nreceiver = \"nobody\"\n");
+    assert_says(
+        &refused_at(&src, "review.receiver", "receiver = \"nobody\""),
+        "receiver \"nobody\" is not defined",
+    );
+    let src = with("[review]\nevery = \"1s\"\n");
+    assert_says(
+        &refused_at(&src, "review.every", "every = \"1s\""),
+        "at least 10s",
+    );
+    let src = with("[review]\nsince = \"500d\"\n");
+    assert_says(
+        &refused_at(&src, "review.since", "since = \"500d\""),
+        "from 1h to 400d",
+    );
 }

@@ -379,6 +379,17 @@ impl Guards {
         let _ = self.finish(rule, spec, target, ok, started);
     }
 
+    /// A block for a spent budget recorded before a restart: the target stays blocked (without
+    /// escalating again) until a person acknowledges it.
+    pub fn replay_block(&mut self, rule: &str, target: &str, at: u64) {
+        self.blocked.entry(target.to_string()).or_insert(Block {
+            since: at,
+            cause: BlockCause::Budget {
+                rule: rule.to_string(),
+            },
+        });
+    }
+
     /// A person acknowledged the target: every rule may act on it again, with fresh budgets,
     /// cooldowns and failure counts. False when it was not blocked.
     pub fn acknowledge(&mut self, target: &str) -> bool {

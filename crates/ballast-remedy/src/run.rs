@@ -85,10 +85,16 @@ pub struct Remedy {
     guards: Guards,
 }
 
+/// The refusal's kind on the record: `budget` is the target's own budget (it blocks the
+/// target), `rate` the rule's budget or the global rate (they pass).
 fn refusal_kind(r: &Refusal) -> &'static str {
     match r {
         Refusal::Cooldown { .. } => "cooldown",
-        Refusal::Budget { .. } => "budget",
+        Refusal::Budget {
+            scope: crate::guard::Scope::Target,
+            ..
+        } => "budget",
+        Refusal::Budget { .. } => "rate",
         Refusal::Blocked { .. } => "blocked",
         Refusal::Injection { .. } => "injection",
     }
@@ -213,9 +219,15 @@ impl Remedy {
     /// the restart may come back blocked if its failures are replayed after the ack, so the
     /// binary should replay only runs started after the target's last acknowledgement.
     pub fn replay(&mut self, run: &RemediationRun) {
-        let ok = match run.result {
+        let ok = match &run.result {
             RemediationResult::Ok => true,
             RemediationResult::Failed { .. } => false,
+            // A target's spent budget blocked it (and was announced then): block it again.
+            RemediationResult::Refused { kind, .. } if kind == "budget" => {
+                self.guards
+                    .replay_block(&run.rule, &run.target, run.started_unix_ms);
+                return;
+            }
             RemediationResult::Refused { .. } => return,
         };
         if let Some(rule) = self.rules.get(&run.rule) {

@@ -619,7 +619,7 @@ fn look(
                 Triggered::Refused(run) => {
                     // Held back for now (cooldown, a rate): try again while it fires. Blocked
                     // and unsafe runs wait for a person instead.
-                    if matches!(&run.result, RemediationResult::Refused { kind, .. } if kind == "cooldown" || kind == "budget")
+                    if matches!(&run.result, RemediationResult::Refused { kind, .. } if kind == "cooldown" || kind == "rate")
                     {
                         st.last_alert.insert(run.target.clone(), a.id.clone());
                         st.retry_later(&run, now);

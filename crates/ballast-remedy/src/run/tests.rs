@@ -267,8 +267,25 @@ escalate_after = 2
     }
     // A refused run is recorded too, and must not count.
     recorded.push(before.on_alert(&a, 130_000).0.remove(0).refused_record());
+    // Past the cooldown, the spent budget refuses, blocks and escalates.
+    let (mut t, esc) = before.on_alert(&a, 190_000);
+    assert_eq!(esc.len(), 1);
+    let spent = t.remove(0).refused_record();
 
-    // "Restart": a fresh Remedy fed the recorded runs.
+    // "Restart": a fresh Remedy fed the recorded runs, the budget refusal included.
+    let mut after = remedy(text);
+    for run in recorded.iter().chain([&spent]) {
+        after.replay(run);
+    }
+    let (t, esc) = after.on_alert(&a, 200_000);
+    assert!(
+        matches!(&t[0], Triggered::Refused(RemediationRun { result: RemediationResult::Refused { kind, .. }, .. }) if kind == "blocked")
+    );
+    assert!(
+        esc.is_empty(),
+        "the spent budget's block comes back, and was announced before the restart: {esc:?}"
+    );
+    // Without the refusal on record, the spent budget blocks and escalates as before.
     let mut after = remedy(text);
     for run in &recorded {
         after.replay(run);
@@ -277,11 +294,7 @@ escalate_after = 2
     assert!(
         matches!(&t[0], Triggered::Refused(RemediationRun { result: RemediationResult::Refused { kind, .. }, .. }) if kind == "budget")
     );
-    assert_eq!(
-        esc.len(),
-        1,
-        "the spent budget blocks and escalates as before"
-    );
+    assert_eq!(esc.len(), 1);
 
     // Cooldown and failures too.
     let mut after = remedy(text);

@@ -104,6 +104,19 @@ pub struct StatusInput {
     pub root_cause: Option<String>,
 }
 
+/// `POST /api/v1/incidents/{id}/severity`: a person grades the incident (the matrix no longer
+/// does) or says how many users are hurt (the matrix grades that).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeverityInput {
+    #[serde(default)]
+    pub severity: Option<Sev>,
+    #[serde(default)]
+    pub user_scope: Option<UserScope>,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
 /// `POST /api/v1/remediations/ack`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -312,6 +325,36 @@ pub(crate) async fn status(
         Err(r) => return r.into_response(),
     };
     match state.control.incident_status(id, input).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => fail(e),
+    }
+}
+
+pub(crate) async fn severity(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let id = match id_of(&id) {
+        Ok(id) => id,
+        Err(r) => return r.into_response(),
+    };
+    let mut input: SeverityInput = match body(
+        &raw,
+        "{\"severity\": \"SEV1\"..\"SEV4\"} and/or {\"user_scope\": none|internal|some|most|all} (optional: by)",
+    ) {
+        Ok(i) => i,
+        Err(r) => return r.into_response(),
+    };
+    if input.severity.is_none() && input.user_scope.is_none() {
+        return bad("give severity, user_scope or both");
+    }
+    input.by = match by(input.by.take(), &headers) {
+        Ok(b) => Some(b),
+        Err(r) => return r.into_response(),
+    };
+    match state.control.incident_severity(id, input).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => fail(e),
     }

@@ -42,7 +42,8 @@ pub mod talkers;
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
 pub use incidents::{
-    AckInput, BrainError, IncidentQuery, NoteInput, OpenIncident, RemediationQuery, StatusInput,
+    AckInput, BrainError, IncidentQuery, NoteInput, OpenIncident, RemediationQuery, SeverityInput,
+    StatusInput,
 };
 pub use notifications::NotificationQuery;
 pub use review::ReviewAnswer;
@@ -227,6 +228,14 @@ pub trait Control: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
         Box::pin(async { Err(BrainError::Off("incidents")) })
     }
+    /// Sets an incident's severity or user scope by hand (`by` is filled in).
+    fn incident_severity(
+        &self,
+        _id: u64,
+        _input: SeverityInput,
+    ) -> BoxFuture<'_, Result<serde_json::Value, BrainError>> {
+        Box::pin(async { Err(BrainError::Off("incidents")) })
+    }
     /// An incident's post-mortem in Markdown.
     fn postmortem(&self, _id: u64) -> BoxFuture<'_, Result<String, BrainError>> {
         Box::pin(async { Err(BrainError::Off("incidents")) })
@@ -334,6 +343,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::show))
         .route("/api/v1/incidents/{id}/notes", post(incidents::note))
         .route("/api/v1/incidents/{id}/status", post(incidents::status))
+        .route("/api/v1/incidents/{id}/severity", post(incidents::severity))
         .route(
             "/api/v1/incidents/{id}/postmortem.md",
             get(incidents::postmortem),

@@ -323,6 +323,14 @@ impl Control for App {
         Box::pin(async move { brain_api::status(self.incident_service()?, id, input).await })
     }
 
+    fn incident_severity(
+        &self,
+        id: u64,
+        input: ballast_admin::SeverityInput,
+    ) -> BoxFuture<'_, Result<Value, BrainError>> {
+        Box::pin(async move { brain_api::severity(self.incident_service()?, id, input).await })
+    }
+
     fn postmortem(&self, id: u64) -> BoxFuture<'_, Result<String, BrainError>> {
         Box::pin(async move {
             brain_api::postmortem(self.incident_service()?, self.remediation.get(), id).await

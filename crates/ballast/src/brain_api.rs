@@ -145,3 +145,16 @@ pub async fn status(i: &Incidents, id: u64, input: StatusInput) -> Result<Value,
             .map_err(brain)?,
     )
 }
+
+pub async fn severity(
+    i: &Incidents,
+    id: u64,
+    input: ballast_admin::SeverityInput,
+) -> Result<Value, BrainError> {
+    let by = input.by.unwrap_or_else(|| "api".into());
+    to_json(
+        i.set_severity(id, input.severity, input.user_scope, &by)
+            .await
+            .map_err(brain)?,
+    )
+}

@@ -1,4 +1,4 @@
-//! `ballast incident list|show|open|note|status|export`: incidents of a running gateway from
+//! `ballast incident list|show|open|note|status|severity|export`: incidents of a running gateway from
 //! the command line, through its admin API. Every change names who made it (`--by`, else
 //! $USER) and lands on the incident's timeline.
 
@@ -77,6 +77,19 @@ pub enum IncidentCommand {
         /// The root cause, when known (it goes into the post-mortem).
         #[arg(long)]
         root_cause: Option<String>,
+        #[arg(long)]
+        by: Option<String>,
+        #[command(flatten)]
+        admin: Target,
+    },
+    /// Grade an incident by hand (--sev), or say how many users are hurt (--users; the matrix
+    /// grades that unless a severity was set by hand).
+    Severity {
+        id: u64,
+        #[arg(long, value_parser = PossibleValuesParser::new(["SEV1", "SEV2", "SEV3", "SEV4"]))]
+        sev: Option<String>,
+        #[arg(long, value_parser = PossibleValuesParser::new(["none", "internal", "some", "most", "all"]))]
+        users: Option<String>,
         #[arg(long)]
         by: Option<String>,
         #[command(flatten)]
@@ -189,6 +202,28 @@ pub fn incident(cmd: IncidentCommand) -> anyhow::Result<()> {
             }
             post(admin, &format!("/api/v1/incidents/{id}/status"), &body)?;
             println!("incident {id}: {status}");
+            Ok(())
+        }
+        IncidentCommand::Severity {
+            id,
+            sev,
+            users,
+            by,
+            admin,
+        } => {
+            let mut body = json!({ "by": who(by) });
+            if let Some(s) = sev {
+                body["severity"] = json!(s);
+            }
+            if let Some(u) = users {
+                body["user_scope"] = json!(u);
+            }
+            let v = post(admin, &format!("/api/v1/incidents/{id}/severity"), &body)?;
+            println!(
+                "incident {id}: {} (users {})",
+                v["severity"].as_str().unwrap_or("?"),
+                v["scope"]["user"].as_str().unwrap_or("?")
+            );
             Ok(())
         }
         IncidentCommand::Export { id, output, admin } => {

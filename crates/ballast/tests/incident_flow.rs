@@ -373,6 +373,28 @@ fn an_incident_opened_by_hand_and_bad_requests() {
     let i = incident(&gw, 1);
     assert_eq!(i["scope"]["user"], "internal");
     assert_eq!(i["severity"], default_matrix("internal", "auxiliary"));
+    // More users turn out to be hurt: the matrix grades it again; then a person overrides it.
+    let out = cli_ok(&[
+        "incident", "severity", "1", "--users", "most", "--by", "bo", "--admin", &admin,
+    ]);
+    assert!(out.contains(default_matrix("most", "auxiliary")), "{out}");
+    let out = cli_ok(&[
+        "incident", "severity", "1", "--sev", "SEV1", "--by", "bo", "--admin", &admin,
+    ]);
+    assert!(out.contains("SEV1"), "{out}");
+    let i = incident(&gw, 1);
+    assert_eq!(i["severity"], "SEV1");
+    assert_eq!(i["severity_set_by"], "bo");
+    let kinds: Vec<String> = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        kinds.iter().any(|s| s.contains("set by hand")),
+        "{kinds:#?}"
+    );
     // Bad input gets a clear error and changes nothing.
     for (path, body, want) in [
         (
@@ -389,6 +411,16 @@ fn an_incident_opened_by_hand_and_bad_requests() {
         (
             "/api/v1/incidents/1/status",
             r#"{"status":"sideways"}"#,
+            "unknown variant",
+        ),
+        (
+            "/api/v1/incidents/1/severity",
+            r#"{"by":"bo"}"#,
+            "give severity, user_scope or both",
+        ),
+        (
+            "/api/v1/incidents/1/severity",
+            r#"{"severity":"SEV9"}"#,
             "unknown variant",
         ),
         (

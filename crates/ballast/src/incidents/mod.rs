@@ -400,6 +400,29 @@ impl Incidents {
         self.load(id).await
     }
 
+    /// A person grades the incident, or says how many users are hurt (the matrix then grades
+    /// it, unless a severity was set by hand).
+    pub async fn set_severity(
+        &self,
+        id: u64,
+        severity: Option<Sev>,
+        users: Option<UserScope>,
+        by: &str,
+    ) -> Result<Incident, IncidentsError> {
+        let now = now_ms();
+        let matrix = lock(&self.shared.state).matrix;
+        self.edit(id, |i| {
+            if let Some(u) = users {
+                i.set_user_scope(u, by, &matrix, now);
+            }
+            if let Some(s) = severity {
+                i.set_severity(s, by, now);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Adds a note.
     pub async fn note(&self, id: u64, text: String, by: &str) -> Result<Incident, IncidentsError> {
         let now = now_ms();

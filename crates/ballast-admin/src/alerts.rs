@@ -165,9 +165,10 @@ pub(crate) fn who(body: &[u8], headers: &HeaderMap) -> Result<(String, String), 
         })?
     };
     let origin = crate::origin(headers)?;
-    let by =
+    let by = crate::access::caller_name(headers).unwrap_or_else(|| {
         w.by.filter(|b| !b.trim().is_empty())
-            .unwrap_or_else(|| origin.name().to_string());
+            .unwrap_or_else(|| origin.name().to_string())
+    });
     Ok((by, w.comment.unwrap_or_default()))
 }
 

@@ -145,9 +145,13 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, A
         .map_err(|e| ApiError::BadRequest(format!("the body must be {what}: {e}")))
 }
 
-/// Who acts: `by` if given, else the origin header's name (`cli`, `api`).
+/// Who acts: the authenticated caller, else `by` if given, else the origin header's name
+/// (`cli`, `api`).
 fn by(given: Option<String>, headers: &HeaderMap) -> Result<String, ApiError> {
     let origin = crate::origin(headers)?;
+    if let Some(name) = crate::access::caller_name(headers) {
+        return Ok(name);
+    }
     Ok(given
         .map(|b| b.trim().to_string())
         .filter(|b| !b.is_empty())

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -30,6 +30,7 @@ use ballast_core::{
 };
 use serde_json::json;
 
+pub mod access;
 pub mod alerts;
 pub mod changes;
 pub mod history;
@@ -39,6 +40,7 @@ pub mod remediation;
 pub mod review;
 pub mod rollback;
 pub mod talkers;
+pub use access::{Access, Caller, Role};
 pub use alerts::{AlertingError, Beat, HistoryQuery, SilenceInput};
 pub use history::HistoryError;
 pub use incidents::{
@@ -296,7 +298,8 @@ impl IntoResponse for ApiError {
 #[derive(Clone)]
 pub struct AdminState {
     pub control: Arc<dyn Control>,
-    pub token: Option<Arc<str>>,
+    /// The tokens accepted, with their roles (open without any).
+    pub access: Access,
 }
 
 /// Builds the admin router.
@@ -355,7 +358,7 @@ pub fn router(state: AdminState) -> Router {
             "/api/v1/alertmanager",
             post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::WEBHOOK_MAX_BYTES)),
         )
-        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(state.clone(), access::auth))
         .with_state(state)
 }
 
@@ -368,24 +371,6 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-async fn auth(State(state): State<AdminState>, req: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
-            return ApiError::Unauthorized.into_response();
-        }
-    }
-    next.run(req).await
 }
 
 /// Who sends a command: the `Ballast-Origin` header names a client that is not a person at

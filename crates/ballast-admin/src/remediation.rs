@@ -238,7 +238,7 @@ mod tests {
         let rec = Arc::new(Recorder::default());
         let r = router(AdminState {
             control: rec.clone(),
-            token: None,
+            access: crate::Access::open(),
         });
         (r, rec)
     }

@@ -91,7 +91,7 @@ fn app(token: Option<&str>, reload_ok: bool) -> (Router, Arc<Recorder>) {
     });
     let r = router(AdminState {
         control: rec.clone(),
-        token: token.map(Arc::from),
+        access: crate::Access::single(token),
     });
     (r, rec)
 }
@@ -265,6 +265,55 @@ async fn token_is_enforced() {
     assert_eq!(
         call(r, "GET", "/api/v1/status", Some("s3cret")).await.0,
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_viewer_reads_and_may_not_act_an_operator_acts() {
+    use crate::{Access, Caller, Role};
+    let rec = Arc::new(Recorder {
+        reload_ok: true,
+        ..Default::default()
+    });
+    let r = router(AdminState {
+        control: rec.clone(),
+        access: Access::with([
+            (
+                "viewer-secret".to_string(),
+                Caller {
+                    name: "wall".into(),
+                    role: Role::Viewer,
+                },
+            ),
+            (
+                "operator-secret".to_string(),
+                Caller {
+                    name: "ana".into(),
+                    role: Role::Operator,
+                },
+            ),
+        ]),
+    });
+    let drain = "/api/v1/servers/app/10.0.0.1:80/drain";
+    assert_eq!(
+        call(r.clone(), "GET", "/api/v1/status", Some("viewer-secret"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (s, body) = call(r.clone(), "POST", drain, Some("viewer-secret")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("wall has a viewer's token"), "{body}");
+    assert!(
+        rec.applied.lock().unwrap().is_empty(),
+        "nothing reached the gateway"
+    );
+    let (s, body) = call(r.clone(), "POST", drain, Some("operator-secret")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(rec.applied.lock().unwrap().len(), 1);
+    assert_eq!(
+        call(r, "POST", drain, Some("nobody")).await.0,
+        StatusCode::UNAUTHORIZED
     );
 }
 

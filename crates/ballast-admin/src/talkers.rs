@@ -144,7 +144,7 @@ mod tests {
         });
         let r = crate::router(AdminState {
             control: stub.clone(),
-            token: None,
+            access: crate::Access::open(),
         });
         let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
         let resp = r.oneshot(req).await.unwrap();

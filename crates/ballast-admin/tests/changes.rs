@@ -110,7 +110,7 @@ impl Control for Fake {
 fn app(fake: std::sync::Arc<Fake>) -> axum::Router {
     router(AdminState {
         control: fake,
-        token: None,
+        access: ballast_admin::Access::open(),
     })
 }
 

@@ -127,7 +127,7 @@ fn history() -> Fake {
 async fn get(control: Fake, uri: &str) -> (StatusCode, String) {
     let r = router(AdminState {
         control: Arc::new(control),
-        token: None,
+        access: ballast_admin::Access::open(),
     });
     let resp = r
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())

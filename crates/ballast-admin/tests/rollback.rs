@@ -77,7 +77,7 @@ fn app() -> (Router, Arc<Fake>) {
     let fake = Arc::new(Fake::default());
     let r = router(AdminState {
         control: fake.clone(),
-        token: None,
+        access: ballast_admin::Access::open(),
     });
     (r, fake)
 }

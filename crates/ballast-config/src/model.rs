@@ -101,7 +101,54 @@ impl Default for RemedyPlan {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// `[admin] token`: an operator's token, named `admin`.
     pub token: Option<String>,
+    /// `[admin] tokens`: named tokens with a role each (secrets read from their files).
+    pub tokens: Vec<AdminToken>,
+}
+
+impl Admin {
+    /// Every token with its name and role (`token` as the operator `admin`); empty: the API is
+    /// open (loopback only).
+    pub fn all_tokens(&self) -> Vec<AdminToken> {
+        let mut all: Vec<AdminToken> = self
+            .token
+            .iter()
+            .map(|t| AdminToken {
+                name: "admin".into(),
+                secret: t.clone(),
+                role: Role::Operator,
+            })
+            .collect();
+        all.extend(self.tokens.iter().cloned());
+        all
+    }
+}
+
+/// What a token may do on the admin API: a viewer reads, an operator also acts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Operator,
+}
+
+/// One named admin token. Its `Debug` hides the secret.
+#[derive(Clone, PartialEq)]
+pub struct AdminToken {
+    pub name: String,
+    pub secret: String,
+    pub role: Role,
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("name", &self.name)
+            .field("secret", &"[redacted]")
+            .field("role", &self.role)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

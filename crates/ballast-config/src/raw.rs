@@ -65,6 +65,19 @@ pub struct RawReview {
 pub struct Admin {
     pub listen: Option<String>,
     pub token: Option<String>,
+    /// Named tokens with a role each.
+    #[serde(default)]
+    pub tokens: Vec<AdminToken>,
+}
+
+/// `tokens = [{ name, token | token_file, role }]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminToken {
+    pub name: String,
+    pub token: Option<String>,
+    pub token_file: Option<std::path::PathBuf>,
+    pub role: crate::model::Role,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,7 +5,7 @@
 //! config show|diff`) must not hand out a Slack webhook's token, an SMTP password or the admin
 //! token. So what is shown goes through [`redact_secrets`]: in `[[receiver]]` channels every
 //! `url`, `signing_secret`, `password`, `bot_token` (Telegram) and `routing_key` (PagerDuty);
-//! a `[[remedy]]` webhook's `url`; `[admin] token`; and the password of `[store] url` become `[redacted]`. Secrets read from
+//! a `[[remedy]]` webhook's `url`; `[admin] token` and each `[admin] tokens` secret; and the password of `[store] url` become `[redacted]`. Secrets read from
 //! `*_file` and `*_env` are never in the text at all, which is why the docs recommend them.
 //!
 //! A text that does not parse (a refused config is recorded too) is redacted line by line:
@@ -63,6 +63,19 @@ pub fn redact_secrets(text: &str) -> String {
     }
     if let Some(admin) = doc.get_mut("admin") {
         redact_keys(admin, &["token"]);
+        if let Some(tokens) = admin
+            .as_table_like_mut()
+            .and_then(|t| t.get_mut("tokens"))
+            .and_then(Item::as_array_mut)
+        {
+            for t in tokens.iter_mut() {
+                if let Some(secret) = t.as_inline_table_mut().and_then(|t| t.get_mut("token")) {
+                    if secret.is_str() {
+                        replace(secret, REDACTED);
+                    }
+                }
+            }
+        }
     }
     if let Some(url) = doc
         .get_mut("store")

@@ -15,6 +15,7 @@ pub use policies::BUILTIN_SORRY_PAGE;
 use policies::{cache, concurrency_limit, flood, retry_policy, sorry_page};
 use upstream::upstream;
 
+mod admin_tokens;
 mod incident;
 mod monitor;
 mod notify;
@@ -329,10 +330,11 @@ fn unique_names<'a>(
 }
 
 fn admin(c: &mut Checker, raw: Option<raw::Admin>) -> Admin {
-    let (listen_text, token) = match raw {
-        None => (None, None),
-        Some(a) => (a.listen, a.token),
+    let (listen_text, token, raw_tokens) = match raw {
+        None => (None, None, Vec::new()),
+        Some(a) => (a.listen, a.token, a.tokens),
     };
+    let tokens = admin_tokens::check(c, raw_tokens, token.as_deref());
     let listen = listen_text
         .as_deref()
         .and_then(|t| c.socket_addr("admin.listen".into(), t))
@@ -340,13 +342,17 @@ fn admin(c: &mut Checker, raw: Option<raw::Admin>) -> Admin {
     if token.as_deref() == Some("") {
         c.fail("admin.token", "must not be empty");
     }
-    if !listen.ip().is_loopback() && token.is_none() {
+    if !listen.ip().is_loopback() && token.is_none() && tokens.is_empty() {
         c.fail(
             "admin.listen",
-            format!("{listen} is not a loopback address: set admin.token to a secret bearer token, or listen on 127.0.0.1"),
+            format!("{listen} is not a loopback address: set admin.token (or admin.tokens) to a secret bearer token, or listen on 127.0.0.1"),
         );
     }
-    Admin { listen, token }
+    Admin {
+        listen,
+        token,
+        tokens,
+    }
 }
 
 /// The listener, and whether its address was valid (if not, a placeholder stands in and a

@@ -86,23 +86,36 @@ fn answer(addr: &str, status: http::StatusCode, body: String) -> anyhow::Result<
     Ok(body)
 }
 
-/// The admin address and token, from `--admin`, else the config file, else the default.
+/// The admin address, from `--admin`, else the config file, else the default; the token from
+/// `$BALLAST_TOKEN`, else the config's first operator token.
 fn target(
     config: Option<PathBuf>,
     admin: Option<String>,
 ) -> anyhow::Result<(String, Option<String>)> {
-    Ok(match (admin, config) {
+    // A person's own token ($BALLAST_TOKEN) wins; else the config's operator token.
+    let own = std::env::var("BALLAST_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    let operator = |c: &ballast_config::Config| {
+        c.admin
+            .all_tokens()
+            .into_iter()
+            .find(|t| t.role == ballast_config::Role::Operator)
+            .map(|t| t.secret)
+    };
+    let (addr, token) = match (admin, config) {
         (Some(a), cfg) => (
             a,
             cfg.and_then(|c| ballast_config::load(&c).ok())
-                .and_then(|c| c.admin.token),
+                .and_then(|c| operator(&c)),
         ),
         (None, Some(c)) => {
             let cfg = ballast_config::load(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
-            (cfg.admin.listen.to_string(), cfg.admin.token)
+            (cfg.admin.listen.to_string(), operator(&cfg))
         }
         (None, None) => ("127.0.0.1:9900".to_string(), None),
-    })
+    };
+    Ok((addr, own.or(token)))
 }
 
 fn send(

@@ -52,6 +52,24 @@ struct App {
     source: Source,
     /// Held by a reload and a rollback from start to end.
     config_lock: Mutex<()>,
+    /// The admin API's tokens (rotated by a reload).
+    access: ballast_admin::Access,
+}
+
+/// The admin API's tokens of a config, with their roles.
+fn access_of(config: &ballast_config::Config) -> Vec<(String, ballast_admin::Caller)> {
+    config
+        .admin
+        .all_tokens()
+        .into_iter()
+        .map(|t| {
+            let role = match t.role {
+                ballast_config::Role::Viewer => ballast_admin::Role::Viewer,
+                ballast_config::Role::Operator => ballast_admin::Role::Operator,
+            };
+            (t.secret, ballast_admin::Caller { name: t.name, role })
+        })
+        .collect()
 }
 
 impl App {
@@ -69,6 +87,7 @@ impl App {
     /// After a config was applied (reload or rollback): monitoring runs its plan.
     fn monitoring_follows(&self) {
         let config = self.gateway.config();
+        self.access.replace(access_of(&config));
         if let Some(a) = self.alerting.get() {
             a.reconfigure(&config.monitoring);
         }
@@ -460,6 +479,7 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
         alert_changed: Arc::new(tokio::sync::Notify::new()),
         source,
         config_lock: Mutex::new(()),
+        access: ballast_admin::Access::with(access_of(&config)),
     });
     // The store's background work: this instance's heartbeat (drift) and pruning (retention).
     // Each asks History for the store when it runs, so a store that is not open (yet) only
@@ -482,7 +502,7 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let admin_state = AdminState {
         control: app.clone(),
-        token: config.admin.token.as_deref().map(Arc::from),
+        access: app.access.clone(),
     };
     let admin = tokio::spawn(ballast_admin::serve(
         admin_listener,

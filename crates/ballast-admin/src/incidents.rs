@@ -126,6 +126,36 @@ pub struct AckInput {
     pub by: Option<String>,
 }
 
+/// A body that names who acts.
+trait Signed: serde::de::DeserializeOwned {
+    fn by_mut(&mut self) -> &mut Option<String>;
+}
+
+macro_rules! signed {
+    ($($t:ty),*) => {$(
+        impl Signed for $t {
+            fn by_mut(&mut self) -> &mut Option<String> {
+                &mut self.by
+            }
+        }
+    )*};
+}
+signed!(
+    OpenIncident,
+    NoteInput,
+    StatusInput,
+    SeverityInput,
+    AckInput
+);
+
+/// Reads a JSON body (`what` says what to write when it is not) and settles who acts.
+fn signed<T: Signed>(raw: &[u8], what: &str, headers: &HeaderMap) -> Result<T, ApiError> {
+    let mut input: T = body(raw, what)?;
+    let given = input.by_mut().take();
+    *input.by_mut() = Some(by(given, headers)?);
+    Ok(input)
+}
+
 /// At most this many lines per answer.
 const MAX_LIMIT: u32 = 10_000;
 
@@ -193,17 +223,12 @@ pub(crate) async fn ack(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let input: AckInput = match body(&raw, "{\"target\": \"...\", \"by\": \"...\"}") {
-        Ok(i) => i,
-        Err(r) => return r.into_response(),
-    };
-    let by = match by(input.by, &headers) {
-        Ok(b) => b,
-        Err(r) => return r.into_response(),
-    };
-    match state.control.remediation_ack(input.target, by).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => fail(e),
+    match signed::<AckInput>(&raw, "{\"target\": \"...\", \"by\": \"...\"}", &headers) {
+        Ok(input) => {
+            let by = input.by.unwrap_or_default();
+            answer(state.control.remediation_ack(input.target, by).await)
+        }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -243,23 +268,14 @@ pub(crate) async fn open(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let mut input: OpenIncident = match body(
-        &raw,
-        "{\"title\": \"...\"} (optional: by, started_unix_ms, severity, user_scope)",
-    ) {
-        Ok(i) => i,
-        Err(r) => return r.into_response(),
-    };
-    if input.title.trim().is_empty() {
-        return bad("title must not be empty");
-    }
-    input.by = match by(input.by.take(), &headers) {
-        Ok(b) => Some(b),
-        Err(r) => return r.into_response(),
-    };
-    match state.control.open_incident(input).await {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
-        Err(e) => fail(e),
+    let what = "{\"title\": \"...\"} (optional: by, started_unix_ms, severity, user_scope)";
+    match signed::<OpenIncident>(&raw, what, &headers) {
+        Ok(input) if input.title.trim().is_empty() => bad("title must not be empty"),
+        Ok(input) => match state.control.open_incident(input).await {
+            Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+            Err(e) => fail(e),
+        },
+        Err(e) => e.into_response(),
     }
 }
 
@@ -285,21 +301,12 @@ pub(crate) async fn note(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let mut input: NoteInput = match body(&raw, "{\"text\": \"...\"} (optional: by)") {
-        Ok(i) => i,
-        Err(r) => return r.into_response(),
-    };
-    input.by = match by(input.by.take(), &headers) {
-        Ok(b) => Some(b),
-        Err(r) => return r.into_response(),
-    };
-    match state.control.incident_note(id, input).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => fail(e),
+    let read = id_of(&id).and_then(|id| {
+        signed::<NoteInput>(&raw, "{\"text\": \"...\"} (optional: by)", &headers).map(|i| (id, i))
+    });
+    match read {
+        Ok((id, input)) => answer(state.control.incident_note(id, input).await),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -309,28 +316,16 @@ pub(crate) async fn status(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
     let all: Vec<&str> = Status::ALL.iter().map(|s| s.name()).collect();
-    let mut input: StatusInput = match body(
-        &raw,
-        &format!(
-            "{{\"status\": one of {}}} (optional: by, root_cause)",
-            all.join(", ")
-        ),
-    ) {
-        Ok(i) => i,
-        Err(r) => return r.into_response(),
-    };
-    input.by = match by(input.by.take(), &headers) {
-        Ok(b) => Some(b),
-        Err(r) => return r.into_response(),
-    };
-    match state.control.incident_status(id, input).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => fail(e),
+    let what = format!(
+        "{{\"status\": one of {}}} (optional: by, root_cause)",
+        all.join(", ")
+    );
+    let read =
+        id_of(&id).and_then(|id| signed::<StatusInput>(&raw, &what, &headers).map(|i| (id, i)));
+    match read {
+        Ok((id, input)) => answer(state.control.incident_status(id, input).await),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -340,25 +335,21 @@ pub(crate) async fn severity(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
-    let id = match id_of(&id) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let mut input: SeverityInput = match body(
-        &raw,
-        "{\"severity\": \"SEV1\"..\"SEV4\"} and/or {\"user_scope\": none|internal|some|most|all} (optional: by)",
-    ) {
-        Ok(i) => i,
-        Err(r) => return r.into_response(),
-    };
-    if input.severity.is_none() && input.user_scope.is_none() {
-        return bad("give severity, user_scope or both");
+    let what = "{\"severity\": \"SEV1\"..\"SEV4\"} and/or {\"user_scope\": none|internal|some|most|all} (optional: by)";
+    let read =
+        id_of(&id).and_then(|id| signed::<SeverityInput>(&raw, what, &headers).map(|i| (id, i)));
+    match read {
+        Ok((_, input)) if input.severity.is_none() && input.user_scope.is_none() => {
+            bad("give severity, user_scope or both")
+        }
+        Ok((id, input)) => answer(state.control.incident_severity(id, input).await),
+        Err(e) => e.into_response(),
     }
-    input.by = match by(input.by.take(), &headers) {
-        Ok(b) => Some(b),
-        Err(r) => return r.into_response(),
-    };
-    match state.control.incident_severity(id, input).await {
+}
+
+/// A JSON answer, or the error's.
+fn answer(r: Result<serde_json::Value, BrainError>) -> Response {
+    match r {
         Ok(v) => Json(v).into_response(),
         Err(e) => fail(e),
     }

@@ -88,24 +88,11 @@ pub(crate) fn inside_normal_range(t: Threshold, normal: &Normal) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::test_support::{above, below};
 
     fn hundred() -> Normal {
         // 1..=100: p5 = 5, p95 = 95.
         Normal::of(&(1..=100).map(f64::from).collect::<Vec<_>>()).unwrap()
-    }
-
-    fn above(value: f64) -> Option<Threshold> {
-        Some(Threshold {
-            direction: Direction::Above,
-            value,
-        })
-    }
-
-    fn below(value: f64) -> Option<Threshold> {
-        Some(Threshold {
-            direction: Direction::Below,
-            value,
-        })
     }
 
     fn facts(normal: Option<&Normal>) -> Facts<'_> {

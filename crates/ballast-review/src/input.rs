@@ -75,6 +75,26 @@ impl Window {
     }
 }
 
+/// Thresholds in one line, for the tests of every module.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Direction, Threshold};
+
+    pub(crate) fn above(value: f64) -> Option<Threshold> {
+        Some(Threshold {
+            direction: Direction::Above,
+            value,
+        })
+    }
+
+    pub(crate) fn below(value: f64) -> Option<Threshold> {
+        Some(Threshold {
+            direction: Direction::Below,
+            value,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,20 +160,7 @@ fn current_note(current: Option<Threshold>, normal: &Normal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn above(value: f64) -> Option<Threshold> {
-        Some(Threshold {
-            direction: Direction::Above,
-            value,
-        })
-    }
-
-    fn below(value: f64) -> Option<Threshold> {
-        Some(Threshold {
-            direction: Direction::Below,
-            value,
-        })
-    }
+    use crate::input::test_support::{above, below};
 
     /// 1..=100: p1 1, p5 5, p95 95, p99 99, min 1, max 100.
     fn hundred() -> Normal {

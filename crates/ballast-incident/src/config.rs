@@ -9,7 +9,7 @@
 //! open_on = { severity = "critical", match = { service = "~shop|cart" } }  # default: critical
 //! receivers = ["web-oncall"]   # told when an incident opens; each a [[receiver]]
 //! join_window = "30m"          # a related alert joins an incident whose last alert is this recent
-//! join_on = ["service"]        # sharing one of these labels makes alerts related
+//! join_on = ["service", "upstream", "route"]  # sharing one of these labels makes alerts related
 //! group_by = []                # or having all of these labels equal
 //! matrix = { some = { core = "SEV1" }, most = { core = "SEV1" } }  # cells over the default
 //! ```
@@ -19,7 +19,9 @@
 //! "critical"`, because a warning is a question for the day, not an incident; `join_window =
 //! "30m"`, long enough for a slow cascade (a database, then everything using it) to stay one
 //! incident, short enough that tomorrow's failure of the same service is a new one;
-//! `join_on = ["service"]`, as the issue puts it: same service, same incident. `receivers`
+//! `join_on = ["service", "upstream", "route"]`: same service, same incident, as the issue
+//! puts it, and the gateway's own alerts (the default rule pack's) name their upstream or
+//! route rather than a service. `receivers`
 //! may be empty: incidents are still kept and shown, but nobody is told.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,7 +99,7 @@ fn default_join_window() -> Duration {
 }
 
 fn default_join_on() -> Vec<String> {
-    vec!["service".to_string()]
+    ["service", "upstream", "route"].map(String::from).to_vec()
 }
 
 /// Why `[incident]` was refused; every message starts with the key.
@@ -231,7 +233,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(spec.join_window, DEFAULT_JOIN_WINDOW);
-        assert_eq!(spec.join_on, ["service"]);
+        assert_eq!(spec.join_on, ["service", "upstream", "route"]);
         let c = spec.compile(&known()).unwrap();
         assert_eq!(c.correlator.receivers(), ["web-oncall"]);
         assert_eq!(c.matrix, Matrix::default());

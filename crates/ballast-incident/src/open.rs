@@ -5,8 +5,9 @@
 //! joins it instead of opening another, and only the alerts the config names open one at all.
 //!
 //! The decision, in order:
-//! 1. The alert already belongs to an open incident → `Ignore(AlreadyIn(id))` (the caller still
-//!    records its new state, fired or resolved, on that incident's timeline).
+//! 1. The alert already belongs to an open incident → `Ignore(AlreadyIn(id))`, the newest
+//!    such incident (the caller still records its new state, fired or resolved, on that
+//!    incident's timeline; the binary opens a new incident for a relapse after recovery).
 //! 2. It is not firing → `Ignore(NotFiring)`.
 //! 3. It is related to an open incident whose last alert joined within `join_window` →
 //!    `Join(id)`, whatever its severity: a warning about the same service is part of the
@@ -70,7 +71,12 @@ impl Correlator {
         now_unix_ms: u64,
     ) -> Decision {
         let open = || incidents.iter().filter(|i| i.status().is_open());
-        if let Some(i) = open().find(|i| i.has_alert(&alert.id)) {
+        // The newest incident holding the alert (a relapse is a newer incident than the one
+        // it relapsed from).
+        if let Some(i) = open()
+            .filter(|i| i.has_alert(&alert.id))
+            .max_by_key(|i| (i.opened_unix_ms(), i.id))
+        {
             return Decision::Ignore(IgnoreReason::AlreadyIn(i.id));
         }
         let Some(severity) = alert.state.severity() else {

@@ -507,3 +507,51 @@ fn top_talkers_name_the_flooding_client() {
     assert_eq!(list.len(), 1, "{list:#?}");
     assert_eq!(list[0]["status"], "closed");
 }
+
+#[test]
+fn a_relapse_after_recovery_opens_a_new_incident() {
+    let Setup {
+        gw,
+        backend: _backend,
+        hook: _hook,
+        ..
+    } = Setup::start("incident-relapse");
+    let first = now_rfc3339();
+    send(&gw, "firing", &first);
+    wait_until("the incident", WAIT, || incidents(&gw).len() == 1);
+    send(&gw, "resolved", &first);
+    let recovered = |id: u64| {
+        incident(&gw, id)["lifecycle"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["status"] == "analyse"))
+    };
+    wait_until("the incident recovered", WAIT, || recovered(1));
+    // The same alert fires again.
+    std::thread::sleep(Duration::from_millis(1100)); // a new startsAt second
+    let again = now_rfc3339();
+    send(&gw, "firing", &again);
+    wait_until("the relapse incident", WAIT, || incidents(&gw).len() == 2);
+    let list = incidents(&gw);
+    let newest = &list[0];
+    assert_eq!(
+        newest["title"], "relapse of #1: the shop answers 5xx",
+        "{list:#?}"
+    );
+    let old = incident(&gw, 1);
+    let notes: Vec<&str> = old["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("relapse: ShopDown fired again")),
+        "{notes:?}"
+    );
+    // Its resolution goes to the new incident, which recovers by itself.
+    let id = newest["id"].as_u64().unwrap();
+    send(&gw, "resolved", &again);
+    wait_until("the relapse recovered", WAIT, || recovered(id));
+}

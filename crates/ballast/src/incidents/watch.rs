@@ -197,6 +197,33 @@ fn talkers(shared: &Shared, started: u64, now: u64) -> ballast_core::TopTalkers 
     )
 }
 
+/// The draft of a relapse of incident `of`: the alert, the incident's receivers, and a title
+/// that names the incident it relapsed from.
+fn relapse(shared: &Shared, st: &State, of: u64, a: &ballast_core::AlertRecord, now: u64) -> Draft {
+    let old = st
+        .open
+        .iter()
+        .find(|i| i.id == of)
+        .map_or(a.rule.as_str(), |i| i.title.as_str());
+    let mut title = format!("relapse of #{of}: {old}");
+    while title.len() > ballast_incident::incident::MAX_TITLE_BYTES {
+        title.pop();
+    }
+    Draft {
+        title,
+        started_unix_ms: a.since_unix_ms.min(now),
+        opened_by: ballast_incident::OpenedBy::Alert {
+            alert_id: a.id.clone(),
+        },
+        alerts: vec![ballast_incident::AlertRef::of(a, now)],
+        receivers: st.correlator.receivers().to_vec(),
+        scope: scope_for(shared, st, std::iter::once(&a.labels), now),
+        timeline: ballast_core::incident::TimelineEntry::from_alert(a)
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// One alert's news for the incidents.
 fn consider(shared: &Shared, a: &ballast_core::AlertRecord, now: u64) -> Option<Draft> {
     let mut st = lock(&shared.state);
@@ -206,6 +233,26 @@ fn consider(shared: &Shared, a: &ballast_core::AlertRecord, now: u64) -> Option<
             Some(draft)
         }
         Decision::Join(id) | Decision::Ignore(ballast_incident::IgnoreReason::AlreadyIn(id)) => {
+            let recovered = st
+                .open
+                .iter()
+                .find(|i| i.id == id)
+                .is_some_and(|i| i.status() >= Status::Analyse);
+            if recovered && a.state.severity().is_some() {
+                // It fires again after the incident recovered: a relapse is a new incident,
+                // and the old one says so.
+                let draft = relapse(shared, &st, id, a, now);
+                if let Some(i) = st.open.iter_mut().find(|i| i.id == id) {
+                    let note = format!(
+                        "relapse: {} fired again after recovery; a new incident was opened",
+                        a.rule
+                    );
+                    if i.add_note(note, AUTHOR, now).is_ok() {
+                        st.dirty.insert(id);
+                    }
+                }
+                return Some(draft);
+            }
             if let Some(i) = st.open.iter_mut().find(|i| i.id == id) {
                 if i.join(a, now).is_ok() {
                     st.dirty.insert(id);

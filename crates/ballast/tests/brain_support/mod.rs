@@ -66,7 +66,10 @@ impl Service {
 
     /// Starts it as the service manager would.
     pub fn start(&self) {
-        let st = std::process::Command::new(&self.script)
+        // Through `sh`, not exec'ing the script itself: a test thread forking meanwhile may
+        // hold the just-written file open, and exec would fail with ETXTBSY.
+        let st = std::process::Command::new("/bin/sh")
+            .arg(&self.script)
             .arg(self.addr.to_string())
             .status()
             .unwrap();

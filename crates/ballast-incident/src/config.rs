@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ballast_core::{Duration, MatchOp, Matcher, Severity};
+use ballast_core::{Duration, Severity};
 use ballast_monitor::noise::{CompiledMatcher, MatcherError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -166,16 +166,7 @@ impl IncidentSpec {
             .matchers
             .iter()
             .map(|(name, value)| {
-                let (op, value) = match value.strip_prefix('~') {
-                    Some(re) => (MatchOp::Regex, re),
-                    None => (MatchOp::Equal, value.as_str()),
-                };
-                CompiledMatcher::new(&Matcher {
-                    name: name.clone(),
-                    op,
-                    value: value.to_string(),
-                })
-                .map_err(|source| ConfigError::Matcher {
+                CompiledMatcher::from_table(name, value).map_err(|source| ConfigError::Matcher {
                     name: name.clone(),
                     source,
                 })

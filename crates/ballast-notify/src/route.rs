@@ -53,7 +53,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ballast_core::{Duration, Labels, MatchOp, Matcher, Severity};
+use ballast_core::{Duration, Labels, Severity};
 use ballast_monitor::noise::{CompiledMatcher, GroupSpec, MaintenanceSet, MatcherError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -176,17 +176,7 @@ impl Route {
         let matchers = spec
             .matchers
             .iter()
-            .map(|(name, value)| {
-                let (op, value) = match value.strip_prefix('~') {
-                    Some(re) => (MatchOp::Regex, re),
-                    None => (MatchOp::Equal, value.as_str()),
-                };
-                CompiledMatcher::new(&Matcher {
-                    name: name.clone(),
-                    op,
-                    value: value.to_string(),
-                })
-            })
+            .map(|(name, value)| CompiledMatcher::from_table(name, value))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| RouteError::Matcher { route, source })?;
         let critical_only = spec

@@ -33,7 +33,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ballast_core::{AlertRecord, AlertState, Duration, MatchOp, Matcher, Severity};
+use ballast_core::{AlertRecord, AlertState, Duration, Severity};
 use ballast_monitor::noise::{CompiledMatcher, MatcherError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -215,17 +215,7 @@ impl Rule {
             .when
             .matchers
             .iter()
-            .map(|(name, value)| {
-                let (op, value) = match value.strip_prefix('~') {
-                    Some(re) => (MatchOp::Regex, re),
-                    None => (MatchOp::Equal, value.as_str()),
-                };
-                CompiledMatcher::new(&Matcher {
-                    name: name.clone(),
-                    op,
-                    value: value.to_string(),
-                })
-            })
+            .map(|(name, value)| CompiledMatcher::from_table(name, value))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|source| RuleError::Matcher {
                 rule: rule.clone(),

@@ -158,7 +158,10 @@ async fn idle_upstream_connections_close_without_traffic() {
     eprintln!("after the reload: open after the burst {after}, all closed after {took:?}");
     // With a 1 s timeout, connections the burst stopped using early may already be gone when
     // a slow machine finishes it (seen in CI: 40 of ~200); the last ones are still pooled.
-    assert!(after > 0, "the burst's last connections stay pooled: {after}");
+    assert!(
+        after > 0,
+        "the burst's last connections stay pooled: {after}"
+    );
     assert!(
         took <= Duration::from_secs(1 + 1) + Duration::from_millis(1500),
         "after the reload, connections stayed {took:?}"

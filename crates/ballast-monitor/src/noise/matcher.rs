@@ -65,6 +65,20 @@ impl CompiledMatcher {
         })
     }
 
+    /// A matcher in the table form routes, remedies and `[incident] open_on` write:
+    /// `name = "value"` for equality, `name = "~regex"` for a regex on the whole value.
+    pub fn from_table(name: &str, value: &str) -> Result<Self, MatcherError> {
+        let (op, value) = match value.strip_prefix('~') {
+            Some(re) => (MatchOp::Regex, re),
+            None => (MatchOp::Equal, value),
+        };
+        CompiledMatcher::new(&Matcher {
+            name: name.to_string(),
+            op,
+            value: value.to_string(),
+        })
+    }
+
     /// The matcher as written.
     pub fn matcher(&self) -> &Matcher {
         &self.matcher

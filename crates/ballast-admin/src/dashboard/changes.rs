@@ -126,8 +126,12 @@ pub(crate) async fn rollback(
             }
         },
     };
-
-    match state.control.rollback(version, Origin::Api).await {
+    let who = Some(viewer.caller.name.clone());
+    match state
+        .control
+        .rollback(version, Origin::Dashboard, who)
+        .await
+    {
         Ok(r) => done(
             &state,
             &viewer,

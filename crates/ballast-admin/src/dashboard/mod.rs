@@ -236,7 +236,8 @@ async fn guard(State(state): State<AdminState>, req: Request, next: Next) -> Res
         None => return see_other("/login"),
     };
     let mut req = if post {
-        if !viewer.may_act() {
+        // Anyone may log out; everything else a form does is acting.
+        if !viewer.may_act() && req.uri().path() != "/logout" {
             return refused(
                 StatusCode::FORBIDDEN,
                 &format!(

@@ -111,7 +111,8 @@ pub(crate) async fn act(
     };
     let issued = Issued {
         command,
-        by: Origin::Api,
+        by: Origin::Dashboard,
+        who: Some(viewer.caller.name.clone()),
     };
     match state.control.apply(issued).await {
         Ok(_) => {

@@ -14,7 +14,7 @@ use ballast_core::{Command, CommandError, Issued, Report, Snapshot, Stamped};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::{router, Access, AdminState, BoxFuture, Caller, Control, Role};
+use crate::{router, Access, AdminState, BoxFuture, Control};
 
 #[derive(Default)]
 struct Gateway {
@@ -85,24 +85,7 @@ fn app(access: Access) -> (Router, Arc<Gateway>) {
     (r, gw)
 }
 
-fn tokens() -> Access {
-    Access::with([
-        (
-            "op-secret".to_string(),
-            Caller {
-                name: "ana".into(),
-                role: Role::Operator,
-            },
-        ),
-        (
-            "view-secret".to_string(),
-            Caller {
-                name: "wall".into(),
-                role: Role::Viewer,
-            },
-        ),
-    ])
-}
+use super::session::tests::tokens;
 
 struct Answer {
     status: StatusCode,

@@ -356,6 +356,14 @@ pub enum Event {
     },
     /// An incident moved to another step of its lifecycle.
     IncidentStatusChanged { id: u64, status: String, by: String },
+    /// A person added a note to an incident (the text is on its timeline).
+    IncidentNoted { id: u64, by: String },
+    /// A person graded an incident (`severity`) or said how many users are hurt (`user_scope`).
+    IncidentGraded {
+        id: u64,
+        severity: String,
+        by: String,
+    },
 }
 
 impl Event {

@@ -92,7 +92,7 @@ pub(crate) async fn page(
         .filter_map(|a| {
             let (state, severity) = match a.alert.state {
                 AlertState::Firing { severity } => ("firing", severity.name().to_string()),
-                AlertState::Pending => ("pending", "—".to_string()),
+                AlertState::Pending => ("pending", String::new()),
                 AlertState::Inactive | AlertState::Resolved => return None,
             };
             let mute = if !a.mute.silenced_by.is_empty() || !a.mute.maintenance.is_empty() {

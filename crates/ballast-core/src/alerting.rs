@@ -80,6 +80,29 @@ pub struct Matcher {
     pub value: String,
 }
 
+/// `name="value"` with `"`, `\` and new lines escaped: the text form silences are written in
+/// (`ballast silence add`, the dashboard's silence form) and read back from.
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self.op {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::Regex => "=~",
+            MatchOp::NotRegex => "!~",
+        };
+        write!(f, "{}{op}\"", self.name)?;
+        for c in self.value.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
 /// A silence as asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewSilence {

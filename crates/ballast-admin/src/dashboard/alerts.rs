@@ -145,7 +145,7 @@ pub(crate) async fn page(
                 .silence
                 .matchers
                 .iter()
-                .map(|m| serde_json::to_string(m).unwrap_or_default())
+                .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
             until: format::clock(s.silence.ends_unix_ms),

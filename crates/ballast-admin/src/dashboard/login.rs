@@ -20,8 +20,13 @@ struct Login<'a> {
 
 const LOGIN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-fn login_page(status: StatusCode, secure: bool, error: Option<&str>) -> Response {
-    let csrf = random_token();
+/// The login page with its CSRF token: the browser's current one when it has one, so that two
+/// tabs (or a request the browser makes by itself) do not void each other's form.
+fn login_page(status: StatusCode, headers: &HeaderMap, error: Option<&str>) -> Response {
+    let secure = session::behind_tls(headers);
+    let csrf = session::cookie(headers, LOGIN_COOKIE)
+        .filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(random_token);
     let mut resp = render(&Login { csrf: &csrf, error });
     *resp.status_mut() = status;
     if let Ok(v) =
@@ -37,7 +42,7 @@ pub(crate) async fn form(State(state): State<AdminState>, headers: HeaderMap) ->
     if state.access.is_open() {
         return see_other("/");
     }
-    login_page(StatusCode::OK, session::behind_tls(&headers), None)
+    login_page(StatusCode::OK, &headers, None)
 }
 
 /// `POST /login`: a known token opens a session; anything else gets the form again, 401.
@@ -56,7 +61,7 @@ pub(crate) async fn submit(
     if !fresh {
         return login_page(
             StatusCode::FORBIDDEN,
-            secure,
+            &headers,
             Some("the login form expired: try again"),
         );
     }
@@ -66,14 +71,14 @@ pub(crate) async fn submit(
         tracing::warn!("dashboard login refused: unknown token");
         return login_page(
             StatusCode::UNAUTHORIZED,
-            secure,
+            &headers,
             Some("that token is not known"),
         );
     };
     let Some(id) = state.access.sessions().open(Some(token)) else {
         return login_page(
             StatusCode::SERVICE_UNAVAILABLE,
-            secure,
+            &headers,
             Some("no session could be opened (no random numbers)"),
         );
     };

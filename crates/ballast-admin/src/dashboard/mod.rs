@@ -75,6 +75,9 @@ pub(crate) fn routes(state: AdminState) -> Router<AdminState> {
         .route("/login", get(login::form).post(login::submit))
         .route("/ui/style.css", get(style))
         .route("/ui/refresh.js", get(script))
+        // Browsers ask for it by themselves after every page; behind the guard its redirect to
+        // /login would replace the login form's CSRF cookie under an open form.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .merge(pages)
         .layer(middleware::from_fn(headers))
 }

@@ -361,3 +361,30 @@ async fn logging_out_ends_the_session() {
     let after = send(&r, "GET", "/", &session, "").await;
     assert_eq!(after.location, "/login");
 }
+
+#[tokio::test]
+async fn the_favicon_and_a_second_login_tab_leave_an_open_login_form_valid() {
+    let (r, _) = app(tokens());
+    let form = send(&r, "GET", "/login", "", "").await;
+    let login_cookie = cookie_of(&form, super::session::LOGIN_COOKIE);
+    // What a browser fetches by itself after the page loads must not touch the login cookie.
+    let icon = send(&r, "GET", "/favicon.ico", &login_cookie, "").await;
+    assert_eq!(icon.status, StatusCode::NO_CONTENT);
+    assert!(icon.cookies.is_empty(), "{:?}", icon.cookies);
+    // A second tab keeps the token the first tab's form carries.
+    let again = send(&r, "GET", "/login", &login_cookie, "").await;
+    assert_eq!(
+        cookie_of(&again, super::session::LOGIN_COOKIE),
+        login_cookie
+    );
+    let csrf = login_cookie.split_once('=').unwrap().1;
+    let done = send(
+        &r,
+        "POST",
+        "/login",
+        &login_cookie,
+        &format!("token=op-secret&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+}

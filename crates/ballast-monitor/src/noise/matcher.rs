@@ -256,24 +256,10 @@ fn parse_value(v: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// The text form [`parse_matcher`] reads: `name="value"` with `"`, `\` and newlines escaped.
+/// The text form [`parse_matcher`] reads: `name="value"` with `"`, `\` and newlines escaped
+/// (`Matcher`'s `Display`).
 pub fn format_matcher(m: &Matcher) -> String {
-    let op = match m.op {
-        MatchOp::Equal => "=",
-        MatchOp::NotEqual => "!=",
-        MatchOp::Regex => "=~",
-        MatchOp::NotRegex => "!~",
-    };
-    let mut value = String::with_capacity(m.value.len() + 2);
-    for c in m.value.chars() {
-        match c {
-            '"' => value.push_str("\\\""),
-            '\\' => value.push_str("\\\\"),
-            '\n' => value.push_str("\\n"),
-            c => value.push(c),
-        }
-    }
-    format!("{}{}\"{}\"", m.name, op, value)
+    m.to_string()
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ type Tokens = Vec<(Arc<str>, Caller)>;
 #[derive(Clone, Default)]
 pub struct Access {
     tokens: Arc<std::sync::RwLock<Arc<Tokens>>>,
+    /// The dashboard's logged-in browsers (see [`crate::dashboard::session`]).
+    sessions: crate::dashboard::session::Sessions,
 }
 
 impl std::fmt::Debug for Access {
@@ -88,6 +90,11 @@ impl Access {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The dashboard's sessions.
+    pub fn sessions(&self) -> &crate::dashboard::session::Sessions {
+        &self.sessions
     }
 
     pub fn is_open(&self) -> bool {

@@ -9,6 +9,8 @@
 //! Config history (`/api/v1/config/...`) lives in [`history`], rollback in [`rollback`];
 //! change markers, the change timeline and drift (`/api/v1/changes`, `/api/v1/config/drift`)
 //! in [`changes`].
+//! The web dashboard (`/`, `/ui/...`, `/login`) is in [`dashboard`]; it reads and acts through
+//! the same [`Control`] and keeps its own sessions and CSRF tokens.
 //! When a bearer token is configured every endpoint requires it (Prometheus sends it with
 //! `authorization` in its scrape config); Ballast refuses to start with a non-loopback admin
 //! address and no token (see `ballast-config`).
@@ -33,6 +35,7 @@ use serde_json::json;
 pub mod access;
 pub mod alerts;
 pub mod changes;
+pub mod dashboard;
 pub mod history;
 pub mod incidents;
 pub mod notifications;
@@ -359,6 +362,7 @@ pub fn router(state: AdminState) -> Router {
             post(alerts::alertmanager).layer(DefaultBodyLimit::max(alerts::WEBHOOK_MAX_BYTES)),
         )
         .layer(middleware::from_fn_with_state(state.clone(), access::auth))
+        .merge(dashboard::routes(state.clone()))
         .with_state(state)
 }
 

@@ -605,6 +605,7 @@ mod tests {
             last_attempt_unix_ms: Some(150),
             delivered_unix_ms: Some(160),
             result: Some("ok".to_string()),
+            headline: None,
         };
         let e = TimelineEntry::from_notification(&n);
         assert_eq!(e.at_unix_ms, 160);

@@ -118,6 +118,38 @@ pub struct NotificationLog {
     pub delivered_unix_ms: Option<u64>,
     /// The result: the receiver's answer when delivered, else the last error, if any.
     pub result: Option<String>,
+    /// One line that says what the message said (see [`headline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
+}
+
+/// One line that says what a message was about, read from its payload (a message of
+/// `ballast-notify`: a status, a severity and alerts with annotations), e.g. `firing critical:
+/// server-down — a web server stopped answering (+1 more)`. `None` for a payload of another
+/// shape. It is for the log and the dashboard; receivers get the full message.
+pub fn headline(payload_json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(payload_json).ok()?;
+    let alerts = v.get("alerts")?.as_array()?;
+    let first = alerts.first()?;
+    let mut line = v.get("status")?.as_str()?.to_string();
+    if let Some(sev) = v.get("severity").and_then(|s| s.as_str()) {
+        line.push(' ');
+        line.push_str(sev);
+    }
+    line.push_str(": ");
+    line.push_str(first.get("rule").and_then(|r| r.as_str()).unwrap_or("?"));
+    let summary = first
+        .get("annotations")
+        .and_then(|a| a.get("summary"))
+        .and_then(|s| s.as_str());
+    if let Some(s) = summary {
+        line.push_str(" — ");
+        line.extend(s.chars().take(160));
+    }
+    if alerts.len() > 1 {
+        line.push_str(&format!(" (+{} more)", alerts.len() - 1));
+    }
+    Some(line)
 }
 
 impl Notification {
@@ -137,6 +169,7 @@ impl Notification {
                 NotificationState::Delivered => self.answer.clone(),
                 _ => self.last_error.clone(),
             },
+            headline: headline(&self.new.payload_json),
         }
     }
 }
@@ -157,5 +190,22 @@ mod tests {
             assert_eq!(s.is_final(), s != NotificationState::Pending);
         }
         assert_eq!(NotificationState::parse("sent"), None);
+    }
+
+    #[test]
+    fn a_headline_says_what_the_message_was_about() {
+        let payload = r#"{"status":"firing","severity":"critical","alerts":[
+            {"rule":"server-down","annotations":{"summary":"a web server stopped answering"}},
+            {"rule":"upstream-degraded"}]}"#;
+        assert_eq!(
+            headline(payload).as_deref(),
+            Some("firing critical: server-down — a web server stopped answering (+1 more)")
+        );
+        assert_eq!(
+            headline(r#"{"status":"resolved","severity":null,"alerts":[{"rule":"x"}]}"#).as_deref(),
+            Some("resolved: x")
+        );
+        assert_eq!(headline("not json"), None);
+        assert_eq!(headline(r#"{"alerts":[]}"#), None);
     }
 }

@@ -84,6 +84,13 @@ pub fn run() -> anyhow::Result<()> {
     eprintln!(
         "\nBallast demo\n\
          \n  Demo backends (round-robin web pool with sticky cookie; charlie is the backup):\n{}\n\
+         \n  Dashboard: http://127.0.0.1:9900/   (open it in a browser; no login on loopback)\n\
+         \x20   1. kill {}                                     # kill alpha, then watch the overview:\n\
+         \x20      alpha goes down, the server-down alert fires, Messages shows what demo-chat was sent,\n\
+         \x20      Remediation shows the restart, and alpha is back up within a few seconds\n\
+         \x20   2. Incidents -> #1: the timeline (alert, message, restart, recovery), notes, status\n\
+         \x20      buttons, and the post-mortem to download\n\
+         \x20   3. Drain and Enable buttons on the overview; a silence on Alerts; a rollback on Changes\n\
          \n  Try:\n\
          \x20   curl -i http://127.0.0.1:8080/                 # answered by alpha or bravo, sets BALLAST_SRV\n\
          \x20   curl http://127.0.0.1:8080/api/hello           # the least-connections api pool\n\
@@ -117,6 +124,7 @@ pub fn run() -> anyhow::Result<()> {
          \x20   ballast rollback --config {cfg}     # version 1 again, in traffic and in the file\n\
          \n  Access log lines follow on stdout. Ctrl-C stops everything.\n",
         pids.join("\n"),
+        children.0[0].id(),
         children.0[0].id(),
         dir = dir.display(),
         cfg = path.display(),

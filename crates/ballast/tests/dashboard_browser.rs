@@ -46,7 +46,7 @@ fn the_harness_drives_chromium_through_a_form() {
     b.goto(&page.url("/"));
     b.wait_for_css("form#f", PAGE);
     b.fill("form#f input[name=who]", "ana & co");
-    b.click("#go");
+    b.click_to_load("#go");
     let got = b.text("#got");
     assert_eq!(got, "csrf=abc&who=ana+%26+co", "the form's body as posted");
     assert_eq!(b.path(), "/submit");
@@ -83,13 +83,35 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
         assert_eq!(r.header("location"), Some("/login"), "GET {path}");
     }
 
-    // A wrong token: 401 and the form again with an error.
+    // The login form has a CSRF token of its own (a double-submit cookie `ballast_login`
+    // and a field): without it the login is refused; with it a wrong token gets 401 and the
+    // form again with an error.
     let r = http(
         gw.admin,
         "POST",
         "/login",
         &[FORM],
-        &form(&[("token", "nope")]),
+        &form(&[("token", OPERATOR)]),
+    );
+    assert_eq!(
+        r.status, 403,
+        "a login without the form's token: {}",
+        r.body
+    );
+    let r = http(gw.admin, "GET", "/login", &[], "");
+    let login_cookie = r
+        .set_cookie("ballast_login")
+        .unwrap_or_else(|| panic!("GET /login sets no ballast_login cookie: {:?}", r.headers));
+    let csrf = login_cookie
+        .split_once('=')
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let r = http(
+        gw.admin,
+        "POST",
+        "/login",
+        &[FORM, ("Cookie", &login_cookie)],
+        &form(&[("token", "nope"), ("csrf", csrf)]),
     );
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.body.contains("login-error"), "{}", r.body);
@@ -97,9 +119,13 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
     b.wait_for_css("form#login input[name=token][type=password]", PAGE);
     assert_eq!(b.path(), "/login", "the browser was sent to the login page");
     b.screenshot("login");
-    b.fill("form#login input[name=token]", "not-a-token");
-    b.click("#login-submit");
-    b.wait_for_css("#login-error", PAGE);
+    let held = submit_login(&b, "not-a-token");
+    if b.count("#login-error") == 0 || b.status() != Some(401) {
+        b.fail(&format!(
+            "a wrong token should get 401 and #login-error, not HTTP {:?}. {held}",
+            b.status()
+        ));
+    }
     b.screenshot("login-error");
 
     // The operator logs in and lands on the overview: three servers up.
@@ -135,11 +161,11 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
     b.screenshot("overview-server-down");
 
     // The drain button drains a live server; the page says so, and so does the API.
-    b.click("a[href=\"/ui/upstreams/app\"]");
+    b.click_to_load("a[href=\"/ui/upstreams/app\"]");
     b.wait_for_css(&format!("form.drain[data-server=\"{b2}\"]"), PAGE);
     assert_eq!(b.path(), "/ui/upstreams/app");
     assert!(b.count("svg.chart") >= 3, "a chart per server");
-    b.click(&format!(
+    b.click_to_load(&format!(
         "form.drain[data-server=\"{b2}\"] button[type=submit]"
     ));
     b.wait_for_css("#flash", PAGE);
@@ -205,7 +231,7 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
         "form#silence-form [name=comment]",
         "browser test: dash-b1 is being replaced",
     );
-    b.click("#silence-submit");
+    b.click_to_load("#silence-submit");
     b.wait_for_css("#flash", PAGE);
     b.wait_for_css("table#silences tr.silence", PAGE);
     let (code, silences) = api(&gw, "/api/v1/silences");
@@ -242,7 +268,7 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
 
     // The viewer: logs in after the operator logs out, reads, and may not drain.
     b.goto(&format!("{base}/?refresh=0"));
-    b.click("form#logout [type=submit]");
+    b.click_to_load("form#logout [type=submit]");
     b.wait_for_css("form#login", PAGE);
     b.goto(&format!("{base}/"));
     b.wait_for_css("form#login", PAGE);
@@ -282,12 +308,32 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
 
 /// Logs in on `/login` with `token` and waits for the overview showing `who`.
 fn log_in(b: &Browser, token: &str, who: &str) {
-    b.wait_for_css("form#login[method=post][action=\"/login\"]", PAGE);
-    b.fill("form#login input[name=token]", token);
-    b.click("#login-submit");
-    b.wait_for_css("table#servers", PAGE);
+    let held = submit_login(b, token);
+    if b.count("table#servers") == 0 {
+        b.fail(&format!(
+            "the login was refused with HTTP {:?}. {held}",
+            b.status()
+        ));
+    }
     assert_eq!(b.path(), "/", "the login redirects to the overview");
     check_chrome(b, who);
+}
+
+/// Types `token` into the login form, submits it, and waits for the overview or
+/// `#login-error`. Answers what the form posted as its `csrf` field against the
+/// `ballast_login` cookie the browser held then: the login's double-submit check compares the
+/// two, so a mismatch explains a "form expired" refusal.
+fn submit_login(b: &Browser, token: &str) -> String {
+    b.wait_for_css("form#login[method=post][action=\"/login\"]", PAGE);
+    b.fill("form#login input[name=token]", token);
+    let field = b.attr("form#login input[name=csrf]", "value");
+    let held = b.cookie("ballast_login").map(|c| c.value().to_string());
+    b.click_to_load("#login-submit");
+    format!(
+        "The form's csrf field was {field:?}, the browser's ballast_login cookie {held:?} \
+         just before submitting (a request the browser makes by itself, such as \
+         /favicon.ico, that is redirected to /login replaces the cookie)"
+    )
 }
 
 /// The parts every page has: the navigation, who is logged in, the CSRF meta tag, logout.
@@ -330,20 +376,25 @@ fn incident_pages(b: &Browser, gw: &Gateway, base: &str, session: &str) {
     let id = b
         .attr("#open-incidents li.incident", "data-id")
         .expect("the incident's data-id");
-    b.click(&format!(
+    b.click_to_load(&format!(
         "#open-incidents li.incident[data-id=\"{id}\"] a[href=\"/ui/incidents/{id}\"]"
     ));
     b.wait_for_css("ol#timeline li.entry", PAGE);
     assert_eq!(b.path(), format!("/ui/incidents/{id}"));
-    let title = b.text("h1");
-    assert!(!title.is_empty(), "the incident page's h1 is empty");
+    // The page's h1 is `#ID title`.
+    let h1 = b.text("h1");
+    let title = h1
+        .strip_prefix(&format!("#{id} "))
+        .unwrap_or(&h1)
+        .to_string();
+    assert!(!title.is_empty(), "the incident page's h1 is {h1:?}");
     b.wait_for_css("form.status", PAGE);
 
     b.fill(
         "form#note-form textarea[name=text]",
         "browser note: b1 replaced",
     );
-    b.click("#note-submit");
+    b.click_to_load("#note-submit");
     b.wait_for_css("#flash", PAGE);
     let timeline = b.text("ol#timeline");
     assert!(timeline.contains("browser note: b1 replaced"), "{timeline}");
@@ -495,6 +546,16 @@ impl Resp {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// `NAME=value` of the `Set-Cookie` header for cookie `name`.
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|c| c.split_once('=').is_some_and(|(n, _)| n.trim() == name))
+            .map(|c| c.trim().to_string())
     }
 }
 

@@ -192,6 +192,17 @@ impl Browser {
         }
     }
 
+    /// The HTTP status the current document came with (Navigation Timing's
+    /// `responseStatus`): what WebDriver itself does not tell.
+    pub fn status(&self) -> Option<u16> {
+        let script = "const n = performance.getEntriesByType('navigation')[0]; \
+                      return n ? n.responseStatus : null;";
+        self.block(self.client().execute(script, vec![]))
+            .ok()
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u16::try_from(v).ok())
+    }
+
     /// Reloads the page.
     pub fn reload(&self) {
         if let Err(e) = self.block(self.client().refresh()) {
@@ -280,6 +291,29 @@ impl Browser {
         if let Err(err) = self.block(e.click()) {
             self.fail(&format!("could not click `{selector}`: {err}"));
         }
+    }
+
+    /// Clicks `selector` (a submit button or a link) and waits until a new document has
+    /// replaced this one, so that what is looked for next is not found on the old page.
+    pub fn click_to_load(&self, selector: &str) {
+        let mark = "window.__ballastOldPage = true; return true;";
+        if let Err(e) = self.block(self.client().execute(mark, vec![])) {
+            self.fail(&format!(
+                "could not mark the page before clicking `{selector}`: {e}"
+            ));
+        }
+        self.click(selector);
+        let check = "return window.__ballastOldPage === true \
+                     || document.readyState !== 'complete';";
+        self.wait_until(
+            &format!("a new page after clicking `{selector}`"),
+            PAGE,
+            None,
+            |b| {
+                b.block(b.client().execute(check, vec![]))
+                    .is_ok_and(|v| v.as_bool() == Some(false))
+            },
+        );
     }
 
     /// Clears the field matching `selector` and types `text` into it.

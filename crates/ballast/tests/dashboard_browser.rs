@@ -146,6 +146,7 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
         "table#routes tr.route[data-route=\"shop\"] svg.sparkline",
         PAGE,
     );
+    b.wait_for_css("#recent-changes", PAGE);
     b.screenshot("overview");
 
     // A backend dies: the overview, refreshing itself, shows it down and the alert firing.
@@ -253,15 +254,29 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
     b.screenshot("alerts");
 
     // Every other page, with its navigation, as the operator sees it.
-    for (path, selector, name) in [
-        ("/ui/changes", "table#versions", "changes"),
-        ("/ui/monitors", "table#monitors", "monitors"),
-        ("/ui/remediations", "table#runs", "remediations"),
-        ("/ui/review", "#review", "review"),
-        ("/ui/notifications", "table#notifications", "notifications"),
+    for (path, selectors, name) in [
+        (
+            "/ui/changes",
+            &[
+                "table#versions tr.version",
+                "pre#diff",
+                "form#rollback-form",
+            ][..],
+            "changes",
+        ),
+        ("/ui/monitors", &["table#monitors"][..], "monitors"),
+        ("/ui/remediations", &["table#runs"][..], "remediations"),
+        ("/ui/review", &["#review"][..], "review"),
+        (
+            "/ui/notifications",
+            &["table#notifications"][..],
+            "notifications",
+        ),
     ] {
         b.goto(&format!("{base}{path}"));
-        b.wait_for_css(selector, PAGE);
+        for selector in selectors {
+            b.wait_for_css(selector, PAGE);
+        }
         check_chrome(&b, "ana (operator)");
         b.screenshot(name);
     }

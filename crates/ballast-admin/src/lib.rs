@@ -58,7 +58,8 @@ pub use talkers::{TalkersError, TalkersQuery};
 /// A boxed future, for the async method of [`Control`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// The request header that says who sends a command (`cli`, `remediation`); `api` without it.
+/// The request header that says where a command comes from (`cli`, `dashboard`,
+/// `remediation`); `api` without it. The person is the token's name ([`access::CALLER_HEADER`]).
 pub const ORIGIN_HEADER: &str = "ballast-origin";
 
 /// What the admin API can ask of the running gateway.
@@ -99,11 +100,13 @@ pub trait Control: Send + Sync + 'static {
     /// Rolls back to config version `version`, by default the previous good one (the applied
     /// version of this instance before the running one, with a different text): validates it,
     /// writes it to the config file keeping the replaced file, and applies it as a reload.
-    /// `by` is who asked. On `Err` nothing changed (see [`RollbackError::NotRestored`]).
+    /// `by` is where it was asked from, `who` the person who asked (the admin token's name),
+    /// when known. On `Err` nothing changed (see [`RollbackError::NotRestored`]).
     fn rollback(
         &self,
         _version: Option<u64>,
         _by: Origin,
+        _who: Option<String>,
     ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
         Box::pin(async { Err(RollbackError::History(HistoryError::Off)) })
     }
@@ -377,8 +380,8 @@ pub async fn serve(
         .await
 }
 
-/// Who sends a command: the `Ballast-Origin` header names a client that is not a person at
-/// the API (the CLI, a remediation); a value that is none of those is refused.
+/// Where a command comes from: the `Ballast-Origin` header names a client other than a call to
+/// the API (the CLI, the dashboard, a remediation); a value that is none of those is refused.
 fn origin(headers: &HeaderMap) -> Result<Origin, ApiError> {
     let Some(v) = headers.get(ORIGIN_HEADER) else {
         return Ok(Origin::Api);
@@ -386,21 +389,28 @@ fn origin(headers: &HeaderMap) -> Result<Origin, ApiError> {
     v.to_str()
         .ok()
         .and_then(Origin::parse)
-        .filter(|o| matches!(o, Origin::Api | Origin::Cli | Origin::Remediation))
+        .filter(|o| {
+            matches!(
+                o,
+                Origin::Api | Origin::Cli | Origin::Dashboard | Origin::Remediation
+            )
+        })
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
-                "{ORIGIN_HEADER} must be one of api, cli, remediation (got {v:?})"
+                "{ORIGIN_HEADER} must be one of api, cli, dashboard, remediation (got {v:?})"
             ))
         })
 }
 
-/// Applies a command on behalf of the request's origin.
+/// Applies a command on behalf of the request's origin and, when the request carried a token,
+/// of the person it names (set by the auth middleware; `None` on an open API).
 async fn command(state: &AdminState, headers: &HeaderMap, command: Command) -> Response {
     let by = match origin(headers) {
         Ok(by) => by,
         Err(e) => return e.into_response(),
     };
-    match state.control.apply(Issued { command, by }).await {
+    let who = access::caller_name(headers);
+    match state.control.apply(Issued { command, by, who }).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

@@ -97,8 +97,9 @@ pub(crate) async fn rollback(
             }
         }
     };
-    tracing::info!(by = by.name(), version = ?request.version, "config rollback asked");
-    match state.control.rollback(request.version, by).await {
+    let who = crate::access::caller_name(&headers);
+    tracing::info!(by = by.name(), who = ?who, version = ?request.version, "config rollback asked");
+    match state.control.rollback(request.version, by, who).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }

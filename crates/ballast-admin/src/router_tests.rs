@@ -144,14 +144,16 @@ async fn drain_and_enable_reach_the_gateway() {
                     upstream: "app".into(),
                     server: server.clone()
                 },
-                by: Origin::Api
+                by: Origin::Api,
+                who: None,
             },
             Issued {
                 command: Command::Enable {
                     upstream: "app".into(),
                     server
                 },
-                by: Origin::Api
+                by: Origin::Api,
+                who: None,
             },
         ]
     );
@@ -172,10 +174,44 @@ async fn the_origin_header_says_who_asked() {
     };
     assert_eq!(send("cli").await, StatusCode::OK);
     assert_eq!(send("remediation").await, StatusCode::OK);
+    assert_eq!(send("dashboard").await, StatusCode::OK);
     assert_eq!(send("start").await, StatusCode::BAD_REQUEST);
     assert_eq!(send("nobody").await, StatusCode::BAD_REQUEST);
     let by: Vec<Origin> = rec.applied.lock().unwrap().iter().map(|i| i.by).collect();
-    assert_eq!(by, vec![Origin::Cli, Origin::Remediation]);
+    assert_eq!(
+        by,
+        vec![Origin::Cli, Origin::Remediation, Origin::Dashboard]
+    );
+}
+
+#[tokio::test]
+async fn a_command_names_the_tokens_caller_and_a_sent_caller_header_is_ignored() {
+    let drain = |bearer: Option<&'static str>| {
+        let mut b = Request::post("/api/v1/servers/app/127.0.0.1:1/drain")
+            .header(crate::access::CALLER_HEADER, "mallory");
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    // A token: its caller's name (`admin` for the single token), whatever the client sent.
+    let (r, rec) = app(Some("s3cret"), true);
+    let resp = r.oneshot(drain(Some("s3cret"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // An open API: nobody is known.
+    let (open, open_rec) = app(None, true);
+    let resp = open.oneshot(drain(None)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let who = |rec: &Recorder| -> Vec<Option<String>> {
+        rec.applied
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| i.who.clone())
+            .collect()
+    };
+    assert_eq!(who(&rec), [Some("admin".to_string())]);
+    assert_eq!(who(&open_rec), [None]);
 }
 
 #[tokio::test]

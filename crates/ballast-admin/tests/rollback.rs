@@ -18,11 +18,14 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// One call of [`Control::rollback`]: the version asked for, the origin, the person.
+type Call = (Option<u64>, Origin, Option<String>);
+
 /// Rolls back to version 1 or (by default) 2; versions 3 to 8 fail in each way there is; any
 /// other version does not exist. Records every call.
 #[derive(Default)]
 struct Fake {
-    calls: Mutex<Vec<(Option<u64>, Origin)>>,
+    calls: Mutex<Vec<Call>>,
 }
 
 impl Control for Fake {
@@ -47,8 +50,9 @@ impl Control for Fake {
         &self,
         version: Option<u64>,
         by: Origin,
+        who: Option<String>,
     ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
-        self.calls.lock().unwrap().push((version, by));
+        self.calls.lock().unwrap().push((version, by, who));
         let s = |m: &str| m.to_string();
         let result = match version.unwrap_or(2) {
             v @ (1 | 2) => Ok(RollbackReport {
@@ -129,11 +133,11 @@ async fn a_rollback_answers_with_the_report_and_says_who_asked() {
     assert_eq!(
         *fake.calls.lock().unwrap(),
         [
-            (None, Origin::Cli),
-            (Some(1), Origin::Api),
-            (None, Origin::Api),
-            (None, Origin::Api),
-            (None, Origin::Api),
+            (None, Origin::Cli, None),
+            (Some(1), Origin::Api, None),
+            (None, Origin::Api, None),
+            (None, Origin::Api, None),
+            (None, Origin::Api, None),
         ]
     );
 }
@@ -176,4 +180,23 @@ async fn a_malformed_request_reaches_nothing() {
         StatusCode::METHOD_NOT_ALLOWED
     );
     assert!(fake.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_rollback_names_the_tokens_caller() {
+    let fake = Arc::new(Fake::default());
+    let r = router(AdminState {
+        control: fake.clone(),
+        access: ballast_admin::Access::single(Some("s3cret")),
+    });
+    let req = Request::post("/api/v1/config/rollback")
+        .header("authorization", "Bearer s3cret")
+        .header(ORIGIN_HEADER, "dashboard")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(r.oneshot(req).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        *fake.calls.lock().unwrap(),
+        [(None, Origin::Dashboard, Some("admin".to_string()))]
+    );
 }

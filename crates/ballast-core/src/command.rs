@@ -61,12 +61,17 @@ impl Command {
     }
 }
 
-/// A command together with who asked for it.
+/// A command together with who asked for it: the origin (API, CLI, dashboard, remediation...)
+/// and, when known, the person (the admin token's name).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Issued {
     #[serde(flatten)]
     pub command: Command,
     pub by: Origin,
+    /// The person who asked, when known (the admin token's name; `None` on an open API, for
+    /// SIGHUP and for remediations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
 }
 
 /// What a command did.
@@ -139,7 +144,7 @@ pub struct RollbackReport {
     /// Where the replaced file is kept (`NAME.bak.<UTC time>` beside it); `None` when there
     /// was no file to replace.
     pub backup: Option<String>,
-    /// Who asked for the rollback (`api`, `cli`, `remediation`).
+    /// Where the rollback was asked from (`api`, `cli`, `dashboard`, `remediation`).
     pub requested_by: Origin,
     /// What applying it changed, as for a reload.
     pub reload: ReloadReport,
@@ -187,6 +192,7 @@ mod tests {
                 server: "127.0.0.1:8001".into(),
             },
             by: Origin::Cli,
+            who: None,
         };
         let text = serde_json::to_string(&issued).unwrap();
         assert_eq!(
@@ -194,6 +200,17 @@ mod tests {
             r#"{"command":"drain","upstream":"app","server":"127.0.0.1:8001","by":"cli"}"#
         );
         assert_eq!(serde_json::from_str::<Issued>(&text).unwrap(), issued);
+        let by_ana = Issued {
+            by: Origin::Dashboard,
+            who: Some("ana".into()),
+            ..issued
+        };
+        let text = serde_json::to_string(&by_ana).unwrap();
+        assert_eq!(
+            text,
+            r#"{"command":"drain","upstream":"app","server":"127.0.0.1:8001","by":"dashboard","who":"ana"}"#
+        );
+        assert_eq!(serde_json::from_str::<Issued>(&text).unwrap(), by_ana);
         let err = CommandError::NotFound("no upstream named `x`".into());
         let text = serde_json::to_string(&err).unwrap();
         assert_eq!(
@@ -255,6 +272,7 @@ mod tests {
             let issued = Issued {
                 command,
                 by: Origin::Remediation,
+                who: None,
             };
             let text = serde_json::to_string(&issued).unwrap();
             assert_eq!(text, json);
@@ -317,10 +335,19 @@ mod tests {
             Origin::Api,
             Origin::Cli,
             Origin::Remediation,
+            Origin::Dashboard,
             Origin::Signal,
+            Origin::Start,
+            Origin::Rollback,
+            Origin::Gateway,
         ] {
             assert_eq!(Origin::parse(o.name()), Some(o));
         }
         assert_eq!(Origin::parse("nobody"), None);
+        assert_eq!(Origin::parse("dashboard"), Some(Origin::Dashboard));
+        assert_eq!(
+            serde_json::to_string(&Origin::Dashboard).unwrap(),
+            r#""dashboard""#
+        );
     }
 }

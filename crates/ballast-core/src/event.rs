@@ -21,6 +21,8 @@ pub enum Origin {
     Cli,
     /// An automatic remediation.
     Remediation,
+    /// The web dashboard (a person, through the admin API).
+    Dashboard,
     /// A rollback to an earlier config version.
     Rollback,
     /// The gateway itself (DNS re-resolution, for instance).
@@ -36,6 +38,7 @@ impl Origin {
             Origin::Api => "api",
             Origin::Cli => "cli",
             Origin::Remediation => "remediation",
+            Origin::Dashboard => "dashboard",
             Origin::Rollback => "rollback",
             Origin::Gateway => "gateway",
         }
@@ -49,6 +52,7 @@ impl Origin {
             Origin::Api,
             Origin::Cli,
             Origin::Remediation,
+            Origin::Dashboard,
             Origin::Rollback,
             Origin::Gateway,
         ]
@@ -113,12 +117,18 @@ pub enum Event {
         upstream: String,
         server: String,
         by: Origin,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
     },
     /// A drained server takes requests again.
     ServerEnabled {
         upstream: String,
         server: String,
         by: Origin,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
     },
     /// A command ejected a server (`eject`): no requests until `until_unix_ms`, then it comes
     /// back by itself (announced as [`Event::ServerUnejected`] with cause `expired`).
@@ -129,6 +139,9 @@ pub enum Event {
         /// When the ejection ends (ms since the Unix epoch).
         until_unix_ms: u64,
         by: Origin,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
     },
     /// A route's requests were sent elsewhere at run time: `to` is `sorry` (its sorry page),
     /// another upstream, or `None` (back to the configured upstream).
@@ -136,18 +149,27 @@ pub enum Event {
         route: String,
         to: Option<String>,
         by: Origin,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
     },
     /// A priority class's forced shed share was set (`Some`) or cleared (`None`).
     ShedShareSet {
         class: String,
         share: Option<f64>,
         by: Origin,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
     },
     /// A configuration was applied.
     ReloadApplied {
         /// Hex sha256 of the config file's text.
         sha256: String,
         by: Origin,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
         listeners_started: Vec<String>,
         listeners_stopped: Vec<String>,
         servers_added: usize,
@@ -158,6 +180,9 @@ pub enum Event {
         /// Hex sha256 of the refused text, when it could be read.
         sha256: Option<String>,
         by: Origin,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
         error: String,
     },
     /// A listener began accepting on its address.
@@ -255,6 +280,9 @@ pub enum Event {
         /// Path prefix of the purge, if it had one.
         prefix: Option<String>,
         removed: u64,
+        /// The person who asked (the admin token's name), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        who: Option<String>,
     },
     /// The operations store could not be written; events wait in the in-memory spool.
     StoreUnavailable { error: String },
@@ -328,6 +356,33 @@ pub enum Event {
     },
     /// An incident moved to another step of its lifecycle.
     IncidentStatusChanged { id: u64, status: String, by: String },
+    /// A person added a note to an incident (the text is on its timeline).
+    IncidentNoted { id: u64, by: String },
+    /// A person graded an incident (`severity`) or said how many users are hurt (`user_scope`).
+    IncidentGraded {
+        id: u64,
+        severity: String,
+        by: String,
+    },
+}
+
+impl Event {
+    /// The person who asked for a command (the admin token's name), when the event records
+    /// one: `None` for other events, and for commands from an open API, SIGHUP, a remediation
+    /// or the gateway itself.
+    pub fn who(&self) -> Option<&str> {
+        match self {
+            Event::ServerDrained { who, .. }
+            | Event::ServerEnabled { who, .. }
+            | Event::ServerEjectOrdered { who, .. }
+            | Event::RouteRerouted { who, .. }
+            | Event::ShedShareSet { who, .. }
+            | Event::ReloadApplied { who, .. }
+            | Event::ReloadRefused { who, .. }
+            | Event::CachePurged { who, .. } => who.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// An event and when it happened (milliseconds since the Unix epoch).
@@ -337,4 +392,65 @@ pub struct Stamped {
     pub at_unix_ms: u64,
     #[serde(flatten)]
     pub event: Event,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_events_stored_before_who_still_parse() {
+        // As stored before events recorded the person: no `who`.
+        let old = r#"{"seq":7,"at_unix_ms":1764526800000,"kind":"server_drained","upstream":"app","server":"10.0.0.1:80","by":"api"}"#;
+        let s: Stamped = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            s.event,
+            Event::ServerDrained {
+                upstream: "app".into(),
+                server: "10.0.0.1:80".into(),
+                by: Origin::Api,
+                who: None,
+            }
+        );
+        assert_eq!(s.event.who(), None);
+        // Written back unchanged: no `"who":null`.
+        assert_eq!(serde_json::to_string(&s).unwrap(), old);
+        for old in [
+            r#"{"kind":"reload_applied","sha256":"ab","by":"signal","listeners_started":[],"listeners_stopped":[],"servers_added":0,"servers_removed":0}"#,
+            r#"{"kind":"reload_refused","sha256":null,"by":"cli","error":"bad"}"#,
+            r#"{"kind":"cache_purged","route":"r","prefix":null,"removed":3}"#,
+            r#"{"kind":"server_eject_ordered","upstream":"a","server":"s","ejection_ms":1,"until_unix_ms":2,"by":"remediation"}"#,
+            r#"{"kind":"route_rerouted","route":"r","to":null,"by":"gateway"}"#,
+            r#"{"kind":"shed_share_set","class":"low","share":0.5,"by":"api"}"#,
+            r#"{"kind":"server_enabled","upstream":"a","server":"s","by":"cli"}"#,
+        ] {
+            let e: Event = serde_json::from_str(old).unwrap_or_else(|e| panic!("{old}: {e}"));
+            assert_eq!(e.who(), None, "{old}");
+        }
+    }
+
+    #[test]
+    fn the_person_is_recorded_beside_the_origin() {
+        let e = Event::ServerDrained {
+            upstream: "app".into(),
+            server: "10.0.0.1:80".into(),
+            by: Origin::Dashboard,
+            who: Some("ana".into()),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"server_drained","upstream":"app","server":"10.0.0.1:80","by":"dashboard","who":"ana"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), e);
+        assert_eq!(e.who(), Some("ana"));
+        assert_eq!(
+            Event::BreakerOpened {
+                upstream: "a".into(),
+                server: "s".into()
+            }
+            .who(),
+            None
+        );
+    }
 }

@@ -547,6 +547,7 @@ mod tests {
                     upstream: "app".to_string(),
                     server: "10.0.0.2:8080".to_string(),
                     by: Origin::Cli,
+                    who: None,
                 },
             },
         })

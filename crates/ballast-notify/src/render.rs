@@ -508,20 +508,11 @@ pub fn rfc3339(unix_ms: u64) -> String {
 /// The date (`YYYY-MM-DD`) and the second of that day.
 fn civil(unix_ms: u64) -> (String, u64) {
     let secs = unix_ms / 1000;
-    let days = secs / 86_400;
-    let second = secs % 86_400;
-    // The proleptic Gregorian calendar in 400-year eras of 146 097 days, with years starting
-    // on 1 March so that the leap day is the last day of a year.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (format!("{year:04}-{month:02}-{day:02}"), second)
+    let t = ballast_core::UtcTime::from_unix_secs(secs);
+    (
+        format!("{:04}-{:02}-{:02}", t.year, t.month, t.day),
+        secs % 86_400,
+    )
 }
 
 /// At most `max` characters of `s` (not bytes: never cuts a Korean syllable), ending in "…"

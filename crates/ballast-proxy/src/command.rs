@@ -3,7 +3,8 @@
 //!
 //! The match is exhaustive, so a new command cannot be added without deciding here how it is
 //! carried out, what it reports and which event records it. Every change it makes is emitted as
-//! an [`Event`] naming who asked ([`Origin`]); a refused command changes nothing.
+//! an [`Event`] naming who asked (its [`Origin`], and the person when known); a refused command
+//! changes nothing.
 //!
 //! `Eject` reuses passive ejection (`upstream::server`, an ordered ejection that ends by
 //! itself); `Reroute` and `Shed` set runtime overrides (`overrides`, which says how they fare
@@ -72,7 +73,7 @@ impl From<PurgeError> for CommandError {
 impl Gateway {
     /// Carries out one command. On `Err` nothing changed.
     pub async fn apply(&self, issued: Issued) -> Result<Report, CommandError> {
-        let Issued { command, by } = issued;
+        let Issued { command, by, who } = issued;
         match command {
             Command::Drain { upstream, server } => {
                 let changed = self.set_drain(&upstream, &server, true)?;
@@ -81,6 +82,7 @@ impl Gateway {
                         upstream: upstream.clone(),
                         server: server.clone(),
                         by,
+                        who,
                     });
                 }
                 Ok(Report::Drained {
@@ -96,6 +98,7 @@ impl Gateway {
                         upstream: upstream.clone(),
                         server: server.clone(),
                         by,
+                        who,
                     });
                 }
                 Ok(Report::Enabled {
@@ -105,7 +108,7 @@ impl Gateway {
                 })
             }
             Command::Reload => self
-                .reload_from_source(by)
+                .reload_from_source(by, who)
                 .await
                 .result
                 .map(Report::Reloaded),
@@ -115,9 +118,11 @@ impl Gateway {
                         "prefix `{p}` must start with '/', e.g. /{p}"
                     )));
                 }
-                Ok(Report::Purged(
-                    self.purge_cache(route.as_deref(), prefix.as_deref())?,
-                ))
+                Ok(Report::Purged(self.purge_cache(
+                    route.as_deref(),
+                    prefix.as_deref(),
+                    who,
+                )?))
             }
             Command::Eject {
                 upstream,
@@ -131,6 +136,7 @@ impl Gateway {
                     ejection_ms,
                     until_unix_ms,
                     by,
+                    who,
                 });
                 Ok(Report::Ejected {
                     upstream,
@@ -148,24 +154,26 @@ impl Gateway {
                     &route,
                     to.as_deref(),
                 )?;
-                tracing::info!(route, to = ?to, changed, by = by.name(), "route rerouted");
+                tracing::info!(route, to = ?to, changed, by = by.name(), who = ?who, "route rerouted");
                 if changed {
                     self.emit(Event::RouteRerouted {
                         route: route.clone(),
                         to: to.clone(),
                         by,
+                        who,
                     });
                 }
                 Ok(Report::Rerouted { route, to, changed })
             }
             Command::Shed { class, share } => {
                 let (_, changed) = self.inner.shared.overrides.set_shed(&class, share)?;
-                tracing::info!(class, share = ?share, changed, by = by.name(), "shed share set");
+                tracing::info!(class, share = ?share, changed, by = by.name(), who = ?who, "shed share set");
                 if changed {
                     self.emit(Event::ShedShareSet {
                         class: class.clone(),
                         share,
                         by,
+                        who,
                     });
                 }
                 Ok(Report::ShedSet {
@@ -227,6 +235,7 @@ impl Gateway {
                 route,
                 to: None,
                 by: Origin::Gateway,
+                who: None,
             });
         }
     }
@@ -234,16 +243,18 @@ impl Gateway {
     /// Reads the config source again and applies it; a file that does not read or validate,
     /// or a config the gateway cannot apply (a port in use, a bad certificate), is refused and
     /// recorded, and the running config stays. [`Gateway::apply`] with [`Command::Reload`]
-    /// does the same and drops the text.
-    pub async fn reload_from_source(&self, by: Origin) -> ReloadAttempt {
+    /// does the same and drops the text. `by` is where the reload was asked from and `who` the
+    /// person who asked, when known; both are recorded on the event.
+    pub async fn reload_from_source(&self, by: Origin, who: Option<String>) -> ReloadAttempt {
         let source = &self.inner.source;
         let text = source.read();
         let sha256 = text.as_ref().ok().map(|t| sha256_hex(t));
         let refused = |error: String| {
-            tracing::error!(%error, by = by.name(), "reload refused; the running config stays");
+            tracing::error!(%error, by = by.name(), who = ?who, "reload refused; the running config stays");
             self.emit(Event::ReloadRefused {
                 sha256: sha256.clone(),
                 by,
+                who: who.clone(),
                 error: error.clone(),
             });
             CommandError::Refused(error)
@@ -280,10 +291,11 @@ impl Gateway {
         let result = match self.reload(config).await {
             Ok(mut report) => {
                 report.sha256 = sha256.clone().unwrap_or_default();
-                tracing::info!(?report, by = by.name(), "config reloaded");
+                tracing::info!(?report, by = by.name(), who = ?who, "config reloaded");
                 self.emit(Event::ReloadApplied {
                     sha256: report.sha256.clone(),
                     by,
+                    who: who.clone(),
                     listeners_started: report.listeners_started.clone(),
                     listeners_stopped: report.listeners_stopped.clone(),
                     servers_added: report.servers_added,

@@ -67,6 +67,7 @@ async fn apply(gw: &Gateway, command: Command) -> Result<Report, CommandError> {
     gw.apply(Issued {
         command,
         by: Origin::Remediation,
+        who: None,
     })
     .await
 }
@@ -271,7 +272,8 @@ async fn route_overrides_survive_reloads_while_route_and_target_exist() {
         Event::RouteRerouted {
             route: "shop".into(),
             to: None,
-            by: Origin::Gateway
+            by: Origin::Gateway,
+            who: None,
         }
     );
 

@@ -156,6 +156,7 @@ impl Gateway {
         gw.inner.shared.events.emit(Event::ReloadApplied {
             sha256: ballast_core::sha256_hex(&text),
             by: Origin::Start,
+            who: None,
             listeners_started: applied.started,
             listeners_stopped: Vec::new(),
             servers_added,

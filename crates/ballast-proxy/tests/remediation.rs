@@ -168,6 +168,7 @@ async fn apply(gw: &Gateway, command: Command) -> Report {
     gw.apply(Issued {
         command,
         by: Origin::Remediation,
+        who: None,
     })
     .await
     .unwrap()

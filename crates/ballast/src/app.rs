@@ -74,9 +74,10 @@ fn access_of(config: &ballast_config::Config) -> Vec<(String, ballast_admin::Cal
 
 impl App {
     /// Reloads from the config source and records what was offered and what became of it.
-    async fn reload(&self, by: Origin) -> Result<Report, CommandError> {
+    /// `who` is the person who asked, when known (recorded on the reload's event).
+    async fn reload(&self, by: Origin, who: Option<String>) -> Result<Report, CommandError> {
         let _turn = self.config_lock.lock().await;
-        let attempt = self.gateway.reload_from_source(by).await;
+        let attempt = self.gateway.reload_from_source(by, who).await;
         self.history.reloaded(by, &attempt);
         if attempt.result.is_ok() {
             self.monitoring_follows();
@@ -184,7 +185,7 @@ impl Control for App {
 
     fn apply(&self, issued: Issued) -> BoxFuture<'_, Result<Report, CommandError>> {
         match issued.command {
-            Command::Reload => Box::pin(self.reload(issued.by)),
+            Command::Reload => Box::pin(self.reload(issued.by, issued.who)),
             _ => Box::pin(self.gateway.apply(issued)),
         }
     }
@@ -216,12 +217,19 @@ impl Control for App {
         &self,
         version: Option<u64>,
         by: Origin,
+        who: Option<String>,
     ) -> BoxFuture<'_, Result<RollbackReport, RollbackError>> {
         Box::pin(async move {
             let _turn = self.config_lock.lock().await;
-            let report =
-                crate::rollback::rollback(&self.gateway, &self.source, &self.history, version, by)
-                    .await;
+            let report = crate::rollback::rollback(
+                &self.gateway,
+                &self.source,
+                &self.history,
+                version,
+                by,
+                who,
+            )
+            .await;
             if report.is_ok() {
                 self.monitoring_follows();
             }
@@ -599,7 +607,7 @@ async fn serve(loaded: Loaded, source: Source) -> anyhow::Result<()> {
             _ = hup.recv() => {
                 // Refusals are logged and recorded as events by the gateway, and kept in the
                 // config history.
-                let _ = app.reload(Origin::Signal).await;
+                let _ = app.reload(Origin::Signal, None).await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

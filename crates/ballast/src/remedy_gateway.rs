@@ -40,6 +40,7 @@ impl GatewayActions {
             .apply(Issued {
                 command,
                 by: Origin::Remediation,
+                who: None,
             })
             .await
             .map(|report| {

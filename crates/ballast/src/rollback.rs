@@ -11,7 +11,9 @@
 //! 3. write it to the config file, keeping the replaced file as `NAME.bak.<UTC time>`, so that
 //!    a restart or the next SIGHUP does not undo the rollback;
 //! 4. apply it through the same path as a reload ([`Gateway::reload_from_source`], which reads
-//!    the file just written) and record it in the history with source `rollback`;
+//!    the file just written) and record it in the history with source `rollback`; its
+//!    `reload_applied`/`reload_refused` event says `by: rollback` and names the person who
+//!    asked (`who`), when known;
 //! 5. if the gateway refuses it now (a port in use, say), rename the kept file back: the file
 //!    and the running config are as before, and the refusal is the answer.
 //!
@@ -24,25 +26,28 @@ use ballast_proxy::Gateway;
 
 use crate::history::History;
 
-/// Rolls back to `version` (by default the previous good version) on behalf of `by`.
+/// Rolls back to `version` (by default the previous good version) on behalf of `by` and, when
+/// known, of the person `who`.
 pub async fn rollback(
     gateway: &Gateway,
     source: &Source,
     history: &History,
     version: Option<u64>,
     by: Origin,
+    who: Option<String>,
 ) -> Result<RollbackReport, RollbackError> {
-    let result = run(gateway, source, history, version, by).await;
+    let result = run(gateway, source, history, version, by, who.clone()).await;
     match &result {
         Ok(r) => tracing::info!(
             version = r.version,
             sha256 = %r.sha256,
             backup = ?r.backup,
             by = by.name(),
+            who = ?who,
             "config rolled back"
         ),
         Err(e) => {
-            tracing::error!(version = ?version, by = by.name(), error = %e, "config rollback not done")
+            tracing::error!(version = ?version, by = by.name(), who = ?who, error = %e, "config rollback not done")
         }
     }
     result
@@ -54,6 +59,7 @@ async fn run(
     history: &History,
     version: Option<u64>,
     by: Origin,
+    who: Option<String>,
 ) -> Result<RollbackReport, RollbackError> {
     let target = match version {
         Some(id) => named(history, id).await?,
@@ -74,7 +80,7 @@ async fn run(
         WriteBackError::Embedded(_) => RollbackError::NoFile(e.to_string()),
         WriteBackError::Io { .. } => RollbackError::Write(format!("{e}; nothing was changed")),
     })?;
-    let attempt = gateway.reload_from_source(Origin::Rollback).await;
+    let attempt = gateway.reload_from_source(Origin::Rollback, who).await;
     history.reloaded(Origin::Rollback, &attempt);
     if attempt.text.as_deref() != Some(target.text.as_str()) {
         tracing::warn!(

@@ -1,5 +1,6 @@
 //! Admin tokens with roles, through a real gateway: a viewer reads and gets 403 when it tries
-//! to act (and nothing happens), an operator acts and is recorded by its token's name, a
+//! to act (and nothing happens), an operator acts and is recorded by its token's name (on its
+//! incidents, and on the drain's event and change-timeline entry), a
 //! token read from a file works, a reload rotates the tokens without a restart, shown config
 //! versions never carry a secret, and the CLI uses `$BALLAST_TOKEN`.
 
@@ -74,6 +75,47 @@ fn viewers_read_operators_act_and_tokens_rotate_on_reload() {
     // The operator (its token from a file, newline trimmed) acts.
     let (code, body) = with_token(&gw, "POST", &drain, "operator-secret-1", "");
     assert_eq!(code, 200, "{body}");
+    // The drain is recorded with the person, beside the origin: in the event log...
+    let (code, events) = with_token(&gw, "GET", "/api/v1/events", "viewer-secret-1", "");
+    assert_eq!(code, 200, "{events}");
+    let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+    let drained: Vec<&serde_json::Value> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "server_drained")
+        .collect();
+    assert_eq!(drained.len(), 1, "{events:#}");
+    assert_eq!(drained[0]["who"], "ana", "{events:#}");
+    assert_eq!(drained[0]["by"], "api", "{events:#}");
+    assert_eq!(drained[0]["server"], server.as_str(), "{events:#}");
+    // ... and in the change timeline, once the event reached the store.
+    let mut changes = serde_json::Value::Null;
+    wait_until(
+        "the drain to reach the change timeline",
+        std::time::Duration::from_secs(30),
+        || {
+            let (code, body) = with_token(&gw, "GET", "/api/v1/changes", "viewer-secret-1", "");
+            changes = serde_json::from_str(&body).unwrap_or_default();
+            code == 200
+                && changes
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|c| c["kind"] == "server_drained"))
+        },
+    );
+    let listed: Vec<ballast_core::ChangeEntry> = serde_json::from_value(changes.clone()).unwrap();
+    let drain_entry = listed
+        .iter()
+        .find(|c| c.type_name() == "command" && c.what().starts_with("drained app"))
+        .unwrap_or_else(|| panic!("{changes:#}"));
+    assert_eq!(drain_entry.who(), "ana", "{changes:#}");
+    let raw = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "server_drained")
+        .unwrap();
+    assert_eq!(raw["who"], "ana", "{changes:#}");
     // Who acts is the token's name, whatever the body says.
     wait_until(
         "incidents to answer",

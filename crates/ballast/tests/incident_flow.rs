@@ -240,6 +240,8 @@ fn an_incident_from_an_alert_to_its_postmortem_and_through_a_restart() {
         "--admin",
         &admin,
     ]);
+    let noted = gw.events_of("incident_noted");
+    assert!(noted.iter().any(|e| e["by"] == "ana"), "{noted:#?}");
     let shown = cli_ok(&["incident", "show", &id.to_string(), "--admin", &admin]);
     assert!(
         shown.contains("rolled shop back to 2.4.0") && shown.contains("shop 2.4.1"),
@@ -385,6 +387,13 @@ fn an_incident_opened_by_hand_and_bad_requests() {
     let i = incident(&gw, 1);
     assert_eq!(i["severity"], "SEV1");
     assert_eq!(i["severity_set_by"], "bo");
+    let graded = gw.events_of("incident_graded");
+    assert!(
+        graded
+            .iter()
+            .any(|e| e["by"] == "bo" && e["severity"] == "SEV1"),
+        "{graded:#?}"
+    );
     let kinds: Vec<String> = i["timeline"]
         .as_array()
         .unwrap()

@@ -9,7 +9,7 @@ use ballast_core::{Ack, AlertState, NewSilence, Silence};
 
 use super::format::{self, now_ms};
 use super::session::Viewer;
-use super::{done, form_field, render, Ctx};
+use super::{render, Ctx, Posted};
 use crate::{AdminState, SilenceInput};
 
 struct AlertRow {
@@ -92,7 +92,7 @@ pub(crate) async fn page(
         .filter_map(|a| {
             let (state, severity) = match a.alert.state {
                 AlertState::Firing { severity } => ("firing", severity.name().to_string()),
-                AlertState::Pending => ("pending", "—".to_string()),
+                AlertState::Pending => ("pending", String::new()),
                 AlertState::Inactive | AlertState::Resolved => return None,
             };
             let mute = if !a.mute.silenced_by.is_empty() || !a.mute.maintenance.is_empty() {
@@ -114,14 +114,7 @@ pub(crate) async fn page(
                 severity,
                 mute,
                 mute_reason: a.mute.reason.clone(),
-                labels: a
-                    .alert
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| *k != "alertname")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                labels: format::labels(&a.alert.labels),
                 value: format::reading(a.alert.value),
                 threshold: format::reading(a.alert.threshold),
                 since: format::ago(a.alert.since_unix_ms, now),
@@ -176,22 +169,17 @@ pub(crate) async fn ack(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let back = form_field(&body, "back").unwrap_or_else(|| "/ui/alerts".into());
+    let form = Posted::new(&state, &viewer, body, "/ui/alerts");
     let ack = Ack {
-        by: viewer.caller.name.clone(),
-        comment: form_field(&body, "comment").unwrap_or_default(),
+        by: form.who(),
+        comment: form.field("comment").unwrap_or_default(),
         at_unix_ms: now_ms(),
     };
-    match state.control.ack(id, ack).await {
-        Ok(a) => done(
-            &state,
-            &viewer,
-            &back,
-            true,
-            format!("{} acknowledged", a.rule),
-        ),
-        Err(e) => done(&state, &viewer, &back, false, format!("acknowledge: {e}")),
-    }
+    form.outcome(
+        state.control.ack(id, ack).await,
+        |a| format!("{} acknowledged", a.rule),
+        "acknowledge",
+    )
 }
 
 /// Splits `a="x", b=~"y,z"` at the commas (and new lines) outside quotes.
@@ -226,29 +214,18 @@ pub(crate) async fn silence(
     Extension(viewer): Extension<Viewer>,
     body: Bytes,
 ) -> Response {
-    let back = form_field(&body, "back").unwrap_or_else(|| "/ui/alerts".into());
-    let matchers = split_matchers(&form_field(&body, "matchers").unwrap_or_default());
+    let form = Posted::new(&state, &viewer, body, "/ui/alerts");
+    let matchers = split_matchers(&form.field("matchers").unwrap_or_default());
     if matchers.is_empty() {
-        return done(
-            &state,
-            &viewer,
-            &back,
+        return form.back(
             false,
             "a silence needs at least one matcher, e.g. alertname=\"report-late\"".into(),
         );
     }
-    let text = form_field(&body, "duration").unwrap_or_default();
+    let text = form.field("duration").unwrap_or_default();
     let duration = match text.trim().parse::<ballast_core::Duration>() {
         Ok(d) => d.get(),
-        Err(e) => {
-            return done(
-                &state,
-                &viewer,
-                &back,
-                false,
-                format!("duration {text:?}: {e}; e.g. 2h"),
-            )
-        }
+        Err(e) => return form.back(false, format!("duration {text:?}: {e}; e.g. 2h")),
     };
     let now = now_ms();
     let input = SilenceInput {
@@ -257,31 +234,22 @@ pub(crate) async fn silence(
             starts_unix_ms: now,
             ends_unix_ms: now
                 .saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)),
-            author: viewer.caller.name.clone(),
-            comment: form_field(&body, "comment").unwrap_or_default(),
+            author: form.who(),
+            comment: form.field("comment").unwrap_or_default(),
         },
         text_matchers: matchers,
     };
-    match state.control.add_silence(input).await {
-        Ok(s) => done(
-            &state,
-            &viewer,
-            &back,
-            true,
+    form.outcome(
+        state.control.add_silence(input).await,
+        |s| {
             format!(
                 "silence #{} until {}",
                 s.id,
                 format::clock(s.silence.ends_unix_ms)
-            ),
-        ),
-        Err(e) => done(
-            &state,
-            &viewer,
-            &back,
-            false,
-            format!("silence refused: {e}"),
-        ),
-    }
+            )
+        },
+        "silence refused",
+    )
 }
 
 /// `POST /ui/silences/{id}/expire`.
@@ -291,21 +259,12 @@ pub(crate) async fn expire(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let back = form_field(&body, "back").unwrap_or_else(|| "/ui/alerts".into());
-    match state
-        .control
-        .expire_silence(id, viewer.caller.name.clone())
-        .await
-    {
-        Ok(_) => done(
-            &state,
-            &viewer,
-            &back,
-            true,
-            format!("silence #{id} expired"),
-        ),
-        Err(e) => done(&state, &viewer, &back, false, format!("expire #{id}: {e}")),
-    }
+    let form = Posted::new(&state, &viewer, body, "/ui/alerts");
+    form.outcome(
+        state.control.expire_silence(id, form.who()).await,
+        |_| format!("silence #{id} expired"),
+        &format!("expire #{id}"),
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::format::{self, now_ms};
 use super::session::Viewer;
-use super::{done, form_field, render, Ctx};
+use super::{render, Ctx, Posted};
 use crate::AdminState;
 
 struct VersionRow {
@@ -109,32 +109,21 @@ pub(crate) async fn rollback(
     Extension(viewer): Extension<Viewer>,
     body: Bytes,
 ) -> Response {
-    let back = form_field(&body, "back").unwrap_or_else(|| "/ui/changes".into());
-    let text = form_field(&body, "version").unwrap_or_default();
+    let form = Posted::new(&state, &viewer, body, "/ui/changes");
+    let text = form.field("version").unwrap_or_default();
     let version = match text.trim() {
         "" => None,
         t => match t.parse::<u64>() {
             Ok(v) => Some(v),
-            Err(_) => {
-                return done(
-                    &state,
-                    &viewer,
-                    &back,
-                    false,
-                    format!("{t:?} is not a version number"),
-                )
-            }
+            Err(_) => return form.back(false, format!("{t:?} is not a version number")),
         },
     };
-
-    match state.control.rollback(version, Origin::Api).await {
-        Ok(r) => done(
-            &state,
-            &viewer,
-            &back,
-            true,
-            format!("rolled back to version {} ({})", r.version, r.file),
-        ),
-        Err(e) => done(&state, &viewer, &back, false, format!("rollback: {e}")),
-    }
+    form.outcome(
+        state
+            .control
+            .rollback(version, Origin::Dashboard, Some(form.who()))
+            .await,
+        |r| format!("rolled back to version {} ({})", r.version, r.file),
+        "rollback",
+    )
 }

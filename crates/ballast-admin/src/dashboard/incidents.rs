@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::format::{self, now_ms};
 use super::overview::{incidents, IncidentLine};
 use super::session::Viewer;
-use super::{done, form_field, refused, render, Ctx};
+use super::{refused, render, Ctx, Posted};
 use crate::{AdminState, BrainError, NoteInput, StatusInput};
 
 #[derive(Template)]
@@ -158,32 +158,21 @@ pub(crate) async fn status(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let back = form_field(&body, "back").unwrap_or_else(|| format!("/ui/incidents/{id}"));
-    let wanted = form_field(&body, "status").unwrap_or_default();
+    let form = Posted::new(&state, &viewer, body, format!("/ui/incidents/{id}"));
+    let wanted = form.field("status").unwrap_or_default();
     let Some(to) = Status::parse(&wanted) else {
-        return done(
-            &state,
-            &viewer,
-            &back,
-            false,
-            format!("{wanted:?} is not a status"),
-        );
+        return form.back(false, format!("{wanted:?} is not a status"));
     };
     let input = StatusInput {
         status: to,
-        by: Some(viewer.caller.name.clone()),
-        root_cause: form_field(&body, "root_cause").filter(|s| !s.trim().is_empty()),
+        by: Some(form.who()),
+        root_cause: form.field("root_cause").filter(|s| !s.trim().is_empty()),
     };
-    match state.control.incident_status(id, input).await {
-        Ok(_) => done(
-            &state,
-            &viewer,
-            &back,
-            true,
-            format!("incident #{id} moved to {to}"),
-        ),
-        Err(e) => done(&state, &viewer, &back, false, format!("move to {to}: {e}")),
-    }
+    form.outcome(
+        state.control.incident_status(id, input).await,
+        |_| format!("incident #{id} moved to {to}"),
+        &format!("move to {to}"),
+    )
 }
 
 /// `POST /ui/incidents/{id}/notes`.
@@ -193,25 +182,20 @@ pub(crate) async fn note(
     Path(id): Path<u64>,
     body: Bytes,
 ) -> Response {
-    let back = form_field(&body, "back").unwrap_or_else(|| format!("/ui/incidents/{id}"));
-    let text = form_field(&body, "text").unwrap_or_default();
+    let form = Posted::new(&state, &viewer, body, format!("/ui/incidents/{id}"));
+    let text = form.field("text").unwrap_or_default();
     if text.trim().is_empty() {
-        return done(
-            &state,
-            &viewer,
-            &back,
-            false,
-            "an empty note was not added".into(),
-        );
+        return form.back(false, "an empty note was not added".into());
     }
     let input = NoteInput {
         text,
-        by: Some(viewer.caller.name.clone()),
+        by: Some(form.who()),
     };
-    match state.control.incident_note(id, input).await {
-        Ok(_) => done(&state, &viewer, &back, true, "note added".into()),
-        Err(e) => done(&state, &viewer, &back, false, format!("note: {e}")),
-    }
+    form.outcome(
+        state.control.incident_note(id, input).await,
+        |_| "note added".to_string(),
+        "note",
+    )
 }
 
 /// `GET /ui/incidents/{id}/postmortem.md`: the Markdown post-mortem, as a download.

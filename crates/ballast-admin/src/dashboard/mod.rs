@@ -164,17 +164,62 @@ pub(crate) fn refused(status: StatusCode, reason: &str) -> Response {
     r
 }
 
-/// After a form: leaves `message` for the next page and sends the browser back to `back`
-/// (a path of ours; anything else goes to the overview).
-pub(crate) fn done(
-    state: &AdminState,
-    viewer: &Viewer,
-    back: &str,
-    ok: bool,
-    message: String,
-) -> Response {
-    state.access.sessions().flash(&viewer.session, ok, message);
-    see_other(local_path(back))
+/// A submitted form: its fields, and the page the browser goes back to, with a one-line
+/// result left for it (a path of ours from the form's `back` field, else `default_back`).
+pub(crate) struct Posted<'a> {
+    state: &'a AdminState,
+    viewer: &'a Viewer,
+    body: axum::body::Bytes,
+    back: String,
+}
+
+impl<'a> Posted<'a> {
+    pub fn new(
+        state: &'a AdminState,
+        viewer: &'a Viewer,
+        body: axum::body::Bytes,
+        default_back: impl Into<String>,
+    ) -> Self {
+        let back = form_field(&body, "back").unwrap_or_else(|| default_back.into());
+        Posted {
+            state,
+            viewer,
+            body,
+            back,
+        }
+    }
+
+    /// A field's value; `None` when the form has no such field.
+    pub fn field(&self, name: &str) -> Option<String> {
+        form_field(&self.body, name)
+    }
+
+    /// Who submitted it.
+    pub fn who(&self) -> String {
+        self.viewer.caller.name.clone()
+    }
+
+    /// Back to the page, saying what happened.
+    pub fn back(&self, ok: bool, message: String) -> Response {
+        self.state
+            .access
+            .sessions()
+            .flash(&self.viewer.session, ok, message);
+        see_other(local_path(&self.back))
+    }
+
+    /// Back to the page with `ok(value)`, or with `failed: error`.
+    pub fn outcome<T, E: std::fmt::Display>(
+        &self,
+        result: Result<T, E>,
+        ok: impl FnOnce(T) -> String,
+        failed: &str,
+    ) -> Response {
+        match result {
+            Ok(v) => self.back(true, ok(v)),
+            Err(e) => self.back(false, format!("{failed}: {e}")),
+        }
+    }
 }
 
 /// `back` when it is a path on this listener, else `/`.
@@ -236,7 +281,8 @@ async fn guard(State(state): State<AdminState>, req: Request, next: Next) -> Res
         None => return see_other("/login"),
     };
     let mut req = if post {
-        if !viewer.may_act() {
+        // Anyone may log out; everything else a form does is acting.
+        if !viewer.may_act() && req.uri().path() != "/logout" {
             return refused(
                 StatusCode::FORBIDDEN,
                 &format!(

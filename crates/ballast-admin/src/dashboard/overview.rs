@@ -214,14 +214,7 @@ pub(crate) async fn page(
                     .unwrap_or(&a.alert.rule)
                     .to_string(),
                 severity: severity.name().to_string(),
-                labels: a
-                    .alert
-                    .labels
-                    .iter()
-                    .filter(|(k, _)| *k != "alertname")
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                labels: format::labels(&a.alert.labels),
                 since: format::ago(a.alert.since_unix_ms, now),
                 muted: a.mute.is_muted(),
             }),

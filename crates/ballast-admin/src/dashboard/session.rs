@@ -200,26 +200,26 @@ pub fn behind_tls(headers: &axum::http::HeaderMap) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tokens() -> Access {
-        Access::with([
-            (
-                "op-secret".to_string(),
-                Caller {
-                    name: "ana".into(),
-                    role: Role::Operator,
-                },
-            ),
-            (
-                "view-secret".to_string(),
-                Caller {
-                    name: "wall".into(),
-                    role: Role::Viewer,
-                },
-            ),
-        ])
+    /// An operator `ana` (`op-secret`) and a viewer `wall` (`view-secret`).
+    pub(crate) fn tokens() -> Access {
+        Access::with(
+            [
+                ("op-secret", "ana", Role::Operator),
+                ("view-secret", "wall", Role::Viewer),
+            ]
+            .map(|(secret, name, role)| {
+                (
+                    secret.to_string(),
+                    Caller {
+                        name: name.into(),
+                        role,
+                    },
+                )
+            }),
+        )
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ballast_core::{Command, CommandError, Issued, Report, Snapshot, Stamped};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::{router, Access, AdminState, BoxFuture, Caller, Control, Role};
+use crate::{router, Access, AdminState, BoxFuture, Control};
 
 #[derive(Default)]
 struct Gateway {
@@ -85,24 +85,7 @@ fn app(access: Access) -> (Router, Arc<Gateway>) {
     (r, gw)
 }
 
-fn tokens() -> Access {
-    Access::with([
-        (
-            "op-secret".to_string(),
-            Caller {
-                name: "ana".into(),
-                role: Role::Operator,
-            },
-        ),
-        (
-            "view-secret".to_string(),
-            Caller {
-                name: "wall".into(),
-                role: Role::Viewer,
-            },
-        ),
-    ])
-}
+use super::session::tests::tokens;
 
 struct Answer {
     status: StatusCode,
@@ -268,6 +251,8 @@ async fn an_operator_drains_with_the_csrf_token_and_is_named() {
     );
     let applied = gw.applied.lock().unwrap().clone();
     assert_eq!(applied.len(), 1);
+    assert_eq!(applied[0].by, ballast_core::Origin::Dashboard);
+    assert_eq!(applied[0].who.as_deref(), Some("ana"));
 
     let next = send(&r, "GET", "/ui/upstreams/app", &session, "").await;
     assert!(
@@ -307,6 +292,12 @@ async fn a_viewer_reads_but_may_not_act() {
     .await;
     assert_eq!(drain.status, StatusCode::FORBIDDEN);
     assert!(gw.applied.lock().unwrap().is_empty());
+    let out = send(&r, "POST", "/logout", &session, &format!("csrf={csrf}")).await;
+    assert_eq!(
+        (out.status, out.location.as_str()),
+        (StatusCode::SEE_OTHER, "/login"),
+        "a viewer may log out"
+    );
 }
 
 #[tokio::test]
@@ -329,7 +320,7 @@ async fn an_open_api_opens_a_local_session_whose_forms_still_need_the_token() {
     );
     let ok = send(&r, "POST", url, &session, &format!("csrf={csrf}")).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
-
+    assert_eq!(gw.applied.lock().unwrap()[0].who.as_deref(), Some("local"));
     let login = send(&r, "GET", "/login", "", "").await;
     assert_eq!(
         (login.status, login.location.as_str()),

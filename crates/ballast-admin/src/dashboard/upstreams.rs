@@ -10,7 +10,7 @@ use ballast_core::{Command, Issued, Origin};
 
 use super::overview::{gateway_monitor, points_of, series, ServerRow};
 use super::session::Viewer;
-use super::{done, form_field, refused, render, svg, Ctx};
+use super::{refused, render, svg, Ctx, Posted};
 use crate::AdminState;
 
 struct ServerCharts {
@@ -92,7 +92,7 @@ pub(crate) async fn act(
     Path((upstream, server, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let back = form_field(&body, "back").unwrap_or_else(|| "/".into());
+    let form = Posted::new(&state, &viewer, body, "/");
     let command = match action.as_str() {
         "drain" => Command::Drain {
             upstream: upstream.clone(),
@@ -111,29 +111,17 @@ pub(crate) async fn act(
     };
     let issued = Issued {
         command,
-        by: Origin::Api,
+        by: Origin::Dashboard,
+        who: Some(form.who()),
     };
-    match state.control.apply(issued).await {
-        Ok(_) => {
-            let verb = if action == "drain" {
-                "drained"
-            } else {
-                "enabled"
-            };
-            done(
-                &state,
-                &viewer,
-                &back,
-                true,
-                format!("{server} in {upstream} {verb}"),
-            )
-        }
-        Err(e) => done(
-            &state,
-            &viewer,
-            &back,
-            false,
-            format!("{action} {server}: {e}"),
-        ),
-    }
+    let verb = if action == "drain" {
+        "drained"
+    } else {
+        "enabled"
+    };
+    form.outcome(
+        state.control.apply(issued).await,
+        |_| format!("{server} in {upstream} {verb}"),
+        &format!("{action} {server}"),
+    )
 }

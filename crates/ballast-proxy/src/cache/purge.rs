@@ -17,11 +17,12 @@ pub enum PurgeError {
 impl crate::Gateway {
     /// Removes stored answers from the cache of `route` (of every route without one), only
     /// those whose path starts with `prefix` when given. Each route that lost entries emits an
-    /// event.
+    /// event naming `who` asked, when known.
     pub(crate) fn purge_cache(
         &self,
         route: Option<&str>,
         prefix: Option<&str>,
+        who: Option<String>,
     ) -> Result<PurgeReport, PurgeError> {
         if let Some(name) = route {
             match self.config().routes.iter().find(|r| r.name == name) {
@@ -40,12 +41,13 @@ impl crate::Gateway {
                 continue;
             }
             let removed = c.purge(prefix);
-            tracing::info!(route = %c.route, prefix, removed, "cache purged");
+            tracing::info!(route = %c.route, prefix, removed, who = ?who, "cache purged");
             if removed > 0 {
                 shared.events.emit(Event::CachePurged {
                     route: c.route.clone(),
                     prefix: prefix.map(str::to_string),
                     removed,
+                    who: who.clone(),
                 });
             }
             report.removed += removed;

@@ -29,6 +29,7 @@ fn event(i: u64) -> Stamped {
         _ => Event::ReloadApplied {
             sha256: sha256_hex(&i.to_string()),
             by: Origin::Signal,
+            who: None,
             listeners_started: vec!["web".to_string(), "é ü \"quoted\"".to_string()],
             listeners_stopped: vec![],
             servers_added: 2,

@@ -14,6 +14,7 @@ fn drained(seq: u64, at: u64) -> Stamped {
             upstream: "app".to_string(),
             server: "10.0.0.1:80".to_string(),
             by: Origin::Cli,
+            who: None,
         },
     }
 }

@@ -411,23 +411,36 @@ impl Incidents {
     ) -> Result<Incident, IncidentsError> {
         let now = now_ms();
         let matrix = lock(&self.shared.state).matrix;
-        self.edit(id, |i| {
-            if let Some(u) = users {
-                i.set_user_scope(u, by, &matrix, now);
-            }
-            if let Some(s) = severity {
-                i.set_severity(s, by, now);
-            }
-            Ok(())
-        })
-        .await
+        let i = self
+            .edit(id, |i| {
+                if let Some(u) = users {
+                    i.set_user_scope(u, by, &matrix, now);
+                }
+                if let Some(s) = severity {
+                    i.set_severity(s, by, now);
+                }
+                Ok(())
+            })
+            .await?;
+        self.shared.gateway.emit(Event::IncidentGraded {
+            id,
+            severity: i.severity.name().to_string(),
+            by: by.to_string(),
+        });
+        Ok(i)
     }
 
     /// Adds a note.
     pub async fn note(&self, id: u64, text: String, by: &str) -> Result<Incident, IncidentsError> {
         let now = now_ms();
-        self.edit(id, |i| i.add_note(text, by, now).map_err(Into::into))
-            .await
+        let i = self
+            .edit(id, |i| i.add_note(text, by, now).map_err(Into::into))
+            .await?;
+        self.shared.gateway.emit(Event::IncidentNoted {
+            id,
+            by: by.to_string(),
+        });
+        Ok(i)
     }
 
     /// Moves the lifecycle (and records who); a root cause may come with it.

@@ -174,6 +174,20 @@ fn an_operator_and_a_viewer_use_the_dashboard() {
     b.wait_for_css(&format!("{}[data-state=draining]", row(b2)), PAGE);
     b.wait_for_css(&format!("form.enable[data-server=\"{b2}\"]"), PAGE);
     assert_eq!(state(&gw, b2), "draining");
+    // Recorded as the dashboard's, under the logged-in name.
+    let (code, events) = api(&gw, "/api/v1/events");
+    assert_eq!(code, 200, "{events}");
+    let drained = events
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["kind"] == "server_drained" && e["server"] == b2.to_string())
+        .unwrap_or_else(|| panic!("no server_drained event for {b2}: {events:#}"));
+    assert_eq!(
+        (&drained["by"], &drained["who"]),
+        (&Value::from("dashboard"), &Value::from("ana")),
+        "{drained}"
+    );
     b.screenshot("upstream");
 
     // The drain form posted without its CSRF field, or with a wrong one: 403, nothing drained.

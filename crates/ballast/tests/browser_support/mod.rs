@@ -116,10 +116,6 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        // rustls has both the ring and aws-lc-rs providers here (fantoccini's hyper-rustls
-        // brings the second), so one must be chosen before any TLS config is built. The
-        // driver is plain HTTP on loopback; this only lets the connector be made.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -139,8 +135,8 @@ impl Browser {
         };
         let url = format!("http://{addr}");
         let client = browser.rt.block_on(async {
-            ClientBuilder::rustls()
-                .expect("a rustls connector for fantoccini")
+            // chromedriver is plain HTTP on loopback.
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
                 .capabilities(caps)
                 .connect(&url)
                 .await

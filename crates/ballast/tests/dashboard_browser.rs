@@ -562,34 +562,8 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// A response off the wire: status, headers (names lowercased), body (de-chunked).
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// `NAME=value` of the `Set-Cookie` header for cookie `name`.
-    fn set_cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == "set-cookie")
-            .filter_map(|(_, v)| v.split(';').next())
-            .find(|c| c.split_once('=').is_some_and(|(n, _)| n.trim() == name))
-            .map(|c| c.trim().to_string())
-    }
-}
-
 /// One HTTP/1.1 request over a fresh connection, outside the browser.
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Resp {
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Wire {
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -599,50 +573,5 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
     }
     req.push_str("\r\n");
     req.push_str(body);
-    let text = raw_exchange(addr, req.as_bytes());
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// The data of a chunked body.
-fn dechunk(rest: &str) -> String {
-    let mut rest = rest.as_bytes();
-    let mut out = Vec::new();
-    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-        let line = String::from_utf8_lossy(&rest[..end]);
-        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16);
-        let after = &rest[end + 2..];
-        match size {
-            Ok(size) if size > 0 && after.len() >= size => {
-                out.extend_from_slice(&after[..size]);
-                rest = after[size..]
-                    .strip_prefix(b"\r\n")
-                    .unwrap_or(&after[size..]);
-            }
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Wire::parse(&raw_exchange(addr, req.as_bytes()))
 }

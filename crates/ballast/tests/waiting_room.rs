@@ -35,21 +35,14 @@ servers = [{{ addr = "{backend}" }}]
 }
 
 /// A response as a browser sees it.
-struct Page {
-    status: u16,
-    /// Header lines, names lower-cased.
-    headers: Vec<(String, String)>,
-    body: String,
+type Page = Wire;
+
+/// The queue page's place in line.
+trait Queued {
+    fn position(&self) -> u64;
 }
 
-impl Page {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
+impl Queued for Page {
     /// `position` from the queue page's JSON.
     fn position(&self) -> u64 {
         assert_eq!(self.status, 503, "not a queue page: {}", self.body);
@@ -105,22 +98,7 @@ fn fetch(addr: SocketAddr, cookie: &str, accept: &str) -> Page {
         )
         .as_bytes(),
     );
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Page {
-        status,
-        headers,
-        body: body.to_string(),
-    }
+    Wire::parse(&text)
 }
 
 /// The ticket cookie with its number changed to `number`, its signature kept.

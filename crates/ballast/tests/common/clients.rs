@@ -42,6 +42,84 @@ pub fn parse_status(text: &str) -> (u16, String) {
     (status, body)
 }
 
+/// A whole HTTP/1.1 response read off the wire: status, header lines (names lower-cased) and
+/// the body (de-chunked).
+#[derive(Debug)]
+pub struct Wire {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Wire {
+    /// Parses what [`raw_exchange`] read.
+    pub fn parse(text: &str) -> Self {
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        Wire {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `NAME=value` of the `Set-Cookie` header for cookie `name`.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|c| c.split_once('=').is_some_and(|(n, _)| n.trim() == name))
+            .map(|c| c.trim().to_string())
+    }
+}
+
+/// The data of a chunked body.
+fn dechunk(rest: &str) -> String {
+    let mut rest = rest.as_bytes();
+    let mut out = Vec::new();
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let line = String::from_utf8_lossy(&rest[..end]);
+        let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16);
+        let after = &rest[end + 2..];
+        match size {
+            Ok(size) if size > 0 && after.len() >= size => {
+                out.extend_from_slice(&after[..size]);
+                rest = after[size..]
+                    .strip_prefix(b"\r\n")
+                    .unwrap_or(&after[size..]);
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A response as the tests see it.
 #[derive(Debug)]
 pub struct Reply {

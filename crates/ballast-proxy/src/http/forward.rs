@@ -27,7 +27,7 @@ use crate::listener::ListenerShared;
 use crate::overrides::Rerouted;
 use crate::resilience::flood::Verdict;
 use crate::resilience::waiting_room::{self, Admission};
-use crate::resilience::{self, backoff};
+use crate::resilience::{self, backoff, retry};
 use crate::router::RouteRt;
 use crate::upstream::h1::{self, ResponseBody, SendError};
 use crate::upstream::{Outcome, ServerState, Tried};
@@ -212,11 +212,15 @@ async fn proxy(
     let budgets = &l.shared.client_budgets;
     upstream.retry_budget.deposit();
     budgets.deposit(client.ip());
-    // Whether one more attempt may start after a wait of `wait` (attempts left, and before the
-    // route's total deadline, counted from the request's arrival).
-    let may_retry = |attempts: u32, wait: Duration| -> bool {
-        attempts < policy.attempts && start.elapsed() + wait < route.cfg.total_timeout
+    // Where the request stands after `attempts` attempts, for the retry decision.
+    let progress = |attempts: u32| retry::Progress {
+        attempts,
+        elapsed: start.elapsed(),
+        deadline: route.cfg.total_timeout,
+        replayable,
     };
+    let backoff_of =
+        |attempts: u32| move || backoff::delay(attempts, policy.backoff_base, policy.backoff_max);
 
     let sticky_name = upstream.config.sticky.as_ref().map(|s| s.cookie.as_str());
     let pinned = sticky_name
@@ -302,37 +306,32 @@ async fn proxy(
                     },
                 );
                 let answer = Answer { resp, idx, took };
-                if replayable && policy.on_status.contains(&status.as_u16()) {
-                    if answer
-                        .resp
-                        .headers()
-                        .contains_key(&resilience::NO_RETRY_HEADER)
-                    {
-                        route.policy.retry_forbidden.fetch_add(1, Relaxed);
-                    } else {
-                        // A `Retry-After` the policy allows replaces the back-off; a longer
-                        // one ends the retries.
-                        let next = match answer
-                            .resp
-                            .headers()
-                            .get(header::RETRY_AFTER)
-                            .and_then(backoff::retry_after)
-                        {
-                            Some(d) if d <= policy.retry_after_max => Some(d),
-                            Some(_) => None,
-                            None => Some(backoff::delay(
-                                attempt_no,
-                                policy.backoff_base,
-                                policy.backoff_max,
-                            )),
-                        };
-                        if let Some(w) = next.filter(|w| may_retry(attempt_no, *w)) {
+                // Only a listed status reads the answer's retry headers (the common case, a
+                // success, decides nothing).
+                if policy.on_status.contains(&status.as_u16()) {
+                    let h = answer.resp.headers();
+                    let outcome = retry::Outcome::Answer {
+                        status: status.as_u16(),
+                        retry_after: h.get(header::RETRY_AFTER).and_then(backoff::retry_after),
+                        no_retry: h.contains_key(&resilience::NO_RETRY_HEADER),
+                    };
+                    match retry::decide(
+                        outcome,
+                        policy,
+                        progress(attempt_no),
+                        backoff_of(attempt_no),
+                    ) {
+                        retry::Decision::Retry { wait: w, paid } => {
                             tracing::debug!(server = %state.addr, %status, "retryable answer");
                             held = Some(answer);
                             wait = w;
-                            charged = true;
+                            charged = paid;
                             continue;
                         }
+                        retry::Decision::Stop(retry::Stop::Forbidden) => {
+                            route.policy.retry_forbidden.fetch_add(1, Relaxed);
+                        }
+                        retry::Decision::Stop(_) => {}
                     }
                 }
                 return respond(
@@ -354,22 +353,27 @@ async fn proxy(
                 if e.source() == Source::Upstream {
                     upstream.record(idx, Outcome::Failure);
                 }
-                // Nothing reached the server: free, immediate, safe for any method. Otherwise
-                // only a replayable request, on an outcome the policy lists, paid from the
-                // budgets, after a back-off.
-                let again = if e.nothing_sent() {
-                    wait = Duration::ZERO;
-                    charged = false;
-                    policy.on_connect_failure && may_retry(attempt_no, wait)
+                let outcome = if e.nothing_sent() {
+                    retry::Outcome::NothingSent
                 } else {
-                    let listed = match e {
-                        ProxyError::ClosedBeforeResponse => policy.on_reset,
-                        ProxyError::ResponseTimeout => policy.on_timeout,
-                        _ => false,
-                    };
-                    wait = backoff::delay(attempt_no, policy.backoff_base, policy.backoff_max);
-                    charged = true;
-                    listed && replayable && may_retry(attempt_no, wait)
+                    match e {
+                        ProxyError::ClosedBeforeResponse => retry::Outcome::Reset,
+                        ProxyError::ResponseTimeout => retry::Outcome::Timeout,
+                        _ => retry::Outcome::Failed,
+                    }
+                };
+                let again = match retry::decide(
+                    outcome,
+                    policy,
+                    progress(attempt_no),
+                    backoff_of(attempt_no),
+                ) {
+                    retry::Decision::Retry { wait: w, paid } => {
+                        wait = w;
+                        charged = paid;
+                        true
+                    }
+                    retry::Decision::Stop(_) => false,
                 };
                 tracing::debug!(server = %state.addr, error = %e, again, "attempt failed");
                 last_err = e;

@@ -1,5 +1,5 @@
 //! Policies that keep the important part of a service up while the rest is failing: the retry
-//! contract (budgets, back-off, attempt header, forbid header), flood blocking, the waiting
+//! contract (the decision in `retry`, budgets, back-off, attempt header, forbid header), flood blocking, the waiting
 //! room, admission control with priority shedding, and the sorry page. They are
 //! consulted by `http::forward`; each keeps its own counters for `/metrics` and shows its
 //! configuration in `/api/v1/status`.
@@ -9,6 +9,7 @@ pub mod backoff;
 pub mod budget;
 pub mod flood;
 pub mod limit;
+pub mod retry;
 pub mod sorry;
 pub mod waiting_room;
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bench/compare.sh: baseline throughput and latency of Ballast, HAProxy and nginx.
 #
-# All three proxies run in front of the same three backends, one after another, each pinned to
-# CPU 0 with one worker. The load generator (wrk) and the backends (one nginx) share CPU 1. The
-# script runs everything on 127.0.0.1 and stops every process it started when it exits.
+# All three proxies run in front of the same three backends, one after another. With one worker
+# (the default) each proxy is pinned to CPU 0; with two (`--workers 2`, or `--workers 1,2` for
+# both in the same run) it has two workers and both CPUs, as a default install would. The load
+# generator (wrk) and the backends (one nginx) share CPU 1. The script runs everything on
+# 127.0.0.1 and stops every process it started when it exits.
 # bench/README.md explains the method and how the three configurations correspond.
 set -euo pipefail
 
@@ -15,6 +17,9 @@ usage: bench/compare.sh [options]
   --connections N   concurrent client connections (default 64)
   --rounds R        run the whole sequence R times, interleaved, report medians (default 3)
   --warmup D        warm-up run before each measured run (default 2s)
+  --workers LIST    worker threads (processes for nginx) per proxy: 1, 2, or 1,2 for both in
+                    the same run, interleaved (default 1). 1 pins the proxy to CPU 0; more
+                    lets it use CPUs 0 to N-1
   --only LIST       comma-separated subset of ballast,ballast-policies,ballast-nostore,
                     ballast-nomonitor,ballast-monitoring,haproxy,nginx (default:
                     ballast,haproxy,nginx). ballast-nomonitor is Ballast with no monitor at
@@ -39,6 +44,7 @@ DURATION=10s
 CONNS=64
 ROUNDS=3
 WARMUP=2s
+WORKERS=1
 ONLY=ballast,haproxy,nginx
 OUT=
 BUILD=auto
@@ -51,6 +57,7 @@ while [[ $# -gt 0 ]]; do
         --connections) need_arg "$@"; CONNS=$2; shift 2 ;;
         --rounds) need_arg "$@"; ROUNDS=$2; shift 2 ;;
         --warmup) need_arg "$@"; WARMUP=$2; shift 2 ;;
+        --workers) need_arg "$@"; WORKERS=$2; shift 2 ;;
         --only) need_arg "$@"; ONLY=$2; shift 2 ;;
         --out) need_arg "$@"; OUT=$2; shift 2 ;;
         --build) BUILD=always; shift ;;
@@ -78,6 +85,13 @@ WARMUP_S=$(to_seconds "$WARMUP") || die "--warmup '$WARMUP': write a number with
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "--connections '$CONNS': expected a positive integer"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds '$ROUNDS': expected a positive integer"
 ((DURATION_S > 0)) || die "--duration must be at least 1s"
+IFS=, read -r -a WORKER_COUNTS <<<"$WORKERS"
+for n in "${WORKER_COUNTS[@]}"; do
+    [[ $n =~ ^[1-9][0-9]*$ ]] || die "--workers '$WORKERS': expected counts such as 1, 2 or 1,2"
+    ((n <= $(nproc --all))) || die "--workers $n: this machine has $(nproc --all) CPUs"
+done
+# The worker count the configurations below are written for (set per run).
+THREADS=1
 
 PROXIES=()
 IFS=, read -r -a _only <<<"$ONLY"
@@ -263,7 +277,7 @@ EOF
 write_haproxy_conf() {
     cat >"$W/haproxy.cfg" <<EOF
 global
-    nbthread 1
+    nbthread $THREADS
     maxconn 8192
     pidfile $W/haproxy.pid
     log stdout format raw local0
@@ -299,7 +313,7 @@ EOF
 
 write_nginx_conf() {
     cat >"$W/nginx.conf" <<EOF
-worker_processes 1;
+worker_processes $THREADS;
 user nobody nogroup;
 pid $W/nginx.pid;
 error_log $W/nginx-error.log warn;
@@ -352,7 +366,7 @@ listen = "127.0.0.1:$ADMIN_PORT"
 access = "$W/ballast-access.log"
 
 [runtime]
-threads = 1
+threads = $THREADS
 
 [[listener]]
 name = "web"
@@ -473,7 +487,7 @@ listen = "127.0.0.1:$ADMIN_PORT_POLICIES"
 access = "$W/ballast-policies-access.log"
 
 [runtime]
-threads = 1
+threads = $THREADS
 
 [[listener]]
 name = "web"
@@ -503,14 +517,17 @@ EOF
 }
 
 start_proxy() {
+    # One worker: CPU 0 only. More: CPUs 0 to N-1, as the default (unpinned) install has.
+    local cpus=0
+    ((THREADS > 1)) && cpus="0-$((THREADS - 1))"
     case $1 in
-        ballast) start ballast 0 "$BALLAST_BIN" run --config "$W/ballast.toml" ;;
-        ballast-policies) start ballast-policies 0 "$BALLAST_BIN" run --config "$W/ballast-policies.toml" ;;
-        ballast-nostore) start ballast-nostore 0 "$BALLAST_BIN" run --config "$W/ballast-nostore.toml" ;;
-        ballast-nomonitor) start ballast-nomonitor 0 "$BALLAST_BIN" run --config "$W/ballast-nomonitor.toml" ;;
-        ballast-monitoring) start ballast-monitoring 0 "$BALLAST_BIN" run --config "$W/ballast-monitoring.toml" ;;
-        haproxy) start haproxy 0 haproxy -db -f "$W/haproxy.cfg" ;;
-        nginx) start nginx 0 nginx -p "$W" -c "$W/nginx.conf" -e "$W/nginx-error.log" -g 'daemon off;' ;;
+        ballast) start ballast "$cpus" "$BALLAST_BIN" run --config "$W/ballast.toml" ;;
+        ballast-policies) start ballast-policies "$cpus" "$BALLAST_BIN" run --config "$W/ballast-policies.toml" ;;
+        ballast-nostore) start ballast-nostore "$cpus" "$BALLAST_BIN" run --config "$W/ballast-nostore.toml" ;;
+        ballast-nomonitor) start ballast-nomonitor "$cpus" "$BALLAST_BIN" run --config "$W/ballast-nomonitor.toml" ;;
+        ballast-monitoring) start ballast-monitoring "$cpus" "$BALLAST_BIN" run --config "$W/ballast-monitoring.toml" ;;
+        haproxy) start haproxy "$cpus" haproxy -db -f "$W/haproxy.cfg" ;;
+        nginx) start nginx "$cpus" nginx -p "$W" -c "$W/nginx.conf" -e "$W/nginx-error.log" -g 'daemon off;' ;;
     esac
 }
 
@@ -554,10 +571,11 @@ parse_wrk() {
         }'
 }
 
-# measure ROUND NAME PORT PID: warm-up, then the measured run; appends a line to $RESULTS.
+# measure ROUND NAME PORT PID KEY: warm-up, then the measured run; appends a line to $RESULTS
+# under KEY (the name and the worker count, e.g. ballast@2).
 measure() {
-    local round=$1 name=$2 pid=$4 url="http://127.0.0.1:$3/" raw c0 c1 t0 t1 cpu parsed rps p50 p99 err
-    raw=$W/wrk-$name-r$round.txt
+    local round=$1 name=$2 pid=$4 key=$5 url="http://127.0.0.1:$3/" raw c0 c1 t0 t1 cpu parsed rps p50 p99 err
+    raw=$W/wrk-$key-r$round.txt
     local hdr=()
     if [[ $name == ballast-policies ]]; then
         # A returning visitor: the waiting room's session cookie, taken once, sent by every
@@ -585,22 +603,27 @@ measure() {
             u = (y[1] - x[1]) / hz; s = (y[2] - x[2]) / hz
             printf "%.0f %.2f %.2f", 100 * (u + s) / secs, 1e6 * u / n, 1e6 * s / n
         }')
-    echo "$round $name $parsed $cpu" >>"$RESULTS"
+    echo "$round $key $parsed $cpu" >>"$RESULTS"
     read -r cpu usr_us sys_us <<<"$cpu"
-    say "round $round  $(printf '%-8s' "$name") ${rps} req/s  p50 ${p50} ms  p99 ${p99} ms  errors ${err}  cpu ${cpu}% (${usr_us} µs user + ${sys_us} µs kernel per request)"
+    say "round $round  $(printf '%-10s' "$key") ${rps} req/s  p50 ${p50} ms  p99 ${p99} ms  errors ${err}  cpu ${cpu}% (${usr_us} µs user + ${sys_us} µs kernel per request)"
 }
 
 # ---------------------------------------------------------------------------------------------
 # Run
 
+# The proxies' configurations for the current worker count ($THREADS).
+write_configs() {
+    wants haproxy && write_haproxy_conf
+    wants nginx && write_nginx_conf
+    wants ballast && write_ballast_conf
+    wants ballast-policies && write_ballast_policies_conf
+    wants ballast-nostore && write_ballast_nostore_conf
+    wants ballast-nomonitor && write_ballast_nomonitor_conf
+    wants ballast-monitoring && write_ballast_monitoring_conf
+    return 0
+}
+
 write_backend_conf
-wants haproxy && write_haproxy_conf
-wants nginx && write_nginx_conf
-wants ballast && write_ballast_conf
-wants ballast-policies && write_ballast_policies_conf
-wants ballast-nostore && write_ballast_nostore_conf
-wants ballast-nomonitor && write_ballast_nomonitor_conf
-wants ballast-monitoring && write_ballast_monitoring_conf
 
 say "work directory: $W"
 say "backends: one nginx worker on CPU 1, ports ${BACKEND_PORTS[*]}"
@@ -608,7 +631,7 @@ start backend 1 nginx -p "$W" -c "$W/backend.conf" -e "$W/backend-error.log" -g 
 for p in "${BACKEND_PORTS[@]}"; do wait_ready backend "http://127.0.0.1:$p/healthz"; done
 
 for ((r = 1; r <= ROUNDS; r++)); do
-    measure "$r" direct "${PORT[direct]}" "${PIDS[backend]}"
+    measure "$r" direct "${PORT[direct]}" "${PIDS[backend]}" direct
     # Odd rounds run the proxies in the listed order, even rounds in reverse, so that no proxy
     # always runs first (or last) after the backends warm up or the machine's load shifts.
     ORDER=("${PROXIES[@]}")
@@ -616,25 +639,28 @@ for ((r = 1; r <= ROUNDS; r++)); do
         ORDER=()
         for ((i = ${#PROXIES[@]} - 1; i >= 0; i--)); do ORDER+=("${PROXIES[i]}"); done
     fi
-    for name in "${ORDER[@]}"; do
-        log_file=$(access_log_of "$name")
-        start_proxy "$name"
-        wait_ready "$name" "http://127.0.0.1:${PORT[$name]}/"
-        measure "$r" "$name" "${PORT[$name]}" "${PIDS[$name]}"
-        if [[ $name == ballast && $r == 1 ]]; then
-            if curl -sf --max-time 2 -o "$W/ballast-metrics.txt" "http://127.0.0.1:$ADMIN_PORT/metrics"; then
-                if command -v promtool >/dev/null && ! promtool check metrics <"$W/ballast-metrics.txt" >"$W/promtool.txt" 2>&1; then
-                    say "warning: promtool check metrics found problems in Ballast's /metrics (see $W/promtool.txt)"
+    for THREADS in "${WORKER_COUNTS[@]}"; do
+        write_configs
+        for name in "${ORDER[@]}"; do
+            log_file=$(access_log_of "$name")
+            start_proxy "$name"
+            wait_ready "$name" "http://127.0.0.1:${PORT[$name]}/"
+            measure "$r" "$name" "${PORT[$name]}" "${PIDS[$name]}" "$name@$THREADS"
+            if [[ $name == ballast && $r == 1 ]]; then
+                if curl -sf --max-time 2 -o "$W/ballast-metrics.txt" "http://127.0.0.1:$ADMIN_PORT/metrics"; then
+                    if command -v promtool >/dev/null && ! promtool check metrics <"$W/ballast-metrics.txt" >"$W/promtool.txt" 2>&1; then
+                        say "warning: promtool check metrics found problems in Ballast's /metrics (see $W/promtool.txt)"
+                    fi
+                else
+                    say "warning: Ballast admin http://127.0.0.1:$ADMIN_PORT/metrics did not answer"
                 fi
-            else
-                say "warning: Ballast admin http://127.0.0.1:$ADMIN_PORT/metrics did not answer"
             fi
-        fi
-        stop_proc "$name"
-        (($(wc -l <"$log_file" 2>/dev/null || echo 0) >= 100)) ||
-            say "warning: $name wrote (almost) no access log lines to $log_file"
-        # a fresh log for every run, so that the check above sees this run's lines only
-        if ((KEEP)); then mv "$log_file" "$W/$name-access-r$r.log"; else rm -f "$log_file"; fi
+            stop_proc "$name"
+            (($(wc -l <"$log_file" 2>/dev/null || echo 0) >= 100)) ||
+                say "warning: $name wrote (almost) no access log lines to $log_file"
+            # a fresh log for every run, so that the check above sees this run's lines only
+            if ((KEEP)); then mv "$log_file" "$W/$name-$THREADS-access-r$r.log"; else rm -f "$log_file"; fi
+        done
     done
 done
 
@@ -642,7 +668,11 @@ done
 # Report
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-col() { awk -v n="$1" -v c="$2" '$2 == n { print $c }' "$RESULTS" | median; }
+# col KEY C: the median of column C of KEY's rounds; column 10 is requests per proxy CPU-second
+# (1e6 / the CPU µs per request, user + kernel), computed per round.
+col() {
+    awk -v n="$1" -v c="$2" '$2 == n { if (c == 10) { if ($8 + $9 > 0) print 1e6 / ($8 + $9) } else print $c }' "$RESULTS" | median
+}
 total_errors() { awk -v n="$1" '$2 == n { s += $6 } END { print s + 0 }' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 
@@ -657,40 +687,58 @@ declare -A LABEL=(
     [ballast-monitoring]="Ballast, 20 monitors and 50 rules"
 )
 
+# table N: the results at N workers, ratios against Ballast at N workers.
+table() {
+    local n=$1 name key b_rps="" b_p99="" b_eff="" rps p50 p99 eff rr pr er cpu per
+    if wants ballast; then
+        b_rps=$(col "ballast@$n" 3); b_p99=$(col "ballast@$n" 5); b_eff=$(col "ballast@$n" 10)
+    fi
+    if ((n == 1)); then
+        echo "### One worker, pinned to CPU 0"
+    else
+        echo "### $n workers on CPUs 0-$((n - 1)) (as a default install runs)"
+    fi
+    echo
+    echo "| target | req/s | p50 ms | p99 ms | errors | proxy CPU | CPU µs/request (user + kernel) | req per proxy CPU-second | Ballast ÷ this: req/s | p99 | req per CPU-s |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    for name in direct "${PROXIES[@]}"; do
+        key="$name@$n"
+        [[ $name == direct ]] && key=direct
+        rps=$(col "$key" 3); p50=$(col "$key" 4); p99=$(col "$key" 5); eff=$(col "$key" 10)
+        if [[ $name == direct || $name == ballast || -z $b_rps ]]; then
+            rr="—"; pr="—"; er="—"
+        else
+            rr=$(ratio "$b_rps" "$rps"); pr=$(ratio "$b_p99" "$p99"); er=$(ratio "$b_eff" "$eff")
+        fi
+        cpu=$(printf '%.0f%%' "$(col "$key" 7)")
+        per=$(printf '%.2f + %.2f' "$(col "$key" 8)" "$(col "$key" 9)")
+        eff=$(printf '%.0f' "$eff")
+        [[ $name == direct ]] && { cpu="—"; per="—"; eff="—"; }
+        printf '| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s | %s | %s |\n' \
+            "${LABEL[$name]}" "$rps" "$p50" "$p99" "$(total_errors "$key")" "$cpu" "$per" "$eff" "$rr" "$pr" "$er"
+    done
+    echo
+}
+
 report() {
-    local name b_rps="" b_p99="" rps p50 p99 rr pr cpu per
-    if wants ballast; then b_rps=$(col ballast 3); b_p99=$(col ballast 5); fi
     echo "## Baseline: Ballast vs HAProxy vs nginx"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc --all) CPUs."
     echo "wrk -t1 -c$CONNS -d$DURATION --latency (after a $WARMUP warm-up), median of $ROUNDS round(s)."
-    echo "Each proxy pinned to CPU 0 with one worker; wrk and the backends share CPU 1."
+    echo "wrk and the backends share CPU 1 (pinned); the proxies' CPUs are given per table."
     echo
-    echo "| target | req/s | p50 ms | p99 ms | errors | proxy CPU | CPU µs/request (user + kernel) | Ballast req/s ÷ this | Ballast p99 ÷ this |"
-    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
-    for name in direct "${PROXIES[@]}"; do
-        rps=$(col "$name" 3); p50=$(col "$name" 4); p99=$(col "$name" 5)
-        if [[ $name == direct || $name == ballast || -z $b_rps ]]; then
-            rr="—"; pr="—"
-        else
-            rr=$(ratio "$b_rps" "$rps"); pr=$(ratio "$b_p99" "$p99")
-        fi
-        cpu=$(printf '%.0f%%' "$(col "$name" 7)")
-        per=$(printf '%.2f + %.2f' "$(col "$name" 8)" "$(col "$name" 9)")
-        [[ $name == direct ]] && { cpu="—"; per="—"; }
-        printf '| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n' \
-            "${LABEL[$name]}" "$rps" "$p50" "$p99" "$(total_errors "$name")" "$cpu" "$per" "$rr" "$pr"
-    done
-    echo
-    echo "req/s ratio above 1 and p99 ratio below 1 favour Ballast. Errors are non-2xx/3xx answers"
-    echo "plus socket errors, summed over all rounds. Proxy CPU is the share of one core the proxy"
-    echo "used while measured; well under 100% means the load generator, not the proxy, was the limit."
-    echo "CPU µs per request is the proxy's user and kernel CPU time divided by the requests served:"
-    echo "user time is the proxy's own code, kernel time mostly its system calls."
+    local n
+    for n in "${WORKER_COUNTS[@]}"; do table "$n"; done
+    echo "req/s, req per CPU-second: a ratio above 1 favours Ballast; p99: below 1 does. Errors are"
+    echo "non-2xx/3xx answers plus socket errors, summed over all rounds. Proxy CPU is the share of"
+    echo "one core the proxy used while measured. CPU µs per request is the proxy's user and kernel"
+    echo "CPU time divided by the requests served (user: its own code; kernel: mostly its system"
+    echo "calls); req per proxy CPU-second is its inverse, the efficiency figure that does not"
+    echo "depend on whether the proxy or the load generator was the limit."
     echo
     echo "<details><summary>Per-round results</summary>"
     echo
-    echo "| round | target | req/s | p50 ms | p99 ms | errors | proxy CPU | µs user | µs kernel |"
+    echo "| round | target@workers | req/s | p50 ms | p99 ms | errors | proxy CPU | µs user | µs kernel |"
     echo "|--:|---|--:|--:|--:|--:|--:|--:|--:|"
     awk '{ printf "| %s | %s | %.0f | %.3f | %.3f | %d | %s%% | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$RESULTS"
     echo

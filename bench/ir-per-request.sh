@@ -5,7 +5,10 @@
 #   bench/ir-per-request.sh [BALLAST_BIN] [REQUESTS] [CONNECTIONS]
 #
 # Same set-up as bench/compare.sh (three nginx backends answering `ok\n`, round-robin, health
-# checks, access log to a file, one runtime thread). Ballast runs under callgrind; after a
+# checks, access log to a file, one runtime thread). IR_PROXY=haproxy or IR_PROXY=nginx
+# measures that peer instead, configured as compare.sh configures it (one thread; nginx with
+# its master process off, so that the one process callgrind follows is the worker), for the
+# same request mix. The proxy runs under callgrind; after a
 # warm-up the counters are zeroed, exactly REQUESTS keep-alive GETs are sent over CONNECTIONS
 # connections (bench/keepalive_client.py), and the counters are dumped. The same is done over
 # an idle period to price the timers (health checks, log flushes), which is subtracted pro
@@ -61,6 +64,83 @@ http {
 $servers
 }
 EOF
+PROXY=${IR_PROXY:-ballast}
+case $PROXY in ballast | haproxy | nginx) ;; *) echo "IR_PROXY must be ballast, haproxy or nginx" >&2; exit 2 ;; esac
+
+cat >"$W/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8192
+    log stdout format raw local0
+
+defaults
+    mode http
+    log global
+    option httplog
+    option http-keep-alive
+    option forwardfor
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 30s
+    timeout check 1s
+    retries 3
+    option redispatch
+
+frontend web
+    bind 127.0.0.1:18080
+    default_backend app
+
+backend app
+    balance roundrobin
+    http-reuse always
+    option httpchk GET /healthz
+    default-server check inter 2s rise 2 fall 3
+    server s1 127.0.0.1:19101
+    server s2 127.0.0.1:19102
+    server s3 127.0.0.1:19103
+EOF
+
+mkdir -p "$W/ngx"
+cat >"$W/nginx.conf" <<EOF
+worker_processes 1;
+pid $W/nginx.pid;
+error_log $W/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+    default_type text/plain;
+    access_log $W/nginx-access.log combined;
+    keepalive_requests 1000000;
+    keepalive_timeout 30s;
+    client_body_temp_path $W/ngx/body;
+    proxy_temp_path $W/ngx/proxy;
+    fastcgi_temp_path $W/ngx/fastcgi;
+    uwsgi_temp_path $W/ngx/uwsgi;
+    scgi_temp_path $W/ngx/scgi;
+    upstream app {
+        server 127.0.0.1:19101 max_fails=3 fail_timeout=2s;
+        server 127.0.0.1:19102 max_fails=3 fail_timeout=2s;
+        server 127.0.0.1:19103 max_fails=3 fail_timeout=2s;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 60s;
+    }
+    server {
+        listen 127.0.0.1:18080;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_connect_timeout 1s;
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 3;
+        }
+    }
+}
+EOF
+
 cat >"$W/ballast.toml" <<EOF
 [admin]
 listen = "127.0.0.1:19900"
@@ -93,8 +173,12 @@ ${IR_EXTRA:-}
 EOF
 
 nginx -c "$W/backend.conf" -p "$W" -e "$W/backend-error.log"
-valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "$BIN" run --config "$W/ballast.toml" \
-    >"$W/ballast.out" 2>&1 &
+case $PROXY in
+    ballast) cmd=("$BIN" run --config "$W/ballast.toml") ;;
+    haproxy) cmd=(haproxy -db -f "$W/haproxy.cfg") ;;
+    nginx) cmd=(nginx -c "$W/nginx.conf" -p "$W" -e "$W/nginx-error.log" -g 'daemon off; master_process off;') ;;
+esac
+valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" "${cmd[@]}" >"$W/ballast.out" 2>&1 &
 VG=$!
 PIDS+=("$VG")
 
@@ -103,7 +187,7 @@ for _ in $(seq 600); do
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:18080/ || true)
     if [[ $code == 200 ]]; then ((++ok >= 6)) && break; else ok=0; sleep 0.2; fi
 done
-((ok >= 6)) || { tail -n 40 "$W/ballast.out" >&2; echo "ballast did not come up" >&2; exit 1; }
+((ok >= 6)) || { tail -n 40 "$W/ballast.out" >&2; echo "$PROXY did not come up" >&2; exit 1; }
 
 if [[ ${IR_ROUTE_EXTRA:-} == *waiting_room* ]]; then
     # A returning visitor, as in compare.sh: the room's session cookie on every request.
@@ -137,3 +221,4 @@ net = load - idle * secs / idle_s
 print(f"load: {load:,.0f} Ir over {secs:.1f} s; idle: {idle:,.0f} Ir per {idle_s:.0f} s")
 print(f"Ir per request: {load / n:,.0f} gross, {net / n:,.0f} net of idle")
 EOF
+echo "($PROXY)"

@@ -105,6 +105,8 @@ done
 wants() { local p; for p in "${PROXIES[@]}"; do [[ $p == "$1" ]] && return 0; done; return 1; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/peer-configs.sh
+source "$ROOT/bench/peer-configs.sh"
 
 for tool in taskset wrk curl nginx; do
     command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install -y haproxy nginx wrk)"
@@ -132,6 +134,7 @@ fi
 # Ports, work directory, process bookkeeping and cleanup
 
 BACKEND_PORTS=(19101 19102 19103)
+BACKENDS=("${BACKEND_PORTS[@]/#/127.0.0.1:}")
 ADMIN_PORT=19900
 declare -A PORT=([direct]=19101 [ballast]=18080 [haproxy]=18081 [nginx]=18082 [ballast-policies]=18083 [ballast-nostore]=18084 [ballast-nomonitor]=18085 [ballast-monitoring]=18086)
 ADMIN_PORT_POLICIES=19901
@@ -275,86 +278,11 @@ EOF
 }
 
 write_haproxy_conf() {
-    cat >"$W/haproxy.cfg" <<EOF
-global
-    nbthread $THREADS
-    maxconn 8192
-    pidfile $W/haproxy.pid
-    log stdout format raw local0
-
-defaults
-    mode http
-    log global
-    option httplog
-    option http-keep-alive
-    option forwardfor
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 30s
-    timeout check 1s
-    retries 3
-    option redispatch
-
-frontend web
-    bind 127.0.0.1:${PORT[haproxy]}
-    default_backend app
-
-backend app
-    balance roundrobin
-    http-reuse always
-    option httpchk GET /healthz
-    default-server check inter 2s rise 2 fall 3
-    server s1 127.0.0.1:${BACKEND_PORTS[0]}
-    server s2 127.0.0.1:${BACKEND_PORTS[1]}
-    server s3 127.0.0.1:${BACKEND_PORTS[2]}
-EOF
+    haproxy_config "$W" "${PORT[haproxy]}" "$THREADS" "${BACKENDS[@]}" >"$W/haproxy.cfg"
 }
 
 write_nginx_conf() {
-    cat >"$W/nginx.conf" <<EOF
-worker_processes $THREADS;
-user nobody nogroup;
-pid $W/nginx.pid;
-error_log $W/nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-    default_type text/plain;
-    access_log $W/nginx-access.log combined;
-    keepalive_requests 1000000;
-    keepalive_timeout 30s;
-    client_body_temp_path $W/nginx-tmp/body;
-    proxy_temp_path $W/nginx-tmp/proxy;
-    fastcgi_temp_path $W/nginx-tmp/fastcgi;
-    uwsgi_temp_path $W/nginx-tmp/uwsgi;
-    scgi_temp_path $W/nginx-tmp/scgi;
-
-    # Open-source nginx has passive health checks only: a server that fails 3 times is
-    # skipped for 2 s. There is no active probe of /healthz.
-    upstream app {
-        server 127.0.0.1:${BACKEND_PORTS[0]} max_fails=3 fail_timeout=2s;
-        server 127.0.0.1:${BACKEND_PORTS[1]} max_fails=3 fail_timeout=2s;
-        server 127.0.0.1:${BACKEND_PORTS[2]} max_fails=3 fail_timeout=2s;
-        keepalive 64;
-        keepalive_requests 1000000;
-        keepalive_timeout 60s;
-    }
-    server {
-        listen 127.0.0.1:${PORT[nginx]};
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_connect_timeout 1s;
-            proxy_next_upstream error timeout;
-            proxy_next_upstream_tries 3;
-        }
-    }
-}
-EOF
-    mkdir -p "$W/nginx-tmp"
+    nginx_config "$W" "${PORT[nginx]}" "$THREADS" "${BACKENDS[@]}" >"$W/nginx.conf"
 }
 
 write_ballast_conf() {

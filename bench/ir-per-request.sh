@@ -67,79 +67,10 @@ EOF
 PROXY=${IR_PROXY:-ballast}
 case $PROXY in ballast | haproxy | nginx) ;; *) echo "IR_PROXY must be ballast, haproxy or nginx" >&2; exit 2 ;; esac
 
-cat >"$W/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 8192
-    log stdout format raw local0
-
-defaults
-    mode http
-    log global
-    option httplog
-    option http-keep-alive
-    option forwardfor
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 30s
-    timeout check 1s
-    retries 3
-    option redispatch
-
-frontend web
-    bind 127.0.0.1:18080
-    default_backend app
-
-backend app
-    balance roundrobin
-    http-reuse always
-    option httpchk GET /healthz
-    default-server check inter 2s rise 2 fall 3
-    server s1 127.0.0.1:19101
-    server s2 127.0.0.1:19102
-    server s3 127.0.0.1:19103
-EOF
-
-mkdir -p "$W/ngx"
-cat >"$W/nginx.conf" <<EOF
-worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/nginx-error.log warn;
-events { worker_connections 8192; }
-http {
-    default_type text/plain;
-    access_log $W/nginx-access.log combined;
-    keepalive_requests 1000000;
-    keepalive_timeout 30s;
-    client_body_temp_path $W/ngx/body;
-    proxy_temp_path $W/ngx/proxy;
-    fastcgi_temp_path $W/ngx/fastcgi;
-    uwsgi_temp_path $W/ngx/uwsgi;
-    scgi_temp_path $W/ngx/scgi;
-    upstream app {
-        server 127.0.0.1:19101 max_fails=3 fail_timeout=2s;
-        server 127.0.0.1:19102 max_fails=3 fail_timeout=2s;
-        server 127.0.0.1:19103 max_fails=3 fail_timeout=2s;
-        keepalive 64;
-        keepalive_requests 1000000;
-        keepalive_timeout 60s;
-    }
-    server {
-        listen 127.0.0.1:18080;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_connect_timeout 1s;
-            proxy_next_upstream error timeout;
-            proxy_next_upstream_tries 3;
-        }
-    }
-}
-EOF
+# shellcheck source=bench/peer-configs.sh
+source "$ROOT/bench/peer-configs.sh"
+haproxy_config "$W" 18080 1 127.0.0.1:19101 127.0.0.1:19102 127.0.0.1:19103 >"$W/haproxy.cfg"
+nginx_config "$W" 18080 1 127.0.0.1:19101 127.0.0.1:19102 127.0.0.1:19103 >"$W/nginx.conf"
 
 cat >"$W/ballast.toml" <<EOF
 [admin]

@@ -237,14 +237,19 @@ impl Delivery {
 
     /// The log as memory holds it, newest first (used when the store is off or down).
     pub fn memory_log(&self, limit: usize) -> Vec<NotificationLog> {
-        let st = lock(&self.state);
-        st.order
-            .iter()
-            .rev()
-            .filter_map(|k| st.entries.get(k))
-            .take(limit)
-            .map(|e| e.n.log())
-            .collect()
+        // Copied under the lock, turned into log lines (each reads its payload for a
+        // headline) after it, so that senders never wait on the log.
+        let rows: Vec<Notification> = {
+            let st = lock(&self.state);
+            st.order
+                .iter()
+                .rev()
+                .filter_map(|k| st.entries.get(k))
+                .take(limit)
+                .map(|e| e.n.clone())
+                .collect()
+        };
+        rows.iter().map(Notification::log).collect()
     }
 
     /// Every entry memory holds, payloads included, oldest first (what a reload's new

@@ -15,6 +15,12 @@ use super::svg;
 use super::{render, Ctx};
 use crate::{AdminState, HistoryQuery, IncidentQuery};
 
+/// How far back the charts reach: what the monitoring engine keeps in memory (an hour) less a
+/// minute. The history API reads the store's per-minute rollups for anything older than an
+/// hour, so asking for exactly an hour (a few ms more by the time it is answered) would cost a
+/// store query per chart on every refresh, for at most one extra point.
+pub(crate) const CHART_SPAN_MS: u64 = 59 * 60_000;
+
 /// One labelled series of a gateway reading.
 pub(crate) type Series = Vec<(BTreeMap<String, String>, Vec<(u64, f64)>)>;
 
@@ -173,9 +179,9 @@ pub(crate) async fn page(
     let monitor = gateway_monitor(&state);
     let (rates, errors, p99) = match &monitor {
         Some(m) => (
-            series(&state, m, "requests_per_s", 3_600_000).await,
-            series(&state, m, "error_ratio", 3_600_000).await,
-            series(&state, m, "p99_ms", 3_600_000).await,
+            series(&state, m, "requests_per_s", CHART_SPAN_MS).await,
+            series(&state, m, "error_ratio", CHART_SPAN_MS).await,
+            series(&state, m, "p99_ms", CHART_SPAN_MS).await,
         ),
         None => Default::default(),
     };

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use ballast_core::{Command, Issued, Origin};
 
-use super::overview::{gateway_monitor, points_of, series, ServerRow};
+use super::overview::{gateway_monitor, points_of, series, ServerRow, CHART_SPAN_MS};
 use super::session::Viewer;
 use super::{refused, render, svg, Ctx, Posted};
 use crate::AdminState;
@@ -42,8 +42,8 @@ pub(crate) async fn page(
     };
     let (rates, errors) = match gateway_monitor(&state) {
         Some(m) => (
-            series(&state, &m, "requests_per_s", 3_600_000).await,
-            series(&state, &m, "error_ratio", 3_600_000).await,
+            series(&state, &m, "requests_per_s", CHART_SPAN_MS).await,
+            series(&state, &m, "error_ratio", CHART_SPAN_MS).await,
         ),
         None => Default::default(),
     };
